@@ -1,0 +1,35 @@
+"""Benchmarks: `drip bench NAME [--json]`. Each prints a rate and a baseline measured in the same
+run, and their ratio (the machine is shared and noisy, so only same-run ratios mean much).
+
+Each module in BENCHES has `run(quick: bool) -> BenchResult`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+BENCHES: dict[str, str] = {
+    # name -> module (added by each area as it lands)
+}
+
+
+@dataclass
+class BenchResult:
+    bench: str
+    unit: str
+    rate: float
+    baseline: float
+    details: dict = field(default_factory=dict)
+    label: str = ""
+    baseline_label: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline if self.baseline else float("inf")
+
+    def json_line(self) -> str:
+        data = {"bench": self.bench, "unit": self.unit, "rate": round(self.rate, 1),
+                "baseline": round(self.baseline, 1), "ratio": round(self.ratio, 2)}
+        data.update({k: v for k, v in self.details.items() if k not in data})
+        return json.dumps(data)

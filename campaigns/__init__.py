@@ -1,0 +1,1 @@
+"""Campaigns: document -> steps (splitter), campaign and step definitions, rendering, schedule arithmetic."""

@@ -1,0 +1,67 @@
+"""The values that cross the backend boundary. No I/O here.
+
+`OutgoingMessage` is one email to one recipient. Backends that send a whole group in one request
+(SendGrid, up to 1,000 personalizations) use `shared` + `substitutions` instead of the
+per-recipient `html`/`text`: applying `substitutions` to `shared.html`/`shared.text` by plain string
+replacement gives exactly the per-recipient body (the renderer guarantees it; a test checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SharedContent:
+    """One step version (or broadcast) rendered once, with substitution keys where recipient data goes."""
+
+    key: str  # e.g. "step:12:v3" - messages with the same key can share one provider request
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    delivery_id: int
+    to_email: str
+    to_name: str
+    subject: str
+    html: str
+    text: str
+    from_email: str
+    from_name: str
+    reply_to: str
+    unsubscribe_url: str  # RFC 8058 one-click target (POST) and the List-Unsubscribe header
+    preheader: str = ""
+    categories: tuple[str, ...] = ()  # campaign/step slugs only, never patient data
+    shared: SharedContent | None = None
+    substitutions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    delivery_id: int
+    ok: bool
+    message_id: str | None = None
+    error: str = ""
+    transient: bool = False  # True: leave the row due and retry later
+    retry_after: float | None = None  # seconds the provider asked us to wait
+
+
+@runtime_checkable
+class EmailBackend(Protocol):
+    """One sending loop per provider. `send_batch` never raises for a per-message failure:
+    it reports it in that message's `SendResult`. Configuration errors do raise."""
+
+    name: str
+    uses_shared_content: bool
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "EmailBackend": ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,0 +1,172 @@
+"""Settings from the environment and an optional TOML file.
+
+Precedence: environment (`DRIP_*`, `SENDGRID_*`) > `drip.toml` (path in `DRIP_CONFIG`, else
+`./drip.toml`) > demo defaults. Secrets (API keys, the signing key, SMTP password) are read from
+the environment only; a TOML file that holds one is refused so it cannot end up in a repository.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from drip.errors import ConfigurationError
+
+SECRET_KEYS = {"secret_key", "sendgrid_api_key", "smtp_password"}
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """Who the emails come from: branding and the CAN-SPAM identification."""
+
+    name: str = "Riverside Acupuncture & Wellness"
+    address: str = "120 Harbor Street, Suite 4, Portland, ME 04101, USA"
+    website: str = "https://riverside-clinic.example"
+    phone: str = "(207) 555-0142"
+    logo_url: str = ""
+    brand_color: str = "#2f6f6a"
+    from_email: str = "care@riverside-clinic.example"
+    from_name: str = "Riverside Acupuncture"
+    reply_to: str = "frontdesk@riverside-clinic.example"
+    timezone: str = "America/New_York"
+    consent_text: str = (
+        "I agree to receive educational emails from the clinic. "
+        "I can unsubscribe at any time with one click."
+    )
+    consent_version: str = "2026-11"
+
+
+@dataclass(frozen=True)
+class Settings:
+    clinic: Clinic = field(default_factory=Clinic)
+    database_url: str = ""
+    data_dir: Path = Path(".drip")
+    outbox_dir: Path = Path("outbox")
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    backend: str = "outbox"  # outbox | smtp | sendgrid
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout: float = 30.0
+    sendgrid_api_key: str = ""
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_timeout: float = 20.0
+    sendgrid_webhook_public_key: str = ""
+    tracking: bool = False
+    frequency_cap: int = 1  # emails per subscriber per local day, across campaigns and newsletters
+    batch_size: int = 500
+    lease_seconds: int = 300
+    max_attempts: int = 8
+    pause_after_errors: int = 20
+    tick_seconds: float = 5.0
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'drip.sqlite3'}"
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False, "": False}
+
+
+def _coerce(name: str, value: Any, like: Any) -> Any:
+    if isinstance(like, bool):
+        if isinstance(value, bool):
+            return value
+        try:
+            return _BOOL[str(value).strip().lower()]
+        except KeyError:
+            raise ConfigurationError(f"setting {name}: expected true/false, got {value!r}") from None
+    if isinstance(like, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"setting {name}: expected a whole number, got {value!r}") from None
+    if isinstance(like, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"setting {name}: expected a number, got {value!r}") from None
+    if isinstance(like, Path):
+        return Path(value)
+    return str(value)
+
+
+def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None = None) -> Settings:
+    """Build the settings once at start-up; bad values fail here, not halfway through a send."""
+    env = os.environ if env is None else env
+    base = Settings()
+    values: dict[str, Any] = {}
+    clinic_values: dict[str, Any] = {}
+
+    path = toml_path or Path(env.get("DRIP_CONFIG", "drip.toml"))
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{path}: not valid TOML: {exc}") from exc
+        for key, value in data.items():
+            if key == "clinic":
+                clinic_values.update(value)
+            elif key in SECRET_KEYS:
+                raise ConfigurationError(f"{path}: {key} must come from the environment, not a file")
+            elif hasattr(base, key):
+                values[key] = _coerce(key, value, getattr(base, key))
+            else:
+                raise ConfigurationError(f"{path}: unknown setting {key!r}")
+
+    for key in base.__dataclass_fields__:
+        if key == "clinic":
+            continue
+        env_name = "DRIP_" + key.upper()
+        if env_name in env:
+            values[key] = _coerce(env_name, env[env_name], getattr(base, key))
+    if "SENDGRID_API_KEY" in env:
+        values["sendgrid_api_key"] = env["SENDGRID_API_KEY"]
+    if "SENDGRID_WEBHOOK_PUBLIC_KEY" in env:
+        values["sendgrid_webhook_public_key"] = env["SENDGRID_WEBHOOK_PUBLIC_KEY"]
+    for key in Clinic.__dataclass_fields__:
+        env_name = "DRIP_CLINIC_" + key.upper()
+        if env_name in env:
+            clinic_values[key] = env[env_name]
+
+    unknown = set(clinic_values) - set(Clinic.__dataclass_fields__)
+    if unknown:
+        raise ConfigurationError(f"[clinic]: unknown setting(s) {', '.join(sorted(unknown))}")
+    settings = replace(base, clinic=replace(base.clinic, **clinic_values), **values)
+    if settings.backend not in {"outbox", "smtp", "sendgrid"}:
+        raise ConfigurationError(f"DRIP_BACKEND: unknown backend {settings.backend!r} (outbox, smtp, sendgrid)")
+    if settings.frequency_cap < 1:
+        raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
+    if settings.batch_size < 1:
+        settings = replace(settings, batch_size=500)
+    return settings
+
+
+def secret_key(settings: Settings) -> str:
+    """The signing key for tokens and sessions.
+
+    From `DRIP_SECRET_KEY`; without it (the embedded demo) a random key is made once and kept in
+    the data folder, which is git-ignored. Never a constant in the code.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return key

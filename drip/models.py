@@ -1,0 +1,323 @@
+"""The database: every piece of state drip has. The delivery ledger (`deliveries`) is the truth.
+
+Times are stored in UTC (`UTCDateTime` returns aware datetimes on both SQLite and PostgreSQL).
+Local times exist only at the edges: the subscriber's IANA zone is applied when a due time is
+computed and when a table is shown.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# Plain string enums: readable in SQL, portable between SQLite and PostgreSQL.
+class SubscriberStatus(str, enum.Enum):
+    PENDING = "pending"  # signed up, not yet confirmed (double opt-in)
+    ACTIVE = "active"
+    PAUSED = "paused"  # patient paused all mail from the preference page
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class CampaignStatus(str, enum.Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+class EnrollmentState(str, enum.Enum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"  # waiting for due_at
+    SENDING = "sending"  # claimed by a worker until lease_until
+    SENT = "sent"  # accepted by the backend
+    FAILED = "failed"  # permanent failure, reason in last_error
+    CANCELLED = "cancelled"  # unsubscribed / suppressed / enrollment or broadcast cancelled
+
+
+class BroadcastStatus(str, enum.Enum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased: unique case-insensitively
+    name: Mapped[str] = mapped_column(String(200), default="")
+    tz: Mapped[str | None] = mapped_column(String(64), nullable=True)  # IANA zone; clinic zone when None
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.ACTIVE.value, index=True)
+    consent_source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    consent_text_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    consent_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    tags: Mapped[list["Tag"]] = relationship(secondary="subscriber_tags", back_populates="subscribers")
+
+
+class Tag(Base):
+    """A list or tag. With `campaign_id` set, joining it enrolls the subscriber in that campaign."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
+    description: Mapped[str] = mapped_column(String(300), default="")
+
+    subscribers: Mapped[list[Subscriber]] = relationship(secondary="subscriber_tags", back_populates="tags")
+
+
+class SubscriberTag(Base):
+    __tablename__ = "subscriber_tags"
+
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT.value)
+    source_name: Mapped[str] = mapped_column(String(300), default="")
+    # send window in the subscriber's zone, e.g. "mon-fri 09:00-17:00" (campaigns.schedule.parse_window)
+    send_window: Mapped[str] = mapped_column(String(64), default="mon-fri 09:00-17:00")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    paused_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    steps: Mapped[list["Step"]] = relationship(back_populates="campaign", order_by="Step.position")
+
+
+class Step(Base):
+    """One email of a campaign. Content lives in versions; the newest version is what goes out."""
+
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("campaign_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))  # intro | item | outro
+    slug: Mapped[str] = mapped_column(String(80))
+    delay_minutes: Mapped[int] = mapped_column(Integer, default=0)  # after enrollment
+
+    campaign: Mapped[Campaign] = relationship(back_populates="steps")
+    versions: Mapped[list["StepVersion"]] = relationship(back_populates="step", order_by="StepVersion.version")
+
+
+class StepVersion(Base):
+    __tablename__ = "step_versions"
+    __table_args__ = (UniqueConstraint("step_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    section: Mapped[str] = mapped_column(Text, default="")
+    title: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(String(200))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text)  # plain text with blank-line paragraphs
+    template: Mapped[str] = mapped_column(String(100), default="step")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    step: Mapped[Step] = relationship(back_populates="versions")
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        # No second *active* enrollment of one subscriber in one campaign.
+        Index(
+            "uq_enrollments_active",
+            "subscriber_id",
+            "campaign_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default=EnrollmentState.ACTIVE.value)
+    source: Mapped[str] = mapped_column(String(64), default="cli")
+
+
+class Broadcast(Base):
+    """A newsletter to a list: once at `send_at` (UTC, or local wall time per subscriber), or on a cron."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(String(200))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(String(100), default="step")
+    tag_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.DRAFT.value)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    local_time: Mapped[str | None] = mapped_column(String(5), nullable=True)  # "09:00" in each zone
+    cron: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(Base):
+    """One email to one subscriber. Unique per (enrollment, step) and per (broadcast, subscriber)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", name="uq_deliveries_enrollment_step"),
+        UniqueConstraint("broadcast_id", "subscriber_id", name="uq_deliveries_broadcast_subscriber"),
+        Index("ix_deliveries_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=True)
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), nullable=True, index=True)
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.SCHEDULED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    step_version_id: Mapped[int | None] = mapped_column(ForeignKey("step_versions.id"), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # delivered/bounced/... from events
+
+
+class Suppression(Base):
+    """Addresses that must never be sent to again (bounce, complaint, unsubscribe-all, staff)."""
+
+    __tablename__ = "suppressions"
+
+    email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CampaignOptOut(Base):
+    """Unsubscribed from one campaign only (the patient still gets other mail)."""
+
+    __tablename__ = "campaign_optouts"
+
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Event(Base):
+    """A provider event (SendGrid webhook), normalised, with the raw payload kept."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    delivery_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    email_key: Mapped[str] = mapped_column(String(320), default="")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    raw: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,1 @@
+"""Subscribers: people, lists/tags, CSV import, consent, unsubscribe/preferences, suppression."""

@@ -1,0 +1,1 @@
+"""Web: the ASGI app (public patient pages, webhooks, staff admin, REST API)."""
