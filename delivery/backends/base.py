@@ -1,0 +1,64 @@
+"""The one sending loop every backend shares (the django-anymail shape).
+
+A backend subclass says how to split a batch into groups (`group`) and how to send one group
+(`send_group`, which builds its request through a separate, I/O-free payload step where the
+provider has one). The loop turns `SendError`s into per-message `SendResult`s so one bad group
+never stops the batch; `ConfigurationError` is not a `SendError` and always propagates.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from drip.config import Settings
+from drip.errors import SendError
+from delivery.types import OutgoingMessage, SendResult
+
+
+class BaseBackend:
+    name = "base"
+    uses_shared_content = False  # True: messages carry `shared` + `substitutions` instead of html/text
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # -- lifecycle: backends that hold a connection open it lazily and reuse it
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "BaseBackend":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the loop
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for group in self.group(messages):
+            try:
+                results.extend(self.send_group(group))
+            except SendError as exc:
+                results.extend(
+                    SendResult(
+                        delivery_id=m.delivery_id,
+                        ok=False,
+                        error=str(exc),
+                        transient=exc.transient,
+                        retry_after=exc.retry_after,
+                    )
+                    for m in group
+                )
+        return results
+
+    def group(self, messages: Sequence[OutgoingMessage]) -> Iterable[Sequence[OutgoingMessage]]:
+        """Default: one message per group."""
+        for m in messages:
+            yield [m]
+
+    def send_group(self, group: Sequence[OutgoingMessage]) -> list[SendResult]:
+        raise NotImplementedError
