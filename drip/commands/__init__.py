@@ -1,5 +1,5 @@
 """Command modules; each has `register(app: typer.Typer) -> None`. One module per area, one owner each."""
 
-from drip.commands import bench, campaigns, content, run, serve, split, subscribers
+from drip.commands import bench, broadcast, campaigns, content, run, serve, split, subscribers
 
-COMMAND_MODULES = [split, content, campaigns, subscribers, run, serve, bench]
+COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench]

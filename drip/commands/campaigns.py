@@ -1,9 +1,164 @@
-"""`drip` commands for this area (see drip/commands/__init__.py)."""
+"""`drip import`, `drip campaigns ...`, `drip enroll`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from campaigns import service
+from campaigns.enrollment import enroll
+from campaigns.schedule import format_duration, parse_duration
+from drip.errors import InputError, NotFoundError
+from drip.models import Delivery, Enrollment, Step, Subscriber, Tag, utcnow
+from drip.runtime import open_runtime
+
+console = Console()
+campaigns_app = typer.Typer(help="Campaigns: list, show, publish, pause, archive, edit steps.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("import")(import_cmd)
+    app.command("enroll")(enroll_cmd)
+    app.add_typer(campaigns_app, name="campaigns")
+
+
+def import_cmd(
+    article: Path = typer.Argument(..., help="Article (.txt .md .html .docx)."),
+    campaign: str = typer.Option(..., "--campaign", help="Slug of the new campaign, e.g. onboarding."),
+    every: str = typer.Option("2d", "--every", help="Time between steps (e.g. 2d, 36h)."),
+    start: str = typer.Option("0d", "--start", help="Delay of the first step after enrollment."),
+    window: str = typer.Option("mon-fri 09:00-17:00", "--window", help="Send window in each patient's zone."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Joining this tag/list enrolls a subscriber automatically."),
+    publish: bool = typer.Option(False, "--publish", help="Publish at once (default: stays a draft to review)."),
+) -> None:
+    """Split an article and store it as a campaign (a draft unless --publish)."""
+    every_td = parse_duration(every, field="--every")
+    start_td = parse_duration(start, field="--start")
+    rt = open_runtime()
+    with rt.sessions.begin() as s:
+        c = service.import_article(s, article, campaign, every=every_td, start=start_td, window=window)
+        if tag:
+            t = s.scalar(select(Tag).where(Tag.name == tag)) or Tag(name=tag)
+            t.campaign_id = c.id
+            s.add(t)
+        if publish:
+            service.set_status(s, c, "published")
+        n, status = len(c.steps), c.status
+    console.print(f"Imported [bold]{campaign}[/] ({n} steps, every {every}, window {window}) - {status}.")
+
+
+@campaigns_app.command("list")
+def list_cmd() -> None:
+    """All campaigns with their state and numbers."""
+    rt = open_runtime()
+    table = Table("slug", "title", "status", "steps", "active enrollments", "sent", "scheduled")
+    with rt.sessions() as s:
+        for c in service.list_campaigns(s):
+            step_ids = select(Step.id).where(Step.campaign_id == c.id).scalar_subquery()
+            counts = dict(
+                s.execute(
+                    select(Delivery.status, func.count()).where(Delivery.step_id.in_(step_ids)).group_by(Delivery.status)
+                ).all()
+            )
+            active = s.scalar(
+                select(func.count()).select_from(Enrollment).where(Enrollment.campaign_id == c.id, Enrollment.state == "active")
+            )
+            table.add_row(c.slug, c.title, c.status, str(len(c.steps)), str(active), str(counts.get("sent", 0)),
+                          str(counts.get("scheduled", 0)))
+    console.print(table)
+
+
+@campaigns_app.command("show")
+def show_cmd(slug: str) -> None:
+    """One campaign's steps: delay, newest version, subject."""
+    rt = open_runtime()
+    with rt.sessions() as s:
+        c = service.get_campaign(s, slug)
+        versions = service.latest_versions(s, [st.id for st in c.steps])
+        console.print(f"[bold]{c.title}[/] ({c.slug}) - {c.status}; window {c.send_window}"
+                      + (f"; {c.paused_reason}" if c.paused_reason else ""))
+        table = Table("#", "kind", "delay", "v", "title", "subject")
+        for st in c.steps:
+            v = versions[st.id]
+            table.add_row(str(st.position), st.kind, format_duration_minutes(st.delay_minutes), str(v.version), v.title, v.subject)
+        console.print(table)
+
+
+def format_duration_minutes(minutes: int) -> str:
+    from datetime import timedelta
+
+    return format_duration(timedelta(minutes=minutes))
+
+
+def _set(slug: str, status: str) -> None:
+    rt = open_runtime()
+    with rt.sessions.begin() as s:
+        service.set_status(s, service.get_campaign(s, slug), status)
+    console.print(f"{slug}: {status}")
+
+
+@campaigns_app.command("publish")
+def publish_cmd(slug: str) -> None:
+    """Start sending: enrollments are accepted, due emails go out."""
+    _set(slug, "published")
+
+
+@campaigns_app.command("pause")
+def pause_cmd(slug: str) -> None:
+    """Hold every pending email of this campaign (nothing is dropped)."""
+    _set(slug, "paused")
+
+
+@campaigns_app.command("archive")
+def archive_cmd(slug: str) -> None:
+    """End the campaign: pending emails are cancelled."""
+    _set(slug, "archived")
+
+
+@campaigns_app.command("edit")
+def edit_cmd(
+    slug: str,
+    step: int = typer.Argument(..., help="Step number (see `drip campaigns show`)."),
+    subject: Optional[str] = typer.Option(None, "--subject"),
+    preheader: Optional[str] = typer.Option(None, "--preheader"),
+    title: Optional[str] = typer.Option(None, "--title"),
+    body_file: Optional[Path] = typer.Option(None, "--body-file", help="Plain-text body (blank line between paragraphs)."),
+    delay: Optional[str] = typer.Option(None, "--delay", help="New delay after enrollment (future enrollments)."),
+) -> None:
+    """Edit a step. On a published campaign this makes a new version (see README)."""
+    body = None
+    if body_file is not None:
+        try:
+            body = body_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read body: {exc}", where=str(body_file)) from None
+    edit = service.StepEdit(subject=subject, preheader=preheader, title=title, body=body,
+                            delay=parse_duration(delay, field="--delay") if delay else None)
+    rt = open_runtime()
+    with rt.sessions.begin() as s:
+        v = service.edit_step(s, service.get_campaign(s, slug), step, edit)
+        console.print(f"{slug} step {step}: version {v.version}")
+
+
+def enroll_cmd(
+    email: str,
+    campaign: str = typer.Option(..., "--campaign", help="Campaign slug."),
+) -> None:
+    """Enroll a subscriber: one delivery per step, due times in their own zone."""
+    rt = open_runtime()
+    with rt.sessions.begin() as s:
+        from subscribers.service import normalize_email
+
+        _, key = normalize_email(email)
+        sub = s.scalar(select(Subscriber).where(Subscriber.email_key == key))
+        if sub is None:
+            raise NotFoundError(f"no subscriber {email!r} (add with `drip subscribers add`)", where="email")
+        c = service.get_campaign(s, campaign)
+        e = enroll(s, sub, c, utcnow(), clinic_tz=rt.settings.clinic.timezone)
+        first = s.scalar(select(func.min(Delivery.due_at)).where(Delivery.enrollment_id == e.id))
+    console.print(f"Enrolled {email} in {campaign}; first email due {first:%Y-%m-%d %H:%M} UTC.")

@@ -1,9 +1,61 @@
-"""`drip` commands for this area (see drip/commands/__init__.py)."""
+"""`drip run` (the worker) and `drip status` (the ledger as a table)."""
 
 from __future__ import annotations
 
+import logging
+from typing import Optional
+
 import typer
+from rich.console import Console
+
+from delivery.backends import get_backend
+from delivery.dispatcher import Dispatcher, TickReport
+from delivery.status import status_rows, status_table
+from drip.runtime import open_runtime
+
+console = Console()
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("run")(run_cmd)
+    app.command("status")(status_cmd)
+
+
+def _print(report: TickReport) -> None:
+    if report.claimed or report.reclaimed:
+        console.print(
+            f"sent {report.sent}, retry {report.retried}, deferred {report.deferred}, failed {report.failed}, "
+            f"cancelled {report.cancelled}" + (f", reclaimed {report.reclaimed}" if report.reclaimed else "")
+        )
+    for slug in report.paused_campaigns:
+        console.print(f"[red]campaign {slug} auto-paused after consecutive send errors[/]")
+
+
+def run_cmd(
+    once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
+    interval: Optional[float] = typer.Option(None, "--interval", help="Seconds between ticks (default DRIP_TICK_SECONDS)."),
+) -> None:
+    """The worker: send due emails until SIGTERM/SIGINT (finishes the batch in hand, then exits)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    rt = open_runtime()
+    with get_backend(rt.settings) as backend:
+        dispatcher = Dispatcher(rt, backend)
+        if once:
+            _print(dispatcher.tick())
+            return
+        from scheduler import Worker
+
+        Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=_print).run_forever()
+    console.print("worker stopped")
+
+
+def status_cmd(
+    campaign: Optional[str] = typer.Option(None, "--campaign"),
+    email: Optional[str] = typer.Option(None, "--email"),
+    limit: int = typer.Option(200, "--limit"),
+) -> None:
+    """Every delivery: patient, step, local send time, status."""
+    rt = open_runtime()
+    with rt.sessions() as s:
+        rows = status_rows(s, rt.settings.clinic.timezone, campaign=campaign, email=email, limit=limit)
+    console.print(status_table(rows))

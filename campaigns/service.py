@@ -1,0 +1,232 @@
+"""Campaigns in the database: import an article, edit steps (versioned), publish/pause/archive.
+
+Versioning rule: a draft campaign's steps are edited in place. Once published, editing a step adds
+a new `StepVersion`; every delivery not yet sent renders the newest version when it goes out
+(patients already enrolled get the corrected text), and the version actually sent is recorded on
+the delivery row. Changing a step's delay affects future enrollments only: due times of existing
+deliveries were fixed when the patient enrolled.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from campaigns.draft import Draft
+from campaigns.schedule import parse_window
+from drip.errors import InputError, NotFoundError
+from drip.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    Step,
+    StepVersion,
+    utcnow,
+)
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
+
+TRANSITIONS: dict[str, set[str]] = {
+    CampaignStatus.DRAFT.value: {CampaignStatus.PUBLISHED.value, CampaignStatus.ARCHIVED.value},
+    CampaignStatus.PUBLISHED.value: {CampaignStatus.PAUSED.value, CampaignStatus.ARCHIVED.value},
+    CampaignStatus.PAUSED.value: {CampaignStatus.PUBLISHED.value, CampaignStatus.ARCHIVED.value},
+    CampaignStatus.ARCHIVED.value: set(),
+}
+
+
+def slugify(text: str, max_len: int = 60) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].rstrip("-") or "step"
+
+
+def check_slug(slug: str) -> str:
+    if not SLUG_RE.match(slug):
+        raise InputError(f"campaign slug {slug!r} must be lower-case letters, digits and '-'", where="--campaign")
+    return slug
+
+
+def create_campaign(
+    session: Session,
+    draft: Draft,
+    slug: str,
+    *,
+    every: timedelta = timedelta(days=2),
+    start: timedelta = timedelta(0),
+    window: str = "mon-fri 09:00-17:00",
+    source_name: str = "",
+) -> Campaign:
+    """Store a split document as a draft campaign: one step per draft step, delays start + i*every."""
+    check_slug(slug)
+    parse_window(window)  # fail before writing anything
+    if every < timedelta(0) or start < timedelta(0):
+        raise InputError("delays cannot be negative", where="--every/--start")
+    if session.scalar(select(Campaign.id).where(Campaign.slug == slug)) is not None:
+        raise InputError(f"campaign {slug!r} already exists", where="--campaign")
+    campaign = Campaign(slug=slug, title=draft.title, source_name=source_name, send_window=window)
+    session.add(campaign)
+    session.flush()
+    used: set[str] = set()
+    for i, ds in enumerate(draft.steps):
+        base = slugify(ds.title or ds.kind)
+        step_slug, n = base, 2
+        while step_slug in used:
+            step_slug, n = f"{base}-{n}", n + 1
+        used.add(step_slug)
+        step = Step(
+            campaign_id=campaign.id,
+            position=i + 1,
+            kind=ds.kind,
+            slug=step_slug,
+            delay_minutes=int((start + every * i).total_seconds() // 60),
+        )
+        session.add(step)
+        session.flush()
+        session.add(
+            StepVersion(
+                step_id=step.id,
+                version=1,
+                section=ds.section,
+                title=ds.title or draft.title,
+                subject=ds.subject,
+                preheader=ds.preheader,
+                body=ds.text,
+            )
+        )
+    session.flush()
+    return campaign
+
+
+def import_article(session: Session, path: Path, slug: str, **kwargs) -> Campaign:
+    from campaigns.split import split_file
+
+    draft = split_file(Path(path))
+    return create_campaign(session, draft, slug, source_name=Path(path).name, **kwargs)
+
+
+def get_campaign(session: Session, slug: str) -> Campaign:
+    campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
+    if campaign is None:
+        raise NotFoundError(f"no campaign {slug!r}", where="--campaign")
+    return campaign
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.created_at, Campaign.id)))
+
+
+def latest_versions(session: Session, step_ids: list[int]) -> dict[int, StepVersion]:
+    """Newest version of each step, in one query."""
+    if not step_ids:
+        return {}
+    newest = (
+        select(StepVersion.step_id, func.max(StepVersion.version).label("v"))
+        .where(StepVersion.step_id.in_(step_ids))
+        .group_by(StepVersion.step_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(StepVersion).join(
+            newest, (StepVersion.step_id == newest.c.step_id) & (StepVersion.version == newest.c.v)
+        )
+    )
+    return {v.step_id: v for v in rows}
+
+
+@dataclass(frozen=True)
+class StepEdit:
+    subject: str | None = None
+    preheader: str | None = None
+    title: str | None = None
+    body: str | None = None
+    delay: timedelta | None = None
+
+
+def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdit) -> StepVersion:
+    """Edit one step. Draft: in place. Published/paused: a new version (see module docstring)."""
+    if campaign.status == CampaignStatus.ARCHIVED.value:
+        raise InputError(f"campaign {campaign.slug!r} is archived", where="--campaign")
+    step = session.scalar(select(Step).where(Step.campaign_id == campaign.id, Step.position == position))
+    if step is None:
+        raise NotFoundError(f"campaign {campaign.slug!r} has no step {position}", where="--step")
+    current = latest_versions(session, [step.id])[step.id]
+    fields = {}
+    for name in ("subject", "preheader", "title", "body"):
+        value = getattr(edit, name)
+        if value is not None:
+            value = value.strip() if name != "body" else value.replace("\r\n", "\n").strip()
+            if name in ("subject", "preheader", "title"):
+                value = " ".join(value.split())  # no CR/LF ever reaches a header
+            if name in ("subject", "title", "body") and not value:
+                raise InputError(f"{name} cannot be empty", where=name)
+            if name == "subject" and len(value) > 200:
+                raise InputError("subject is longer than 200 characters", where="subject")
+            fields[name] = value
+    if edit.delay is not None:
+        if edit.delay < timedelta(0):
+            raise InputError("delay cannot be negative", where="delay")
+        step.delay_minutes = int(edit.delay.total_seconds() // 60)
+    if not fields:
+        return current
+    if campaign.status == CampaignStatus.DRAFT.value:
+        for k, v in fields.items():
+            setattr(current, k, v)
+        session.flush()
+        return current
+    new = StepVersion(
+        step_id=step.id,
+        version=current.version + 1,
+        section=current.section,
+        title=fields.get("title", current.title),
+        subject=fields.get("subject", current.subject),
+        preheader=fields.get("preheader", current.preheader),
+        body=fields.get("body", current.body),
+        template=current.template,
+    )
+    session.add(new)
+    session.flush()
+    return new
+
+
+def set_status(session: Session, campaign: Campaign, status: str, now: datetime | None = None) -> Campaign:
+    """Move a campaign along draft -> published <-> paused -> archived.
+
+    Archiving cancels every delivery not yet sent and ends active enrollments; pausing only holds
+    them (they go out, inside the send window, once the campaign is published again).
+    """
+    now = now or utcnow()
+    if status not in TRANSITIONS:
+        raise InputError(f"unknown status {status!r}", where="status")
+    if status == campaign.status:
+        return campaign
+    if status not in TRANSITIONS[campaign.status]:
+        raise InputError(f"cannot move campaign {campaign.slug!r} from {campaign.status} to {status}", where="status")
+    if status == CampaignStatus.PUBLISHED.value and not campaign.steps:
+        raise InputError(f"campaign {campaign.slug!r} has no steps", where="status")
+    campaign.status = status
+    if status == CampaignStatus.PUBLISHED.value:
+        campaign.consecutive_failures = 0
+        campaign.paused_reason = ""
+    if status == CampaignStatus.ARCHIVED.value:
+        step_ids = select(Step.id).where(Step.campaign_id == campaign.id).scalar_subquery()
+        session.execute(
+            update(Delivery)
+            .where(Delivery.step_id.in_(step_ids), Delivery.status == DeliveryStatus.SCHEDULED.value)
+            .values(status=DeliveryStatus.CANCELLED.value, last_error="campaign archived")
+        )
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.campaign_id == campaign.id, Enrollment.state == EnrollmentState.ACTIVE.value)
+            .values(state=EnrollmentState.CANCELLED.value)
+        )
+    session.flush()
+    return campaign

@@ -1,0 +1,271 @@
+"""The dispatcher: claim due rows -> check -> render -> backend.send_batch() -> record.
+
+It holds no state between ticks that the database does not also hold, so any number of workers
+can run it and a killed worker loses nothing. Checks at send time (not only at enrollment),
+because the world changes while a row waits: the subscriber may have unsubscribed or bounced, the
+campaign may be paused, the worker may have been down past the send window, or a newsletter may
+already have used today's frequency cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from campaigns.render import EmailContent, Recipient, Renderer
+from campaigns.schedule import defer_for_cap, local_day_bounds, next_send_at, parse_window, resolve_zone
+from campaigns.service import latest_versions
+from delivery.ledger import DueRow, LedgerStore
+from delivery.types import EmailBackend, OutgoingMessage, SendResult
+from drip.models import SubscriberStatus, utcnow
+from drip.runtime import Runtime
+from subscribers.tokens import TokenSigner
+
+log = logging.getLogger("drip.dispatcher")
+
+Clock = Callable[[], datetime]
+BROADCAST_WINDOW = "daily 00:00-23:59"
+
+
+@dataclass
+class TickReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    reclaimed: int = 0
+    newsletters_fired: int = 0
+    paused_campaigns: list[str] = field(default_factory=list)
+
+    def add(self, other: "TickReport") -> None:
+        for name in ("claimed", "sent", "failed", "retried", "cancelled", "deferred", "reclaimed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.paused_campaigns += other.paused_campaigns
+
+
+def backoff(attempts: int, base: float = 60.0, cap: float = 3600.0, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter (AWS style): spreads retries of a failed batch."""
+    rng = rng or random
+    return rng.uniform(base / 2, min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runtime: Runtime,
+        backend: EmailBackend,
+        *,
+        renderer: Renderer | None = None,
+        clock: Clock = utcnow,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = runtime.settings
+        self.backend = backend
+        self.clock = clock
+        self.store = LedgerStore(runtime.sessions, worker_id or f"{socket.gethostname()}:{os.getpid()}")
+        self.sessions = runtime.sessions
+        self.renderer = renderer or Renderer(self.settings.clinic, base_url=self.settings.base_url)
+        from drip.config import secret_key
+
+        self.signer = TokenSigner(secret_key(self.settings))
+        self.rng = rng or random.Random()
+        self.lease = timedelta(seconds=self.settings.lease_seconds)
+
+    # -- public
+    def tick(self, max_batches: int | None = None) -> TickReport:
+        """Send everything due now, batch by batch. Returns what happened."""
+        now = self.clock()
+        report = TickReport(reclaimed=self.store.reclaim_expired(now))
+        from campaigns.broadcasts import run_due
+
+        with self.sessions.begin() as s:
+            report.newsletters_fired = run_due(s, now, self.settings.clinic.timezone)
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batch = self.run_batch()
+            report.add(batch)
+            batches += 1
+            if batch.claimed < self.settings.batch_size:
+                break
+        return report
+
+    def run_batch(self) -> TickReport:
+        now = self.clock()
+        ids = self.store.claim(now, self.settings.batch_size, self.lease)
+        report = TickReport(claimed=len(ids))
+        if not ids:
+            return report
+        rows = self.store.load(ids)
+        sendable, cancelled, deferred = self._check(rows, now)
+        report.cancelled, report.deferred = len(cancelled), len(deferred)
+        messages, versions, render_failed = self._build(sendable)
+        results = self.backend.send_batch(messages) if messages else []
+        return self._record(now, rows, results, versions, cancelled, deferred, render_failed, report)
+
+    # -- steps of a batch
+    def _check(self, rows: list[DueRow], now: datetime):
+        cancelled: list[dict] = []
+        deferred: list[dict] = []
+        sendable: list[DueRow] = []
+        cap = self.settings.frequency_cap
+        sent_times = self.store.sent_times([r.subscriber_id for r in rows], now - timedelta(hours=27))
+        for row in rows:
+            reason = self._cancel_reason(row)
+            if reason:
+                cancelled.append({"did": row.id, "err": reason})
+                continue
+            tz = resolve_zone(row.tz, self.settings.clinic.timezone)
+            window = parse_window(row.send_window or BROADCAST_WINDOW)
+            if row.subscriber_status == SubscriberStatus.PAUSED.value:
+                deferred.append(self._defer(row, defer_for_cap(now, window, tz), "subscriber paused email"))
+                continue
+            in_window = next_send_at(now, window, tz)
+            if in_window > now:
+                deferred.append(self._defer(row, in_window, "outside the send window"))
+                continue
+            start, end = local_day_bounds(now, tz)
+            today = [t for t in sent_times[row.subscriber_id] if start <= t < end]
+            if len(today) >= cap:
+                deferred.append(self._defer(row, defer_for_cap(now, window, tz), f"frequency cap ({cap}/day)"))
+                continue
+            sent_times[row.subscriber_id].append(now)  # counts against the cap for the rest of this batch
+            sendable.append(row)
+        return sendable, cancelled, deferred
+
+    @staticmethod
+    def _cancel_reason(row: DueRow) -> str:
+        if row.suppressed:
+            return "address is suppressed"
+        if row.subscriber_status in (
+            SubscriberStatus.UNSUBSCRIBED.value, SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value,
+            SubscriberStatus.PENDING.value,
+        ):
+            return f"subscriber is {row.subscriber_status}"
+        if row.step_id is not None:
+            if row.opted_out:
+                return "unsubscribed from this campaign"
+            if row.enrollment_state != "active":
+                return f"enrollment {row.enrollment_state}"
+        return ""
+
+    def _defer(self, row: DueRow, until: datetime, why: str) -> dict:
+        # A deferral is not an attempt: give the attempt back.
+        return {"did": row.id, "due": until, "err": f"deferred: {why}", "att": row.attempts - 1}
+
+    def _content_for(self, rows: list[DueRow]):
+        step_ids = sorted({r.step_id for r in rows if r.step_id is not None})
+        with self.sessions() as s:
+            versions = latest_versions(s, step_ids)
+            from drip.models import Campaign, Step
+            from sqlalchemy import func, select
+
+            totals = dict(
+                s.execute(
+                    select(Step.campaign_id, func.count(Step.id))
+                    .where(Step.campaign_id.in_({r.campaign_id for r in rows if r.campaign_id}))
+                    .group_by(Step.campaign_id)
+                ).all()
+            )
+            titles = dict(s.execute(select(Campaign.id, Campaign.title).where(Campaign.id.in_(list(totals)))).all())
+        broadcasts = self.store.broadcasts(r.broadcast_id for r in rows if r.broadcast_id)
+        return versions, totals, titles, broadcasts
+
+    def _build(self, rows: list[DueRow]):
+        messages: list[OutgoingMessage] = []
+        used_versions: dict[int, int] = {}
+        failed: list[dict] = []
+        if not rows:
+            return messages, used_versions, failed
+        versions, totals, titles, broadcasts = self._content_for(rows)
+        clinic = self.settings.clinic
+        base = self.settings.base_url.rstrip("/")
+        shared_mode = getattr(self.backend, "uses_shared_content", False)
+        for row in rows:
+            try:
+                if row.step_id is not None:
+                    v = versions[row.step_id]
+                    content = EmailContent(
+                        key=f"step:{row.step_id}:v{v.version}", title=v.title, subject=v.subject,
+                        preheader=v.preheader, body=v.body, section=v.section, position=row.step_position or 0,
+                        total=totals.get(row.campaign_id, 0), template=v.template,
+                        campaign_title=titles.get(row.campaign_id, ""),
+                    )
+                    used_versions[row.id] = v.id
+                    categories = (row.campaign_slug or "", f"{row.campaign_slug}:{row.step_slug}")
+                else:
+                    b = broadcasts[row.broadcast_id]
+                    content = EmailContent(
+                        key=f"broadcast:{b.id}", title=b.title, subject=b.subject, preheader=b.preheader,
+                        body=b.body, template=b.template, kind="broadcast",
+                    )
+                    categories = ("newsletter", b.slug)
+                token = self.signer.unsubscribe_token(row.subscriber_id, row.campaign_id, row.id)
+                recipient = Recipient(
+                    name=row.name, email=row.email, unsubscribe_url=f"{base}/u/{token}",
+                    preferences_url=f"{base}/preferences/{token}",
+                )
+                compiled = self.renderer.compile(content)
+                if shared_mode:
+                    shared = compiled.shared_content()
+                    subs = compiled.substitutions(recipient)
+                    html = text = ""
+                    subject, preheader = shared.subject, content.preheader
+                else:
+                    rendered = compiled.render(recipient)
+                    shared, subs = None, {}
+                    html, text, subject, preheader = rendered.html, rendered.text, rendered.subject, rendered.preheader
+                messages.append(
+                    OutgoingMessage(
+                        delivery_id=row.id, to_email=row.email, to_name=row.name, subject=subject, html=html,
+                        text=text, from_email=clinic.from_email, from_name=clinic.from_name, reply_to=clinic.reply_to,
+                        unsubscribe_url=recipient.unsubscribe_url, preheader=preheader,
+                        categories=tuple(c for c in categories if c), shared=shared, substitutions=subs,
+                    )
+                )
+            except Exception as exc:  # a template error fails this row, not the batch
+                log.exception("rendering delivery %s failed", row.id)
+                failed.append({"did": row.id, "err": f"render failed: {exc}"})
+        return messages, used_versions, failed
+
+    def _record(self, now, rows, results: list[SendResult], versions, cancelled, deferred, render_failed, report):
+        by_id = {r.id: r for r in rows}
+        sent: list[dict] = []
+        failed: list[dict] = list(render_failed)
+        retry: list[dict] = list(deferred)
+        outcomes: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for res in results:
+            row = by_id[res.delivery_id]
+            if res.ok:
+                sent.append({"did": res.delivery_id, "mid": res.message_id, "vid": versions.get(res.delivery_id)})
+                if row.campaign_id:
+                    outcomes[row.campaign_id][0] += 1
+            elif res.transient and row.attempts < self.settings.max_attempts:
+                wait = max(res.retry_after or 0.0, backoff(row.attempts, rng=self.rng))
+                retry.append({"did": res.delivery_id, "due": now + timedelta(seconds=wait), "err": res.error[:2000],
+                              "att": row.attempts})
+                report.retried += 1
+                if row.campaign_id:
+                    outcomes[row.campaign_id][1] += 1
+            else:
+                prefix = f"gave up after {row.attempts} attempts: " if res.transient else ""
+                failed.append({"did": res.delivery_id, "err": (prefix + res.error)[:2000]})
+                if row.campaign_id:
+                    outcomes[row.campaign_id][1] += 1
+        report.sent += len(sent)
+        report.failed += len(failed)
+        report.paused_campaigns += self.store.record(
+            now, sent, failed, retry, cancelled, {k: tuple(v) for k, v in outcomes.items()},
+            self.settings.pause_after_errors,
+        )
+        for slug in report.paused_campaigns:
+            log.warning("campaign %s auto-paused after consecutive send errors", slug)
+        return report

@@ -1,0 +1,230 @@
+"""The delivery ledger's SQL: claim due rows, load what rendering needs, record outcomes.
+
+Plain SQL where it matters. A claim moves rows `scheduled -> sending` with a lease in its own
+committed transaction; PostgreSQL uses `FOR UPDATE SKIP LOCKED` so several workers (processes or
+machines) never claim the same row; SQLite has one writer at a time (BEGIN IMMEDIATE). A row whose
+worker died stays `sending` until its lease runs out, then `reclaim_expired` makes it due again.
+That is the only way an email can go out twice: the provider accepted it, and the worker died
+before recording it (at most one batch per crash; see README "Delivery guarantees").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from drip.models import (
+    Broadcast,
+    Campaign,
+    CampaignOptOut,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    Step,
+    Subscriber,
+    Suppression,
+    UTCDateTime,
+)
+
+
+@dataclass
+class DueRow:
+    """Everything the dispatcher needs about one claimed delivery."""
+
+    id: int
+    attempts: int
+    due_at: datetime
+    subscriber_id: int
+    email: str
+    email_key: str
+    name: str
+    tz: str | None
+    subscriber_status: str
+    suppressed: bool
+    step_id: int | None
+    campaign_id: int | None
+    campaign_slug: str | None
+    campaign_status: str | None
+    send_window: str | None
+    enrollment_state: str | None
+    opted_out: bool
+    broadcast_id: int | None
+    step_slug: str | None = None
+    step_position: int | None = None
+
+
+class LedgerStore:
+    def __init__(self, sessions: sessionmaker[Session], worker_id: str) -> None:
+        self.sessions = sessions
+        self.worker_id = worker_id
+        self.dialect = sessions.kw["bind"].dialect.name
+
+    # -- claiming
+    def reclaim_expired(self, now: datetime) -> int:
+        """Rows whose worker died mid-batch become due again once their lease has run out."""
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(Delivery)
+                .where(Delivery.status == DeliveryStatus.SENDING.value, Delivery.lease_until < now)
+                .values(status=DeliveryStatus.SCHEDULED.value, claimed_by=None, lease_until=None)
+            )
+            return res.rowcount or 0
+
+    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[int]:
+        """Claim up to `limit` due rows of live campaigns and scheduled broadcasts, oldest first."""
+        lock = "FOR UPDATE OF d SKIP LOCKED" if self.dialect == "postgresql" else ""
+        sql = text(
+            f"""
+            UPDATE deliveries SET status = 'sending', lease_until = :lease, claimed_by = :worker,
+                   attempts = attempts + 1
+            WHERE id IN (
+                SELECT d.id FROM deliveries d
+                LEFT JOIN steps s ON s.id = d.step_id
+                LEFT JOIN campaigns c ON c.id = s.campaign_id
+                LEFT JOIN broadcasts b ON b.id = d.broadcast_id
+                WHERE d.status = 'scheduled' AND d.due_at <= :now
+                  AND (c.status = 'published' OR b.status IN ('scheduled', 'sending'))
+                ORDER BY d.due_at, d.id
+                LIMIT :limit
+                {lock}
+            )
+            RETURNING id
+            """
+        ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("lease", type_=UTCDateTime))
+        with self.sessions.begin() as s:
+            ids = [r[0] for r in s.execute(sql, {"now": now, "lease": now + lease,
+                                                  "worker": self.worker_id, "limit": limit})]
+        ids.sort()
+        return ids
+
+    def load(self, ids: list[int]) -> list[DueRow]:
+        if not ids:
+            return []
+        with self.sessions() as s:
+            q = (
+                select(
+                    Delivery.id, Delivery.attempts, Delivery.due_at, Delivery.subscriber_id,
+                    Subscriber.email, Subscriber.email_key, Subscriber.name, Subscriber.tz, Subscriber.status,
+                    Suppression.email_key.label("suppressed"),
+                    Delivery.step_id, Campaign.id.label("campaign_id"), Campaign.slug, Campaign.status.label("cstatus"),
+                    Campaign.send_window, Enrollment.state, CampaignOptOut.subscriber_id.label("optout"),
+                    Delivery.broadcast_id, Step.slug.label("step_slug"), Step.position,
+                )
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .outerjoin(Suppression, Suppression.email_key == Subscriber.email_key)
+                .outerjoin(Step, Step.id == Delivery.step_id)
+                .outerjoin(Campaign, Campaign.id == Step.campaign_id)
+                .outerjoin(Enrollment, Enrollment.id == Delivery.enrollment_id)
+                .outerjoin(
+                    CampaignOptOut,
+                    (CampaignOptOut.subscriber_id == Delivery.subscriber_id) & (CampaignOptOut.campaign_id == Campaign.id),
+                )
+                .where(Delivery.id.in_(ids))
+                .order_by(Delivery.id)
+            )
+            return [
+                DueRow(
+                    id=r[0], attempts=r[1], due_at=r[2], subscriber_id=r[3], email=r[4], email_key=r[5], name=r[6],
+                    tz=r[7], subscriber_status=r[8], suppressed=r[9] is not None, step_id=r[10], campaign_id=r[11],
+                    campaign_slug=r[12], campaign_status=r[13], send_window=r[14], enrollment_state=r[15],
+                    opted_out=r[16] is not None, broadcast_id=r[17], step_slug=r[18], step_position=r[19],
+                )
+                for r in s.execute(q)
+            ]
+
+    def sent_times(self, subscriber_ids: Iterable[int], since: datetime) -> dict[int, list[datetime]]:
+        """When each subscriber was last sent to (for the per-local-day frequency cap)."""
+        ids = list(set(subscriber_ids))
+        out: dict[int, list[datetime]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Delivery.subscriber_id, Delivery.sent_at).where(
+                    Delivery.subscriber_id.in_(ids),
+                    Delivery.status == DeliveryStatus.SENT.value,
+                    Delivery.sent_at >= since,
+                )
+            )
+            for sid, at in rows:
+                out[sid].append(at)
+        return out
+
+    def broadcasts(self, ids: Iterable[int]) -> dict[int, Broadcast]:
+        ids = list(set(ids))
+        if not ids:
+            return {}
+        with self.sessions() as s:
+            return {b.id: b for b in s.scalars(select(Broadcast).where(Broadcast.id.in_(ids)))}
+
+    # -- recording (one transaction per batch, only rows this worker still holds)
+    def record(
+        self,
+        now: datetime,
+        sent: list[dict],
+        failed: list[dict],
+        retry: list[dict],
+        cancelled: list[dict],
+        campaign_outcomes: dict[int, tuple[int, int]],
+        pause_after: int,
+    ) -> list[str]:
+        """Write a batch's outcomes; returns slugs of campaigns auto-paused by consecutive errors."""
+        paused: list[str] = []
+        with self.sessions.begin() as s:
+            held = (Delivery.id == bindparam("did")) & (Delivery.claimed_by == self.worker_id) & (
+                Delivery.status == DeliveryStatus.SENDING.value
+            )
+            if sent:
+                s.execute(
+                    update(Delivery).where(held).values(
+                        status=DeliveryStatus.SENT.value, sent_at=now, lease_until=None,
+                        provider_message_id=bindparam("mid"), step_version_id=bindparam("vid"), last_error="",
+                    ).execution_options(synchronize_session=False),
+                    sent,
+                )
+            if failed:
+                s.execute(
+                    update(Delivery).where(held).values(
+                        status=DeliveryStatus.FAILED.value, lease_until=None, last_error=bindparam("err"),
+                    ).execution_options(synchronize_session=False),
+                    failed,
+                )
+            if retry:
+                s.execute(
+                    update(Delivery).where(held).values(
+                        status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
+                        due_at=bindparam("due"), last_error=bindparam("err"),
+                        attempts=bindparam("att"),
+                    ).execution_options(synchronize_session=False),
+                    retry,
+                )
+            if cancelled:
+                s.execute(
+                    update(Delivery).where(held).values(
+                        status=DeliveryStatus.CANCELLED.value, lease_until=None, last_error=bindparam("err"),
+                    ).execution_options(synchronize_session=False),
+                    cancelled,
+                )
+            for cid, (ok, errors) in campaign_outcomes.items():
+                campaign = s.get(Campaign, cid, with_for_update=self.dialect == "postgresql")
+                if campaign is None:
+                    continue
+                if ok:
+                    campaign.consecutive_failures = 0
+                campaign.consecutive_failures += errors
+                if errors and campaign.consecutive_failures >= pause_after and campaign.status == "published":
+                    campaign.status = "paused"
+                    campaign.paused_reason = f"auto-paused after {campaign.consecutive_failures} consecutive send errors"
+                    paused.append(campaign.slug)
+        return paused
+
+    def next_due_at(self) -> datetime | None:
+        """Earliest scheduled row (the simulated clock jumps there)."""
+        with self.sessions() as s:
+            return s.scalar(
+                select(Delivery.due_at).where(Delivery.status == DeliveryStatus.SCHEDULED.value).order_by(Delivery.due_at).limit(1)
+            )
