@@ -174,41 +174,23 @@ class LedgerStore:
     ) -> list[str]:
         """Write a batch's outcomes; returns slugs of campaigns auto-paused by consecutive errors."""
         paused: list[str] = []
+        t = Delivery.__table__
+        held = (t.c.id == bindparam("did")) & (t.c.claimed_by == self.worker_id) & (
+            t.c.status == DeliveryStatus.SENDING.value
+        )
+        # Core executemany (not ORM bulk-by-primary-key): one statement per outcome kind.
+        statements = [
+            (sent, dict(status=DeliveryStatus.SENT.value, sent_at=now, lease_until=None,
+                        provider_message_id=bindparam("mid"), step_version_id=bindparam("vid"), last_error="")),
+            (failed, dict(status=DeliveryStatus.FAILED.value, lease_until=None, last_error=bindparam("err"))),
+            (retry, dict(status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
+                         due_at=bindparam("due"), last_error=bindparam("err"), attempts=bindparam("att"))),
+            (cancelled, dict(status=DeliveryStatus.CANCELLED.value, lease_until=None, last_error=bindparam("err"))),
+        ]
         with self.sessions.begin() as s:
-            held = (Delivery.id == bindparam("did")) & (Delivery.claimed_by == self.worker_id) & (
-                Delivery.status == DeliveryStatus.SENDING.value
-            )
-            if sent:
-                s.execute(
-                    update(Delivery).where(held).values(
-                        status=DeliveryStatus.SENT.value, sent_at=now, lease_until=None,
-                        provider_message_id=bindparam("mid"), step_version_id=bindparam("vid"), last_error="",
-                    ).execution_options(synchronize_session=False),
-                    sent,
-                )
-            if failed:
-                s.execute(
-                    update(Delivery).where(held).values(
-                        status=DeliveryStatus.FAILED.value, lease_until=None, last_error=bindparam("err"),
-                    ).execution_options(synchronize_session=False),
-                    failed,
-                )
-            if retry:
-                s.execute(
-                    update(Delivery).where(held).values(
-                        status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
-                        due_at=bindparam("due"), last_error=bindparam("err"),
-                        attempts=bindparam("att"),
-                    ).execution_options(synchronize_session=False),
-                    retry,
-                )
-            if cancelled:
-                s.execute(
-                    update(Delivery).where(held).values(
-                        status=DeliveryStatus.CANCELLED.value, lease_until=None, last_error=bindparam("err"),
-                    ).execution_options(synchronize_session=False),
-                    cancelled,
-                )
+            for params, values in statements:
+                if params:
+                    s.execute(update(t).where(held).values(**values), params)
             for cid, (ok, errors) in campaign_outcomes.items():
                 campaign = s.get(Campaign, cid, with_for_update=self.dialect == "postgresql")
                 if campaign is None:

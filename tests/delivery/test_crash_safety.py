@@ -28,7 +28,7 @@ from campaigns.enrollment import enroll
 from drip.models import Delivery, Subscriber
 from tests.factories import make_campaign
 
-N = 1500
+N = 800
 BATCH = 40
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,18 +63,19 @@ def smtp_recorder():
     ctl.stop()
 
 
-def populate(runtime):
+def populate(runtime, n=None):
+    n = n or N
     past = datetime.now(timezone.utc) - timedelta(hours=1)
     with runtime.sessions.begin() as s:
         c = make_campaign(s, n_items=0, window="daily 00:00-23:59")
         subs = [Subscriber(email=f"p{i}@example.org", email_key=f"p{i}@example.org", name=f"Patient {i}", status="active")
-                for i in range(N)]
+                for i in range(n)]
         s.add_all(subs)
         s.flush()
         for sub in subs:
             enroll(s, sub, c, past, clinic_tz="UTC")
     with runtime.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Delivery)) == N
+        assert s.scalar(select(func.count()).select_from(Delivery)) == n
 
 
 def start_worker(runtime, port: int) -> subprocess.Popen:
@@ -109,10 +110,13 @@ def test_sigkill_at_random_points_loses_nothing_and_counts_doubles(runtime, smtp
     rng = random.Random(20261125)
     kills: list[float] = []
     deadline = time.monotonic() + 150
-    while len(kills) < 6 and sent_count(runtime) < N and time.monotonic() < deadline:
+    while len(kills) < 4 and sent_count(runtime) < N and time.monotonic() < deadline:
         proc = start_worker(runtime, smtp_recorder.port)
-        # let it get going (imports take a while), then kill it somewhere mid-run
-        time.sleep(rng.uniform(1.5, 3.0))
+        # wait until this worker is sending (imports take a while), then kill it at a random point
+        before = len(smtp_recorder.accepted)
+        while len(smtp_recorder.accepted) == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills.append(time.monotonic())
@@ -134,17 +138,20 @@ def test_sigkill_at_random_points_loses_nothing_and_counts_doubles(runtime, smtp
     doubles = {did: times for did, times in accepted.items() if len(times) > 1}
     # each double was accepted before some kill and again after it: the provider-accepted-but-not-
     # recorded window, at most one batch per kill
+    # (a row can be caught in that window by more than one kill; each extra copy needs its own kill)
     for did, times in doubles.items():
-        assert len(times) == 2
-        assert any(times[0] < k < times[1] for k in kills), did
-    assert len(doubles) <= len(kills) * BATCH
-    print(f"\ncrash test: {N} emails, {len(kills)} SIGKILLs, {len(doubles)} doubles "
-          f"({len(doubles) / N:.2%}), max one batch ({BATCH}) per kill")
+        for first, again in zip(times, times[1:]):
+            assert any(first < k < again for k in kills), f"delivery {did} sent twice without a crash between"
+    extra = sum(len(t) - 1 for t in doubles.values())
+    assert extra <= len(kills) * BATCH
+    print(f"\ncrash test: {N} emails, {len(kills)} SIGKILLs, {extra} extra copies of {len(doubles)} emails "
+          f"({extra / N:.2%}); bound: one batch ({BATCH}) per kill")
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_batch_and_exits_cleanly(runtime, smtp_recorder):
-    populate(runtime)
+def test_sigterm_finishes_batch_and_exits_cleanly(sqlite_runtime, smtp_recorder):
+    runtime = sqlite_runtime
+    populate(runtime, 300)
     proc = start_worker(runtime, smtp_recorder.port)
     deadline = time.monotonic() + 60
     while sent_count(runtime) == 0 and time.monotonic() < deadline:
