@@ -1,0 +1,504 @@
+"""Step versions and newsletters -> personalised emails.
+
+Rendering has two stages so that the expensive part runs once per step version, not per patient:
+
+1. compile (once per `EmailContent.key`): Jinja fills the MJML layout with the article, clinic and
+   theme; MJML compiles it (mjml-python); css-inline moves the CSS into `style=` attributes.
+   Wherever a template prints `recipient.<field>`, stage 1 writes a stage-2 placeholder
+   (`{{ greeting }}`) instead of a value. The result is a small Jinja template.
+2. render (per recipient): only that Jinja template runs, with autoescape on.
+
+Article text is data in stage 1, so a `{{`/`{%` written in an article must not become code in stage
+2: every stage-1 value has its `{` printed as `{{ '{' }}`, which stage 2 turns back into `{`.
+
+SendGrid sends one request per 1,000 recipients with substitutions, so `CompiledEmail` can also
+produce the body once with substitution keys where the recipient fields go; replacing each key
+by its value gives exactly `render(recipient)` (tests check it with hypothesis).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import traceback
+import types
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import css_inline
+import jinja2
+import mjml
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+
+import templates
+from campaigns.draft import Draft
+from campaigns.theme import Theme, theme_for
+from delivery.types import SharedContent
+from drip.config import Clinic
+from drip.errors import TemplateError
+
+TEMPLATES_DIR = Path(templates.__file__).resolve().parent / "email"
+
+#: Per-recipient fields, in the order their substitution keys are listed.
+FIELDS = ("greeting", "unsubscribe_url", "preferences_url")
+
+GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides everything after ~102 KB of HTML behind "View entire message"
+
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_MJML_POSITION = re.compile(r"at position (\d+):(\d+)")
+_HONORIFICS = {"dr", "mr", "mrs", "ms", "mx", "miss", "prof"}
+_LBRACE = "{{ '{' }}"  # how stage 1 prints a literal "{" so stage 2 cannot read it as syntax
+# Invisible characters after the preheader so inbox previews do not run on into the body text.
+_PREHEADER_PAD = Markup("\u034f\u200c\u00a0" * 40)
+_MAX_CACHE = 512
+
+
+# --------------------------------------------------------------------------- public values
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    """What a step version or a newsletter gives the renderer."""
+
+    key: str  # cache key, e.g. "step:12:v3" or "broadcast:4"; compiled once per key
+    title: str
+    subject: str
+    preheader: str
+    body: str  # plain text: paragraphs separated by blank lines; lines starting "- " are bullets
+    section: str = ""
+    kind: str = "item"  # intro | item | outro | broadcast
+    position: int = 0  # 1-based position in the campaign (0: none)
+    total: int = 0  # number of steps in the campaign (0: none)
+    template: str = "step"
+    campaign_title: str = ""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    email: str
+    unsubscribe_url: str
+    preferences_url: str = ""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def one_line(value: str) -> str:
+    """Collapse every kind of whitespace (CR, LF, U+2028, tabs) and drop control characters.
+
+    Used for anything that can reach a header (subject) or a one-line slot (name, URL)."""
+    line = " ".join(str(value).split())
+    if line.isprintable():  # fast path: nothing to drop
+        return line
+    return "".join(ch for ch in line if ch.isprintable() or unicodedata.category(ch) != "Cc")
+
+
+def first_name(name: str) -> str:
+    """The name to greet: the first word, skipping a leading title ("Dr. Maria Lopez" -> "Maria")."""
+    parts = one_line(name).split(" ")
+    parts = [p for p in parts if p]
+    if len(parts) > 1 and parts[0].rstrip(".").lower() in _HONORIFICS:
+        parts = parts[1:]
+    return parts[0][:40] if parts else ""
+
+
+def recipient_values(r: Recipient) -> dict[str, str]:
+    """The raw (unescaped) per-recipient field values; each is one line."""
+    name = first_name(r.name)
+    unsubscribe = one_line(r.unsubscribe_url)
+    return {
+        "greeting": f"Hi {name}," if name else "Hello,",
+        "unsubscribe_url": unsubscribe,
+        "preferences_url": one_line(r.preferences_url) or unsubscribe,
+    }
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _newlines(value: str) -> str:
+    """LF line ends and no other C0 control characters (MJML's parser rejects them)."""
+    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _protect(value: str) -> str:
+    return value.replace("{", _LBRACE)
+
+
+class _Slot(Markup):
+    """A stage-2 placeholder printed by stage 1 (passes through the stage-1 escaping untouched)."""
+
+
+_SLOTS = types.SimpleNamespace(**{f: _Slot("{{ %s }}" % f) for f in FIELDS})
+
+
+def _finalize_html_stage1(value: Any) -> Any:
+    if isinstance(value, _Slot):
+        return value
+    if value is None:
+        return ""
+    markup = value if isinstance(value, Markup) else escape(_newlines(str(value)))
+    return Markup(_protect(str(markup)))
+
+
+def _finalize_text_stage1(value: Any) -> Any:
+    if isinstance(value, _Slot):
+        return str(value)
+    return "" if value is None else _protect(_newlines(str(value)))
+
+
+def _finalize_direct(value: Any) -> Any:
+    if value is None:
+        return ""
+    return value if isinstance(value, Markup) else _newlines(str(value))
+
+
+def _stage2_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        # "{#" can legitimately occur in compiled CSS/HTML: move comment syntax out of the way.
+        comment_start_string="{#drip:",
+        comment_end_string=":drip#}",
+    )
+    # Stage-2 templates only print names. Without globals, Jinja's per-render context set-up
+    # (which copies the globals) costs a third as much: it dominates a 20 KB render.
+    env.globals.clear()
+    return env
+
+
+_STAGE2 = _stage2_env()
+
+# Plain text in, safe HTML out: raw HTML is escaped, only paragraphs, lists, emphasis and links
+# (markdown-it refuses javascript: URLs) survive. Headings, code blocks and images stay text.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable(
+    ["code", "fence", "blockquote", "hr", "heading", "lheading", "reference", "html_block",
+     "html_inline", "backticks", "entity", "image"]
+)
+
+
+def body_html(body: str) -> Markup:
+    """The body as HTML: paragraphs, "- " bullets, *emphasis*; everything else escaped."""
+    return Markup(_MARKDOWN.render(_newlines(body).strip()))
+
+
+def body_text(body: str) -> str:
+    """The body as plain text: newlines normalised, trailing spaces and extra blank lines removed."""
+    lines = [line.rstrip() for line in _newlines(body).strip().split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def derive_preheader(body: str, limit: int = 140) -> str:
+    """A preheader from the body's first sentence when none was written (inbox preview text)."""
+    text = one_line(re.sub(r"(?m)^\s*[-*•]\s+", "", _newlines(body)).replace("*", ""))
+    match = re.match(r"(.+?[.!?])(\s|$)", text)
+    sentence = match.group(1) if match else text
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
+def _tidy_text(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+# --------------------------------------------------------------------------- compiled email
+
+
+class CompiledEmail:
+    """One content compiled to HTML/text Jinja templates; renders a recipient in microseconds."""
+
+    def __init__(self, key: str, subject: str, preheader: str, html_source: str, text_source: str) -> None:
+        self.key = key
+        self.subject = subject
+        self.preheader = preheader
+        self.html_source = html_source  # stage-2 template source (compiled MJML, CSS inlined)
+        self.text_source = text_source
+        # One template, two blocks: a recipient costs one Jinja context, not two. The text block
+        # turns autoescape off (it is plain text); the HTML block escapes every value.
+        self._template = _STAGE2.from_string(
+            "{% block html %}" + html_source + "{% endblock %}"
+            "{% block text %}{% autoescape false %}" + text_source + "{% endautoescape %}{% endblock %}"
+        )
+        self._html_block = self._template.blocks["html"]
+        self._text_block = self._template.blocks["text"]
+        self.html_keys, self.text_keys = self._choose_keys()
+
+    def _choose_keys(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Substitution keys that occur nowhere in the article or layout (else add a counter)."""
+        for n in range(1000):
+            suffix = f"_{n}" if n else ""
+            html_keys = {f: f"-drip_{f}_html{suffix}-" for f in FIELDS}
+            text_keys = {f: f"-drip_{f}_text{suffix}-" for f in FIELDS}
+            keys = [*html_keys.values(), *text_keys.values()]
+            if not any(k in self.html_source or k in self.text_source for k in keys):
+                return html_keys, text_keys
+        raise TemplateError(f"{self.key}: could not choose substitution keys")  # pragma: no cover
+
+    def values(self, r: Recipient) -> dict[str, str]:
+        """The per-recipient field values (raw, unescaped), shared by render() and substitutions()."""
+        values = recipient_values(r)
+        if any("-drip_" in v for v in values.values()):
+            # A value holding a substitution key would be substituted twice by a provider.
+            keys = [*self.html_keys.values(), *self.text_keys.values()]
+            for field, value in values.items():
+                while any(k in value for k in keys):
+                    for k in keys:
+                        value = value.replace(k, "")
+                values[field] = value
+        return values
+
+    def _render(self, html_values: dict[str, str], text_values: dict[str, str]) -> tuple[str, str]:
+        html_ctx = self._template.new_context(html_values)
+        text_ctx = html_ctx if text_values is html_values else self._template.new_context(text_values)
+        return "".join(self._html_block(html_ctx)), "".join(self._text_block(text_ctx))
+
+    def render(self, r: Recipient) -> RenderedEmail:
+        """Jinja only: the fast per-recipient path."""
+        values = self.values(r)
+        html, text = self._render(values, values)
+        return RenderedEmail(self.subject, self.preheader, html, text)
+
+    @cached_property
+    def _shared(self) -> SharedContent:
+        html, text = self._render(self.html_keys, self.text_keys)
+        return SharedContent(key=self.key, subject=self.subject, html=html, text=text)
+
+    def shared_content(self) -> SharedContent:
+        """The body once, with substitution keys where recipient fields go (SendGrid)."""
+        return self._shared
+
+    def substitutions(self, r: Recipient) -> dict[str, str]:
+        """Key -> value for one recipient: HTML keys get HTML-escaped values, text keys raw ones."""
+        values = self.values(r)
+        subs = {self.html_keys[f]: str(escape(values[f])) for f in FIELDS}
+        subs.update({self.text_keys[f]: values[f] for f in FIELDS})
+        return subs
+
+
+# --------------------------------------------------------------------------- renderer
+
+
+class Renderer:
+    """Compiles `EmailContent` with the clinic's branding and renders it per recipient.
+
+    Compiled emails are kept in a bounded LRU keyed by `content.key` (a new step version gets a
+    new key, so edits are picked up without invalidation)."""
+
+    def __init__(
+        self,
+        clinic: Clinic,
+        base_url: str = "",
+        *,
+        templates_dir: Path | None = None,
+        cache_size: int = _MAX_CACHE,
+    ) -> None:
+        self.clinic = clinic
+        self.base_url = base_url.rstrip("/")
+        self.templates_dir = Path(templates_dir) if templates_dir else TEMPLATES_DIR
+        self.theme: Theme = theme_for(clinic.brand_color)
+        self._cache: OrderedDict[str, CompiledEmail] = OrderedDict()
+        self._cache_size = max(1, cache_size)
+        self._lock = threading.Lock()
+        loader = jinja2.FileSystemLoader(str(self.templates_dir))
+        common = dict(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self._html_env = jinja2.Environment(autoescape=True, finalize=_finalize_html_stage1, **common)
+        self._text_env = jinja2.Environment(autoescape=False, finalize=_finalize_text_stage1, **common)
+        self._direct_html_env = jinja2.Environment(autoescape=True, finalize=_finalize_direct, **common)
+        self._direct_text_env = jinja2.Environment(autoescape=False, finalize=_finalize_direct, **common)
+        # load_remote_stylesheets=False: the default fetches linked stylesheets over the network.
+        self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=True)
+
+    # -- public API
+
+    def compile(self, content: EmailContent) -> CompiledEmail:
+        with self._lock:
+            hit = self._cache.get(content.key)
+            if hit is not None:
+                self._cache.move_to_end(content.key)
+                return hit
+        compiled = self._compile(content)
+        with self._lock:
+            self._cache[content.key] = compiled
+            self._cache.move_to_end(content.key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return compiled
+
+    def render(self, content: EmailContent, r: Recipient) -> RenderedEmail:
+        return self.compile(content).render(r)
+
+    def render_direct(self, content: EmailContent, r: Recipient) -> RenderedEmail:
+        """Reference path: Jinja + MJML + CSS inlining for this one recipient, no cache.
+
+        Slow (hundreds of microseconds); the benchmark's baseline and a cross-check in tests."""
+        context = self._context(content)
+        recipient = types.SimpleNamespace(**recipient_values(r))
+        name = self._template_name(content)
+        html = self._to_html(self._stage1(self._direct_html_env, f"{name}.mjml", context, recipient), name)
+        text = _tidy_text(self._stage1(self._direct_text_env, f"{name}.txt", context, recipient))
+        return RenderedEmail(context["email"]["subject"], context["email"]["preheader"], html, text)
+
+    # -- stages
+
+    def _compile(self, content: EmailContent) -> CompiledEmail:
+        context = self._context(content)
+        name = self._template_name(content)
+        html = self._to_html(self._stage1(self._html_env, f"{name}.mjml", context, _SLOTS), name)
+        text = _tidy_text(self._stage1(self._text_env, f"{name}.txt", context, _SLOTS))
+        email = context["email"]
+        try:
+            return CompiledEmail(content.key, email["subject"], email["preheader"], html, text)
+        except jinja2.TemplateSyntaxError as exc:  # would be a bug in the stage-1 escaping
+            raise TemplateError(f"email template {name}: compiled output is not a valid template: {exc}") from exc
+
+    def _template_name(self, content: EmailContent) -> str:
+        name = content.template or "step"
+        if not _TEMPLATE_NAME.match(name):
+            raise TemplateError(f"email template name {name!r} is not valid (letters, digits, - and _)")
+        return name
+
+    def _stage1(self, env: jinja2.Environment, filename: str, context: dict, recipient: Any) -> str:
+        try:
+            return env.get_template(filename).render(context, recipient=recipient)
+        except jinja2.TemplateSyntaxError as exc:
+            where = exc.name or exc.filename or filename
+            raise TemplateError(f"email template {where} line {exc.lineno}: {exc.message}") from exc
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"email template {exc.name} not found in {self.templates_dir}") from exc
+        except jinja2.TemplateError as exc:  # undefined names and other runtime errors
+            raise TemplateError(f"{self._where(exc, filename)}: {exc}") from exc
+
+    def _where(self, exc: BaseException, filename: str) -> str:
+        """Template file and line of a Jinja runtime error (Jinja rewrites tracebacks to template lines)."""
+        root = str(self.templates_dir.resolve())
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            path = Path(frame.filename)
+            if str(path.resolve()).startswith(root) and path.suffix in {".mjml", ".txt"}:
+                return f"email template {path.resolve().relative_to(root)} line {frame.lineno}"
+        return f"email template {filename}"
+
+    def _to_html(self, source: str, name: str) -> str:
+        try:
+            # fonts={}: no web-font imports (they need the network and most clients block them).
+            html = mjml.mjml2html(source, fonts={})
+        except ValueError as exc:
+            message = str(exc)
+            match = _MJML_POSITION.search(message)
+            if match:
+                start = int(match.group(1))
+                line_no = source.count("\n", 0, start) + 1
+                line = source.splitlines()[line_no - 1].strip() if source.splitlines() else ""
+                raise TemplateError(
+                    f"email template {name}.mjml: MJML error at line {line_no} of the rendered MJML "
+                    f"({line[:80]!r}): {message}"
+                ) from exc
+            raise TemplateError(f"email template {name}.mjml: MJML error: {message}") from exc
+        try:
+            return self._inliner.inline(html)
+        except ValueError as exc:  # pragma: no cover - css-inline only fails on broken CSS
+            raise TemplateError(f"email template {name}.mjml: CSS inlining failed: {exc}") from exc
+
+    # -- context
+
+    def _context(self, content: EmailContent) -> dict[str, Any]:
+        clinic = self.clinic
+        is_item = content.kind != "broadcast" and 0 < content.position <= content.total
+        subject = one_line(content.subject) or one_line(content.title)
+        preheader = one_line(content.preheader) or derive_preheader(content.body) or subject
+        title = one_line(content.title) or subject
+        eyebrow = one_line(content.section) or (one_line(content.campaign_title) if content.kind == "broadcast" else "")
+        if eyebrow.casefold() == title.casefold():  # an untitled step under a heading: say it once
+            eyebrow = ""
+        if content.kind == "broadcast":
+            reason = f"You receive this email because you signed up at {clinic.name} for its newsletter."
+        elif content.campaign_title:
+            reason = (
+                f"You receive this email because you signed up at {clinic.name} "
+                f"for the series \u201c{one_line(content.campaign_title)}\u201d."
+            )
+        else:
+            reason = f"You receive this email because you signed up at {clinic.name} for educational emails."
+        email = {
+            "kind": content.kind,
+            "subject": subject,
+            "preheader": preheader,
+            "preheader_pad": _PREHEADER_PAD,
+            "title": title,
+            "title_rule": "=" * min(len(title), 72),
+            "eyebrow": eyebrow,
+            "progress": f"Step {content.position} of {content.total}" if is_item else "",
+            "progress_pct": max(4, round(100 * content.position / content.total)) if is_item else 0,
+            "campaign_title": one_line(content.campaign_title),
+            "body_html": body_html(content.body),
+            "body_text": body_text(content.body),
+            "reason": reason,
+            "disclaimer": "It is general health education, not medical advice.",
+            "logo_url": self._logo_url(),
+            "phone_link": re.sub(r"[^\d+]", "", clinic.phone),
+            "website_label": re.sub(r"^https?://(www\.)?", "", clinic.website).rstrip("/"),
+        }
+        return {"email": email, "clinic": clinic, "theme": self.theme}
+
+    def _logo_url(self) -> str:
+        logo = one_line(self.clinic.logo_url)
+        if logo and not re.match(r"^https?://", logo) and self.base_url:
+            logo = urljoin(self.base_url + "/", logo.lstrip("/"))
+        return logo if re.match(r"^https?://", logo) else ""
+
+
+def content_from_draft(draft: Draft, index: int) -> EmailContent:
+    """EmailContent for step `index` (0-based) of a splitter `Draft`: for previews and benchmarks."""
+    step = draft.steps[index]
+    digest = hashlib.sha1(
+        "\x1f".join([draft.title, step.kind, step.section, step.title, step.subject, step.preheader, step.text]).encode()
+    ).hexdigest()[:12]
+    return EmailContent(
+        key=f"draft:{index}:{digest}",
+        title=step.title,
+        subject=step.subject,
+        preheader=step.preheader,
+        body=step.text,
+        section=step.section,
+        kind=step.kind,
+        position=index + 1,
+        total=len(draft.steps),
+        campaign_title=draft.title,
+    )
+
+
+__all__ = [
+    "CompiledEmail",
+    "EmailContent",
+    "FIELDS",
+    "GMAIL_CLIP_BYTES",
+    "Recipient",
+    "RenderedEmail",
+    "Renderer",
+    "TEMPLATES_DIR",
+    "body_html",
+    "body_text",
+    "content_from_draft",
+    "derive_preheader",
+    "first_name",
+    "one_line",
+    "recipient_values",
+]
