@@ -60,9 +60,19 @@ def status_rows(session: Session, clinic_tz: str, *, campaign: str | None = None
 
 
 def status_table(rows: list[StatusRow], title: str = "Deliveries") -> Table:
-    table = Table("patient", "zone", "campaign", "step", "local send time", "status", title=title)
+    table = Table(title=title, show_lines=False)
+    table.add_column("patient", no_wrap=True, overflow="ellipsis", max_width=34)
+    table.add_column("zone", no_wrap=True, max_width=19, overflow="ellipsis")
+    table.add_column("campaign", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=34)
+    table.add_column("local send time", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=9)
+    previous = None
     for r in rows:
         style = {"sent": "green", "failed": "red", "cancelled": "yellow"}.get(r.status, "")
-        table.add_row(r.patient, r.tz, r.campaign, r.step, r.local_time.strftime("%a %Y-%m-%d %H:%M %Z"),
-                      f"[{style}]{r.status}[/]" if style else r.status)
+        table.add_row(r.patient if r.patient != previous else "", r.tz if r.patient != previous else "",
+                      r.campaign, r.step, r.local_time.strftime("%a %Y-%m-%d %H:%M %Z"),
+                      f"[{style}]{r.status}[/]" if style else r.status,
+                      end_section=False)
+        previous = r.patient
     return table

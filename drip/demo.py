@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from campaigns import service
-from campaigns.preview import write_preview
+from campaigns.preview import preview_file
 from campaigns.split import split_file
 from delivery.backends import get_backend
 from delivery.dispatcher import Dispatcher
@@ -48,7 +48,7 @@ class SimulatedClock:
 
 
 def main() -> int:
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)
     t0 = time.perf_counter()
     data = ROOT / ".drip" / "demo"
     outbox = ROOT / "outbox"
@@ -63,7 +63,7 @@ def main() -> int:
     draft = split_file(article)
     console.rule(f"[bold]{draft.title}[/]")
     console.print(f"{article.name}: {len(draft.steps)} steps, {len(draft.items)} of them items")
-    write_preview(article, preview, clinic=settings.clinic)
+    preview_file(article, preview, name=PATIENTS[0][1], settings=settings)
 
     rt = open_runtime(settings)
     clock = SimulatedClock(START)
