@@ -47,7 +47,7 @@ def status_rows(session: Session, clinic_tz: str, *, campaign: str | None = None
         out.append(
             StatusRow(
                 delivery_id=d.id,
-                patient=f"{sub.name} <{sub.email}>" if sub.name else sub.email,
+                patient=sub.name or sub.email,
                 tz=tz.key,
                 campaign=camp.slug if camp else (f"newsletter:{b.slug}" if b else ""),
                 step=f"{step.position}. {step.slug}" if step else (b.subject if b else ""),
@@ -61,7 +61,7 @@ def status_rows(session: Session, clinic_tz: str, *, campaign: str | None = None
 
 def status_table(rows: list[StatusRow], title: str = "Deliveries") -> Table:
     table = Table(title=title, show_lines=False)
-    table.add_column("patient", no_wrap=True, overflow="ellipsis", max_width=34)
+    table.add_column("patient", no_wrap=True, overflow="ellipsis", max_width=30)
     table.add_column("zone", no_wrap=True, max_width=19, overflow="ellipsis")
     table.add_column("campaign", no_wrap=True, overflow="ellipsis", max_width=24)
     table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=34)
