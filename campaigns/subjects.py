@@ -1,0 +1,144 @@
+"""Subject lines and preheaders: general education about a topic, never about the reader.
+
+A subject is read on a lock screen by whoever holds the phone, so it names a topic ("How
+acupuncture works: release of endorphins"), never a person's health ("Your back pain").
+Everything here is derived from the document's own wording; nothing is invented about the
+recipient, and nothing reaches a header with a CR/LF in it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+MAX_SUBJECT = 78  # what most inboxes show before cutting off
+MAX_PREHEADER = 110
+
+CONDITION_WORDS = (
+    "pain", "pains", "ache", "aches", "condition", "conditions", "diagnosis", "symptom", "symptoms",
+    "illness", "disease", "disorder", "injury", "injuries", "spasm", "spasms", "cramp", "cramps",
+    "migraine", "migraines", "headache", "headaches", "arthritis", "anxiety", "depression", "insomnia",
+    "infection", "inflammation", "cancer", "diabetes", "fibromyalgia", "sciatica", "neuropathy",
+    "neuralgia", "infertility", "pregnancy", "problem", "problems", "back", "neck", "knee", "knees",
+    "joints", "stress", "fatigue", "treatment", "treatments", "medication", "medications", "results",
+    "health", "weight", "allergies", "asthma", "tension", "recovery",
+)
+_CONDITION = "|".join(CONDITION_WORDS)
+# second person + a health word within two words, or "you have/suffer from ..."
+ABOUT_READER = re.compile(
+    rf"\byours?\b(?:\W+\w+){{0,2}}?\W+(?:{_CONDITION})\b"
+    r"|\byou(?:\s+(?:may|might|could|probably|still))?\s+"
+    r"(?:have|had|suffer|are\s+suffering|are\s+living\s+with|live\s+with)\b"
+    r"|\byou(?:'|’)(?:re|ve)\s+(?:suffering|living\s+with|been\s+diagnosed|got)\b",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_TOPIC_SPLIT = re.compile(
+    r"\s*[:|–—]\s*|\s+-\s+|\s+(?:for|and|in|with|to|of|on|as|vs\.?|versus|&|after|during)\s+", re.IGNORECASE
+)
+_NOT_A_TOPIC = {"the", "a", "an", "how", "why", "what", "when", "where", "your", "our", "my", "top", "best", "new",
+                # title-opening verbs ("Understanding Acupuncture"); "Cupping" or "Needling" are topics
+                "understanding", "managing", "treating", "living", "coping", "getting", "finding", "improving",
+                "choosing", "preparing", "using", "exploring", "reducing", "relieving", "easing", "beating"}
+
+
+class _StepLike(Protocol):
+    title: str
+    section: str
+    text: str
+
+
+def one_line(text: str) -> str:
+    """Collapse all whitespace (CR, LF, tabs, Unicode line separators) and drop control characters."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def _lower_word(word: str) -> str:
+    """'Chronic' -> 'chronic', but 'TMJ', "Bell's" and 'iPhone' keep their case."""
+    parts = word.split("-")
+    return "-".join(p.lower() if p[:1].isupper() and p[1:].islower() and not ("'" in p or "’" in p) else p
+                    for p in parts)
+
+
+def _lower(text: str) -> str:
+    return " ".join(_lower_word(w) for w in text.split())
+
+
+def _sentence(text: str) -> str:
+    words = text.split()
+    if not words:
+        return ""
+    rest = _lower(" ".join(words[1:]))
+    return f"{words[0][:1].upper()}{words[0][1:]}{' ' + rest if rest else ''}"
+
+
+def topic_of(doc_title: str) -> str:
+    """The main subject of a title: 'Acupuncture for Pain Relief' -> 'Acupuncture' ('' if unclear)."""
+    head = _TOPIC_SPLIT.split(one_line(doc_title), maxsplit=1)[0].strip()
+    words = head.split()
+    if not 1 <= len(words) <= 3 or words[0].lower() in _NOT_A_TOPIC:
+        return ""
+    return head
+
+
+def about_reader(text: str) -> bool:
+    """True for second-person health wording ('your pain', 'you have ...')."""
+    return bool(ABOUT_READER.search(text))
+
+
+def _impersonal(text: str) -> str:
+    """Remove reader-directed wording from a title: 'Managing Your Back Pain' -> 'Managing Back Pain'."""
+    text = re.sub(r"\b(?:if|when|whether)\s+you\s+(?:have|suffer\s+from|are\s+suffering\s+from|live\s+with)\b",
+                  "for", text, flags=re.IGNORECASE)
+    text = re.sub(r"\byou(?:'|’)(?:re|ve)\b|\byou\s+(?:may|might|could)\s+have\b"
+                  r"|\byou\s+(?:have|had|suffer(?:\s+from)?)\b", " ", text, flags=re.IGNORECASE)
+    text = re.sub(r"\byours?\b", " ", text, flags=re.IGNORECASE)
+    return one_line(text)
+
+
+def _fit(text: str, limit: int) -> str:
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:-–—") + "…"
+
+
+def subject_for(title: str, section: str, doc_title: str) -> str:
+    """Subject from a step's title (or, for intro/outro steps, the heading it sits under or the document title)."""
+    base = _impersonal(title).rstrip(" :-–—")
+    topic = _impersonal(topic_of(doc_title))
+    if base:
+        mentions_topic = bool(topic) and topic.lower() in base.lower()
+        how = re.search(r"^how\b.*\bworks?\b", one_line(section), re.IGNORECASE) is not None
+        candidates = []
+        if topic and not mentions_topic and how:
+            candidates.append(f"How {_lower(topic)} works: {_lower(base)}")
+        if topic and not mentions_topic:
+            lead = _sentence(topic)
+            candidates += [f"{lead} and {_lower(base)}: what to know", f"{lead} and {_lower(base)}"]
+        if len(base.split()) <= 6 and not base.endswith("?"):
+            candidates.append(f"{_sentence(base)}: what to know")
+        candidates.append(base)
+    else:
+        candidates = [_impersonal(section).rstrip(" :-–—"), _impersonal(doc_title)]
+    candidates = [c for c in (one_line(c) for c in candidates) if c and not about_reader(c)]
+    if not candidates:
+        return _fit(topic and f"{topic}: what to know" or "News from the clinic", MAX_SUBJECT)
+    return next((c for c in candidates if len(c) <= MAX_SUBJECT), _fit(candidates[-1], MAX_SUBJECT))
+
+
+def preheader_for(step: _StepLike) -> str:
+    """The inbox preview line: the first whole sentence of the step that does not address the reader's health."""
+    sentences: list[str] = []
+    for para in step.text.split("\n\n"):
+        flat = one_line(re.sub(r"(?m)^\s*[-•]\s+", "", para))
+        sentences += [s for s in re.split(r"(?<=[.!?])\s+", flat) if s]
+    complete = [s for s in sentences if s[-1:] in ".!?" and len(s.split()) >= 4]
+    for sentence in complete + sentences:
+        if not about_reader(sentence):
+            return _fit(sentence, MAX_PREHEADER)
+    fallback = _impersonal(step.title or step.section)
+    return _fit(fallback, MAX_PREHEADER) if not about_reader(fallback) else ""
