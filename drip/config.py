@@ -47,15 +47,15 @@ class Settings:
     data_dir: Path = Path(".drip")
     outbox_dir: Path = Path("outbox")
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: str = ""
+    secret_key: str = field(default="", repr=False)  # secrets never appear in a repr or a log line
     backend: str = "outbox"  # outbox | smtp | sendgrid
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_username: str = ""
-    smtp_password: str = ""
+    smtp_password: str = field(default="", repr=False)
     smtp_starttls: bool = False
     smtp_timeout: float = 30.0
-    sendgrid_api_key: str = ""
+    sendgrid_api_key: str = field(default="", repr=False)
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_timeout: float = 20.0
     sendgrid_webhook_public_key: str = ""
@@ -66,6 +66,8 @@ class Settings:
     max_attempts: int = 8
     pause_after_errors: int = 20
     tick_seconds: float = 5.0
+    signup_campaign: str = "onboarding"  # campaign a confirmed web sign-up is enrolled in (slug)
+    signup_tag: str = "new-patients"  # tag a confirmed web sign-up gets ("" for none)
 
     @property
     def db_url(self) -> str:

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from drip.config import Settings, load_settings, secret_key
+from drip.errors import ConfigurationError
+
+
+def test_env_overrides_toml_and_defaults(tmp_path: Path):
+    toml = tmp_path / "drip.toml"
+    toml.write_text('backend = "smtp"\nbatch_size = 50\n[clinic]\nname = "Lakeside Clinic"\n')
+    s = load_settings({"DRIP_BATCH_SIZE": "7", "DRIP_CLINIC_TIMEZONE": "Europe/Berlin"}, toml_path=toml)
+    assert s.backend == "smtp" and s.batch_size == 7
+    assert s.clinic.name == "Lakeside Clinic" and s.clinic.timezone == "Europe/Berlin"
+
+
+def test_secrets_in_a_file_are_refused(tmp_path: Path):
+    toml = tmp_path / "drip.toml"
+    toml.write_text('sendgrid_api_key = "SG.x"\n')
+    with pytest.raises(ConfigurationError, match="environment"):
+        load_settings({}, toml_path=toml)
+
+
+@pytest.mark.parametrize("env,match", [
+    ({"DRIP_BACKEND": "carrier-pigeon"}, "unknown backend"),
+    ({"DRIP_BATCH_SIZE": "many"}, "whole number"),
+    ({"DRIP_TRACKING": "maybe"}, "true/false"),
+    ({"DRIP_FREQUENCY_CAP": "0"}, "at least 1"),
+])
+def test_bad_values_fail_at_start(env, match, tmp_path):
+    with pytest.raises(ConfigurationError, match=match):
+        load_settings(env, toml_path=tmp_path / "none.toml")
+
+
+def test_secrets_never_in_repr():
+    s = Settings(secret_key="s3cret-key", sendgrid_api_key="SG.abc123", smtp_password="hunter2")
+    text = repr(s)
+    assert "s3cret-key" not in text and "SG.abc123" not in text and "hunter2" not in text
+
+
+def test_generated_secret_key_is_kept_private(tmp_path: Path):
+    s = Settings(data_dir=tmp_path / "data")
+    key = secret_key(s)
+    assert len(key) >= 40 and secret_key(s) == key
+    assert oct((tmp_path / "data" / "secret_key").stat().st_mode)[-3:] == "600"
