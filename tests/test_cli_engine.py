@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,38 @@ def env(tmp_path, monkeypatch):
     return values
 
 
-def drip(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from drip.cli import main; main()", *args], cwd=ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def drip(capsys):
+    """Run `drip ARGS` in this process (the console script's own `main`, exit codes included)."""
+
+    def run(*args: str, env: dict | None = None) -> Result:
+        from drip.cli import main
+
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+def test_console_script_runs_as_a_process(env):
+    """One real subprocess through the installed entry point: exit code and one-line error."""
+    exe = Path(sys.executable).with_name("drip")
+    r = subprocess.run([str(exe), "campaigns", "show", "nope"], cwd=ROOT, env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "drip: error: --campaign: no campaign 'nope'"
 
 
 def count(env, model, *where) -> int:
@@ -45,7 +75,7 @@ def count(env, model, *where) -> int:
     return n
 
 
-def test_import_enroll_run_status(env, seed_path):
+def test_import_enroll_run_status(env, seed_path, drip):
     r = drip("import", str(seed_path), "--campaign", "onboarding", "--every", "0d", "--window", "daily 00:00-23:59",
              "--publish", env=env)
     assert r.returncode == 0, r.stderr
@@ -79,7 +109,7 @@ def test_import_enroll_run_status(env, seed_path):
     (["subscribers", "add", "a@example.org", "--tz", "Mars/Olympus"], "Mars/Olympus"),
     (["broadcast", "schedule", "nope", "--at", "2030-01-01 09:00"], "no newsletter"),
 ])
-def test_bad_input_one_line_exit_2_nothing_written(env, seed_path, args, message):
+def test_bad_input_one_line_exit_2_nothing_written(env, seed_path, args, message, drip):
     args = [str(seed_path) if a == "SEED" else a for a in args]
     r = drip(*args, env=env)
     assert r.returncode == 2, (r.stdout, r.stderr)
@@ -91,7 +121,7 @@ def test_bad_input_one_line_exit_2_nothing_written(env, seed_path, args, message
         assert count(env, Campaign) == 0
 
 
-def test_newsletter_commands(env, seed_path):
+def test_newsletter_commands(env, seed_path, drip):
     assert drip("subscribers", "add", "a@example.org", "--tag", "monthly", "--tz", "Asia/Tokyo", env=env).returncode == 0
     r = drip("broadcast", "create", "holiday", "--template", "holiday-hours", "--list", "monthly", env=env)
     assert r.returncode == 0, r.stderr

@@ -16,7 +16,7 @@ from drip.runtime import Runtime
 from tests.delivery.test_dispatcher import ScriptedBackend
 from tests.factories import make_campaign
 
-N = 1200
+N = 600
 
 
 @pytest.mark.postgres
