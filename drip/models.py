@@ -107,6 +107,8 @@ class BroadcastStatus(str, enum.Enum):
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    # Ids go into signed links; SQLite must never hand a deleted subscriber's id to someone new.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
@@ -247,6 +249,7 @@ class Delivery(Base):
         UniqueConstraint("enrollment_id", "step_id", name="uq_deliveries_enrollment_step"),
         UniqueConstraint("broadcast_id", "subscriber_id", name="uq_deliveries_broadcast_subscriber"),
         Index("ix_deliveries_due", "status", "due_at"),
+        {"sqlite_autoincrement": True},  # delivery ids go into links and provider custom_args: never reused
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -78,7 +78,8 @@ def upgrade() -> None:
     sa.Column('created_at', drip.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', drip.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscribers')),
-    sa.UniqueConstraint('email_key', name=op.f('uq_subscribers_email_key'))
+    sa.UniqueConstraint('email_key', name=op.f('uq_subscribers_email_key')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('subscribers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscribers_status'), ['status'], unique=False)
@@ -208,7 +209,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_deliveries_subscriber_id_subscribers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
     sa.UniqueConstraint('broadcast_id', 'subscriber_id', name='uq_deliveries_broadcast_subscriber'),
-    sa.UniqueConstraint('enrollment_id', 'step_id', name='uq_deliveries_enrollment_step')
+    sa.UniqueConstraint('enrollment_id', 'step_id', name='uq_deliveries_enrollment_step'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_deliveries_due', ['status', 'due_at'], unique=False)
