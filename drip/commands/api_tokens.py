@@ -1,0 +1,73 @@
+"""`drip api-token create NAME | list | revoke TOKEN`: tokens for the REST API (/api/v1).
+
+The token is printed once, on creation, and only its SHA-256 digest is stored (web/api_tokens.py
+says why a fast hash is right for random tokens). Lost it? Revoke it and create a new one.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from drip.db import transaction
+from drip.runtime import open_runtime
+
+app = typer.Typer(help="Tokens for the REST API (Authorization: Bearer <token>).", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="api-token")
+
+
+@app.command("create")
+def create(name: str = typer.Argument(..., help="Who uses the token, e.g. 'booking-system'.")) -> None:
+    """Create a token and print it once (stdout: only the token, for scripts)."""
+    from web.api_tokens import check_name, create_token
+
+    check_name(name)  # a bad name fails before the database is opened
+    rt = open_runtime()
+    try:
+        with transaction(rt.sessions) as session:
+            info, token = create_token(session, name)
+    finally:
+        rt.close()
+    # The token alone on stdout (`TOKEN=$(drip api-token create booking)`), the advice on stderr.
+    print(token)
+    err.print(f"created API token {info.id} ({info.name}); it is shown only now: store it in a secret manager",
+              markup=False)
+
+
+@app.command("list")
+def list_() -> None:
+    """Tokens by id: name, created, last used, revoked. Never the token itself."""
+    from web.api_tokens import list_tokens
+
+    rt = open_runtime()
+    try:
+        with rt.sessions() as session:
+            tokens = list_tokens(session)
+    finally:
+        rt.close()
+    table = Table("id", "name", "created (UTC)", "last used (UTC)", "status")
+    for t in tokens:
+        used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+        table.add_row(str(t.id), Text(t.name), f"{t.created_at:%Y-%m-%d %H:%M}", used, "revoked" if t.revoked else "live")
+    out.print(table)
+
+
+@app.command("revoke")
+def revoke(token: str = typer.Argument(..., metavar="TOKEN", help="The token's id (see list), or its name.")) -> None:
+    """Revoke a token: requests with it get 401 from now on."""
+    from web.api_tokens import revoke_token
+
+    rt = open_runtime()
+    try:
+        with transaction(rt.sessions) as session:
+            info = revoke_token(session, token)
+    finally:
+        rt.close()
+    out.print(f"revoked API token {info.id} ({info.name})", markup=False)

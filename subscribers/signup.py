@@ -1,0 +1,138 @@
+"""Double opt-in for the public sign-up form: a request makes a *pending* subscriber, the link
+in the confirmation email makes them *active*.
+
+The form is not authenticated, so a request may only touch what it created itself:
+- a new address becomes `pending`, with the consent shown on the form recorded (source
+  "web-form", time, wording version, IP), and gets a confirmation email;
+- a still-pending address (asked twice, lost the email) gets its name, zone and consent record
+  refreshed and a new confirmation email;
+- anything else (already active or paused, unsubscribed, bounced) is left alone and gets no
+  email: a stranger must not be able to change a patient's data, and a suppressed address is
+  never sent to again. The page answers the same in every case (no account enumeration).
+
+Confirming activates a pending subscriber, enrolls them in `settings.signup_campaign` (when it
+exists and is published; otherwise that is logged and they are activated and tagged only) and
+tags them with `settings.signup_tag`. It never undoes an unsubscribe, a bounce or a complaint:
+an old confirmation link must not bring back someone who left.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from campaigns.enrollment import NotEnrollable, enroll
+from drip.config import Settings
+from drip.models import Campaign, CampaignStatus, Subscriber, SubscriberStatus
+from subscribers.service import clean_name, find_subscriber, normalize_email, tag_subscribers, validate_zone
+from subscribers.suppression import is_suppressed
+
+log = logging.getLogger("drip.signup")
+
+SOURCE = "web-form"
+_RECEIVING = {SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value}
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    """What the form sent, after `check_signup` (address normalised, zone canonical)."""
+
+    email: str
+    email_key: str
+    name: str
+    tz: str | None
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    subscriber_id: int | None  # who to send the confirmation email to; None: send nothing
+    email: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ConfirmOutcome:
+    state: Literal["confirmed", "already", "refused", "gone"]
+    email: str = ""
+    enrolled_in: str | None = None  # campaign title when enrolled now
+
+
+def check_signup(email: str, name: str, tz: str | None) -> SignupRequest:
+    """Validate the form fields. InputError(where="email"/"tz") names the field to fix."""
+    address, key = normalize_email(email)
+    return SignupRequest(email=address, email_key=key, name=clean_name(name), tz=validate_zone(tz))
+
+
+def request_signup(
+    session: Session, req: SignupRequest, *, now: datetime, ip: str | None, consent_version: str
+) -> SignupOutcome:
+    """Record the sign-up (see the module rules). Returns whom to send a confirmation to, if anyone."""
+    if is_suppressed(session, req.email_key):
+        log.info("sign-up for a suppressed address ignored")
+        return SignupOutcome(None)
+    sub = find_subscriber(session, req.email_key)
+    if sub is None:
+        sub = Subscriber(email=req.email, email_key=req.email_key, name=req.name, tz=req.tz,
+                         status=SubscriberStatus.PENDING.value, created_at=now)
+        try:
+            with session.begin_nested():  # a concurrent sign-up of the same address wins the race
+                session.add(sub)
+                session.flush()
+        except IntegrityError:
+            return SignupOutcome(None)
+    elif sub.status != SubscriberStatus.PENDING.value:
+        return SignupOutcome(None)
+    else:
+        sub.name = req.name or sub.name
+        sub.tz = req.tz or sub.tz
+    sub.consent_source = SOURCE
+    sub.consent_at = now
+    sub.consent_text_version = consent_version[:32]
+    sub.consent_ip = (ip or "")[:64] or None
+    sub.updated_at = now
+    session.flush()
+    return SignupOutcome(sub.id, sub.email, sub.name)
+
+
+def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, settings: Settings) -> ConfirmOutcome:
+    """Activate, enroll and tag a pending subscriber. Idempotent: a second click answers "already"."""
+    # FOR UPDATE (PostgreSQL): two clicks at once are serialised here; SQLite's BEGIN IMMEDIATE already is.
+    sub = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if sub is None:
+        return ConfirmOutcome("gone")
+    if sub.status in _RECEIVING:
+        return ConfirmOutcome("already", sub.email)
+    if sub.status != SubscriberStatus.PENDING.value or is_suppressed(session, sub.email_key):
+        return ConfirmOutcome("refused", sub.email)
+    sub.status = SubscriberStatus.ACTIVE.value
+    sub.updated_at = now
+    session.flush()
+    clinic_tz = settings.clinic.timezone
+    enrolled = _enroll_signup(session, sub, settings.signup_campaign, now, clinic_tz)
+    if settings.signup_tag.strip():
+        tag_subscribers(session, [sub.id], [settings.signup_tag], now, clinic_tz=clinic_tz)
+    return ConfirmOutcome("confirmed", sub.email, enrolled)
+
+
+def _enroll_signup(session: Session, sub: Subscriber, slug: str, now: datetime, clinic_tz: str) -> str | None:
+    if not slug.strip():
+        return None
+    campaign = session.scalar(select(Campaign).where(Campaign.slug == slug.strip()))
+    if campaign is None:
+        log.warning("sign-up confirmed without enrollment: no campaign %r (setting signup_campaign)", slug)
+        return None
+    if campaign.status != CampaignStatus.PUBLISHED.value:
+        log.warning("sign-up confirmed without enrollment: campaign %r is %s, not published", slug, campaign.status)
+        return None
+    try:
+        enroll(session, sub, campaign, now, clinic_tz=clinic_tz, source=SOURCE)
+    except NotEnrollable as exc:  # e.g. they had opted out of this series before
+        log.info("sign-up confirmed without enrollment: %s", exc)
+        return None
+    return campaign.title

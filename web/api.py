@@ -1,0 +1,391 @@
+"""The REST API for machines (the clinic's booking system): FastAPI, mounted at /api/v1.
+
+- Every endpoint needs `Authorization: Bearer <token>` (tokens from `drip api-token create`);
+  a missing, unknown or revoked token is a 401 with `WWW-Authenticate: Bearer`.
+- Plain `def` endpoints: FastAPI runs them in its thread pool, where the synchronous SQLAlchemy
+  session lives; each request opens its own session and transaction, which commits only if the
+  whole request succeeded (a 4xx after a partial write leaves nothing behind).
+- Errors: request bodies and parameters that do not fit the schema are 422 with the field (FastAPI);
+  the domain's own checks (address syntax, IANA zone, tag names) are 422 in the same shape; an
+  unknown subscriber or campaign is 404; a state conflict (already enrolled, unsubscribed, campaign
+  not published) is 409. Bounds in web/api_models.py keep every input away from a 500.
+- `POST /subscribers` is idempotent: the same address again is a 200 with the stored subscriber
+  (new tags added, a given name/zone updated) and, with `enroll`, the enrollment that already runs.
+  API subscribers are `active` at once: the clinic collected consent (it says so in `consent`).
+  A web sign-up still waiting for its confirmation email (`pending`) becomes active when the
+  clinic posts it with a `consent` record; without one it stays pending.
+- `DELETE /subscribers/{id}` erases the patient's data and keeps the suppression entry
+  (subscribers/erasure.py says exactly what).
+
+`/api/v1/openapi.json` is the contract (tests fuzz the API against it with schemathesis);
+`/api/v1/docs` is Swagger UI, served with its own Content-Security-Policy for its CDN scripts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Iterator
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, aliased
+from starlette.routing import BaseRoute, Mount
+
+from campaigns.enrollment import NotEnrollable, enroll
+from campaigns.service import get_campaign, list_campaigns
+from drip.errors import InputError, NotFoundError
+from drip.models import (
+    Broadcast,
+    Campaign,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    Step,
+    Subscriber,
+    SubscriberStatus,
+    SubscriberTag,
+    Tag,
+)
+from subscribers.erasure import erase_subscriber
+from subscribers.service import (
+    clean_name,
+    clean_tag,
+    count_subscribers,
+    list_subscribers,
+    tag_subscribers,
+    tags_of,
+    upsert_subscriber,
+    validate_zone,
+)
+from subscribers.tokens import LinkClaims
+from subscribers.unsubscribe import PreferenceError, resubscribe, set_preferences, unsubscribe
+from web.api_models import (
+    MAX_ID,
+    MAX_OFFSET,
+    CampaignOut,
+    Consent,
+    DeliveryPage,
+    DeliveryStatusName,
+    EnrollmentIn,
+    EnrollmentOut,
+    ErrorOut,
+    SearchText,
+    Slug,
+    SubscriberCreated,
+    SubscriberIn,
+    SubscriberOut,
+    SubscriberPage,
+    SubscriberPatch,
+    SubscriberStatusName,
+    TagName,
+)
+from web.api_tokens import TokenInfo, authenticate
+from web.context import WebContext
+
+API_PREFIX = "/api/v1"
+_CHALLENGE = 'Bearer realm="drip"'
+_ERRORS = {401: {"model": ErrorOut, "description": "Missing, unknown or revoked token"},
+           404: {"model": ErrorOut, "description": "Unknown subscriber or campaign"},
+           409: {"model": ErrorOut, "description": "Not possible in the current state"}}
+
+bearer = HTTPBearer(auto_error=False, description="A token from `drip api-token create NAME`.")
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def api_context(request: Request) -> WebContext:
+    return request.app.state.web
+
+
+def require_token(request: Request,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> TokenInfo:
+    """Every endpoint depends on this: 401 unless the bearer token is live."""
+    if credentials is None:
+        raise HTTPException(401, "missing API token (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": _CHALLENGE})
+    ctx = api_context(request)
+    with ctx.runtime.sessions.begin() as s:
+        info = authenticate(s, credentials.credentials, ctx.clock())
+    if info is None:
+        raise HTTPException(401, "invalid or revoked API token",
+                            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})
+    return info
+
+
+Ctx = Annotated[WebContext, Depends(api_context)]
+SubscriberId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _message(exc: InputError) -> str:
+    text = str(exc)
+    prefix = f"{exc.where}: " if exc.where else ""
+    return text[len(prefix):] if prefix and text.startswith(prefix) else text
+
+
+@contextmanager
+def domain_errors(location: str = "body", fields: dict[str, str] | None = None) -> Iterator[None]:
+    """The domain's exceptions as HTTP answers. `fields` renames a CLI-flavoured `where` ("--campaign")."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise HTTPException(404, _message(exc)) from exc
+    except (NotEnrollable, PreferenceError) as exc:
+        raise HTTPException(409, _message(exc)) from exc
+    except InputError as exc:
+        where = (exc.where or "").lstrip("-")
+        field = (fields or {}).get(exc.where or "", where)
+        raise HTTPException(422, [{"loc": [location, field], "msg": _message(exc), "type": "value_error"}]) from exc
+
+
+def _subscriber(s: Session, subscriber_id: int) -> Subscriber:
+    sub = s.get(Subscriber, subscriber_id)
+    if sub is None:
+        raise HTTPException(404, f"no subscriber {subscriber_id}")
+    return sub
+
+
+def _subscriber_out(sub: Subscriber, tags: list[str]) -> dict:
+    return {
+        "id": sub.id, "email": sub.email, "name": sub.name, "tz": sub.tz, "status": sub.status, "tags": tags,
+        "consent": Consent(source=sub.consent_source, at=sub.consent_at, text_version=sub.consent_text_version,
+                           ip=sub.consent_ip),
+        "created_at": sub.created_at, "updated_at": sub.updated_at,
+    }
+
+
+def _enrollment_out(s: Session, enrollment: Enrollment, slug: str) -> EnrollmentOut:
+    count, next_due = s.execute(
+        select(func.count(Delivery.id), func.min(Delivery.due_at)).where(
+            Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SCHEDULED.value)
+    ).one()
+    return EnrollmentOut(id=enrollment.id, campaign=slug, state=enrollment.state, enrolled_at=enrollment.enrolled_at,
+                         scheduled=count, next_due_at=next_due)
+
+
+def _active_enrollment(s: Session, subscriber_id: int, campaign_id: int) -> Enrollment | None:
+    return s.scalar(select(Enrollment).where(
+        Enrollment.subscriber_id == subscriber_id, Enrollment.campaign_id == campaign_id,
+        Enrollment.state == EnrollmentState.ACTIVE.value))
+
+
+# --------------------------------------------------------------------------- subscribers
+
+router = APIRouter(dependencies=[Depends(require_token)], responses={401: _ERRORS[401]})
+
+
+@router.post("/subscribers", response_model=SubscriberCreated, status_code=201, tags=["subscribers"],
+             responses={200: {"model": SubscriberCreated, "description": "The address was already there"},
+                        404: _ERRORS[404], 409: _ERRORS[409]})
+def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response) -> dict:
+    """Add a patient (or update the one with this address), optionally enrolling them in a campaign."""
+    now = ctx.clock()
+    clinic_tz = ctx.settings.clinic.timezone
+    with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "enroll"}):
+        campaign = get_campaign(s, body.enroll) if body.enroll else None  # 404 before anything is written
+        source = body.consent.source if body.consent else "api"
+        sub, created = upsert_subscriber(s, body.email, body.name or "", body.tz, body.tags, source, now,
+                                         clinic_tz=clinic_tz)
+        if body.consent and (created or sub.status == SubscriberStatus.PENDING.value):
+            # The clinic vouches for consent: record it; a pending web sign-up needs no more confirming.
+            sub.status = SubscriberStatus.ACTIVE.value
+            sub.consent_source, sub.consent_at = body.consent.source, now
+            sub.consent_text_version, sub.consent_ip = body.consent.text_version, body.consent.ip
+            sub.updated_at = now
+        enrollment_out = None
+        if campaign is not None:
+            enrollment = _active_enrollment(s, sub.id, campaign.id)  # a retry of the same call
+            if enrollment is None:
+                enrollment = enroll(s, sub, campaign, now, clinic_tz=clinic_tz, source="api")
+            enrollment_out = _enrollment_out(s, enrollment, campaign.slug)
+        s.flush()
+        out = _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []))
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"{API_PREFIX}/subscribers/{out['id']}"
+    return {**out, "created": created, "enrollment": enrollment_out}
+
+
+@router.get("/subscribers", response_model=SubscriberPage, tags=["subscribers"], responses={404: _ERRORS[404]})
+def get_subscribers(
+    ctx: Ctx,
+    search: Annotated[SearchText | None, Query(description="Part of the address or name.")] = None,
+    status: SubscriberStatusName | None = None,
+    tag: Annotated[TagName | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> dict:
+    """Subscribers in id order, filtered by a substring of address or name, a status, a tag."""
+    with ctx.runtime.sessions() as s, domain_errors("query", {"--tag": "tag"}):
+        subs = list_subscribers(s, search=search, tag=tag, status=status, limit=limit, offset=offset)
+        total = count_subscribers(s, search=search, tag=tag, status=status)
+        tags = tags_of(s, [x.id for x in subs])
+        items = [_subscriber_out(x, tags.get(x.id, [])) for x in subs]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"],
+            responses={404: _ERRORS[404]})
+def get_one_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> dict:
+    with ctx.runtime.sessions() as s:
+        sub = _subscriber(s, subscriber_id)
+        return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []))
+
+
+@router.patch("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"],
+              responses={404: _ERRORS[404], 409: _ERRORS[409]})
+def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ctx) -> dict:
+    """Change name, zone, tags or status. The address is the patient's identity and cannot change."""
+    now = ctx.clock()
+    with ctx.runtime.sessions.begin() as s, domain_errors():
+        sub = _subscriber(s, subscriber_id)
+        if body.name is not None:
+            sub.name = clean_name(body.name)
+        if body.tz is not None:
+            sub.tz = validate_zone(body.tz)
+        remove = sorted({clean_tag(t) for t in body.remove_tags})
+        add = [clean_tag(t) for t in body.add_tags]
+        if remove:
+            tag_ids = select(Tag.id).where(Tag.name.in_(remove)).scalar_subquery()
+            s.execute(delete(SubscriberTag).where(SubscriberTag.subscriber_id == sub.id,
+                                                  SubscriberTag.tag_id.in_(tag_ids)))
+        if add:
+            tag_subscribers(s, [sub.id], add, now, clinic_tz=ctx.settings.clinic.timezone)
+        if body.status is not None:
+            _change_status(s, sub, body.status, now)
+        sub.updated_at = now
+        s.flush()
+        return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []))
+
+
+def _change_status(s: Session, sub: Subscriber, target: str, now: datetime) -> None:
+    """Status changes through the same functions the patient's own links use (suppression, cancelling)."""
+    if target == sub.status:
+        return
+    if target == SubscriberStatus.UNSUBSCRIBED.value:
+        unsubscribe(s, LinkClaims(sub.id), "all", now=now, source="api")  # updates `sub` (same session)
+    elif sub.status == SubscriberStatus.PENDING.value and target == SubscriberStatus.ACTIVE.value:
+        sub.status = target  # the clinic confirms for the patient
+    elif sub.status == SubscriberStatus.PENDING.value:
+        raise PreferenceError("this subscriber has not confirmed yet; it can only be made active", where="status")
+    elif sub.status == SubscriberStatus.UNSUBSCRIBED.value and target == SubscriberStatus.ACTIVE.value:
+        resubscribe(s, sub, now=now, source="api")
+    else:
+        set_preferences(s, sub, paused=target == SubscriberStatus.PAUSED.value, now=now)
+
+
+@router.delete("/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"], responses={404: _ERRORS[404]})
+def delete_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> Response:
+    """Erase the patient's data (row, tags, enrollments, deliveries, events); keep their suppression entry."""
+    with ctx.runtime.sessions.begin() as s:
+        erase_subscriber(s, _subscriber(s, subscriber_id), ctx.clock())
+    return Response(status_code=204)
+
+
+@router.post("/subscribers/{subscriber_id}/enrollments", response_model=EnrollmentOut, status_code=201,
+             tags=["subscribers"], responses={404: _ERRORS[404], 409: _ERRORS[409]})
+def create_enrollment(subscriber_id: SubscriberId, body: EnrollmentIn, ctx: Ctx) -> EnrollmentOut:
+    """Enroll in a published campaign. 409 if already enrolled, unsubscribed, suppressed or not active."""
+    now = ctx.clock()
+    with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "campaign"}):
+        sub = _subscriber(s, subscriber_id)
+        campaign = get_campaign(s, body.campaign)
+        enrollment = enroll(s, sub, campaign, now, clinic_tz=ctx.settings.clinic.timezone, source="api")
+        return _enrollment_out(s, enrollment, campaign.slug)
+
+
+# --------------------------------------------------------------------------- campaigns, deliveries
+
+
+@router.get("/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
+def get_campaigns(ctx: Ctx) -> list[dict]:
+    with ctx.runtime.sessions() as s:
+        counts = dict(s.execute(select(Step.campaign_id, func.count(Step.id)).group_by(Step.campaign_id)).all())
+        return [{"id": c.id, "slug": c.slug, "title": c.title, "status": c.status, "steps": counts.get(c.id, 0),
+                 "send_window": c.send_window, "created_at": c.created_at} for c in list_campaigns(s)]
+
+
+@router.get("/deliveries", response_model=DeliveryPage, tags=["deliveries"], responses={404: _ERRORS[404]})
+def get_deliveries(
+    ctx: Ctx,
+    subscriber_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    campaign: Annotated[Slug | None, Query(description="Campaign slug.")] = None,
+    status: DeliveryStatusName | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> dict:
+    """The delivery ledger: one row per email (campaign step or newsletter), in id order."""
+    step_campaign = aliased(Campaign)
+    query = (
+        select(Delivery, step_campaign.slug, Step.position, Broadcast.slug)
+        .outerjoin(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .outerjoin(step_campaign, step_campaign.id == Enrollment.campaign_id)
+        .outerjoin(Step, Step.id == Delivery.step_id)
+        .outerjoin(Broadcast, Broadcast.id == Delivery.broadcast_id)
+    )
+    with ctx.runtime.sessions() as s, domain_errors("query", {"--campaign": "campaign"}):
+        if subscriber_id is not None:
+            query = query.where(Delivery.subscriber_id == subscriber_id)
+        if campaign is not None:
+            query = query.where(Enrollment.campaign_id == get_campaign(s, campaign).id)
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        rows = s.execute(query.order_by(Delivery.id).limit(limit).offset(offset)).all()
+        items = [
+            {"id": d.id, "subscriber_id": d.subscriber_id, "campaign": slug, "step": position, "newsletter": newsletter,
+             "due_at": d.due_at, "status": d.status, "attempts": d.attempts, "sent_at": d.sent_at,
+             "outcome": d.outcome, "last_error": d.last_error}
+            for d, slug, position, newsletter in rows
+        ]
+    return {"items": items, "limit": limit, "offset": offset}
+
+
+# --------------------------------------------------------------------------- app
+
+
+def _script_hashes(page: str) -> str:
+    """CSP source expressions for the inline scripts of a page (Swagger UI has one)."""
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    return " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode() + "'" for body in scripts
+    )
+
+
+_CDN = "https://cdn.jsdelivr.net"
+
+
+def create_api(ctx: WebContext) -> FastAPI:
+    api = FastAPI(
+        title=f"drip API ({ctx.settings.clinic.name})",
+        version="1",
+        description="Subscribers, enrollments, campaigns and the delivery ledger. "
+                    "Authenticate with `Authorization: Bearer <token>` (`drip api-token create NAME`).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    api.state.web = ctx
+    api.include_router(router)
+
+    @api.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        page = get_swagger_ui_html(openapi_url=root + (api.openapi_url or ""), title=api.title)
+        csp = (f"default-src 'none'; script-src {_CDN} {_script_hashes(page.body.decode())}; "
+               f"style-src {_CDN} 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self'; "
+               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+        page.headers["Content-Security-Policy"] = csp
+        return page
+
+    return api
+
+
+def routes(ctx: WebContext) -> list[BaseRoute]:
+    return [Mount(API_PREFIX, app=create_api(ctx))]
