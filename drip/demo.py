@@ -73,7 +73,8 @@ def main() -> int:
         s.add(Tag(name="new-patients", campaign_id=campaign.id, description="Joining enrolls in onboarding"))
     for email, name, tz in PATIENTS:
         with rt.sessions.begin() as s:
-            add_subscriber(s, email, name=name, tz=tz, tags=["new-patients"], source="demo", now=clock.now)
+            add_subscriber(s, email, name=name, tz=tz, tags=["new-patients"], source="demo", now=clock.now,
+                           clinic_tz=settings.clinic.timezone)
 
     with get_backend(settings) as backend:
         dispatcher = Dispatcher(rt, backend, clock=clock)
