@@ -137,3 +137,15 @@ def test_unknown_list_and_template(runtime):
         broadcasts.load_template("nope")
     t = broadcasts.load_template("holiday-hours")
     assert t["subject"] == "Our holiday opening hours" and "Monday to Friday" in t["body"]
+
+
+def test_newsletter_goes_at_its_time_not_a_campaign_window(runtime):
+    # Saturday 23:59 in the clinic's zone: a campaign step would wait for Monday; a newsletter does not
+    with runtime.sessions.begin() as s:
+        with_list(s, n=1)
+        b = make(s)
+        broadcasts.schedule(s, b, at="2026-12-05 23:59", clinic_tz="UTC", now=NOW)
+    at = datetime(2026, 12, 5, 23, 59, 30, tzinfo=timezone.utc)
+    backend = ScriptedBackend(runtime.settings)
+    report = Dispatcher(runtime, backend, clock=Clock(at)).tick()
+    assert report.sent == 1 and report.deferred == 0
