@@ -1,0 +1,73 @@
+"""`drip staff add EMAIL` / `drip staff list`: staff accounts for the web app (/staff).
+
+The password is never an argument (it would land in the shell history and `ps`): it is asked
+twice with a hidden prompt, or read from the first line of standard input with
+`--password-stdin` for scripts (`printf '%s\\n' "$PW" | drip staff add ann@clinic --password-stdin`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from drip.db import transaction
+from drip.errors import InputError
+from drip.models import StaffUser
+from drip.runtime import open_runtime
+
+app = typer.Typer(help="Staff accounts for the web app.", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="staff")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+        if not password:
+            raise InputError("no password on standard input", where="--password-stdin")
+        return password
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@app.command("add")
+def add(
+    email: str = typer.Argument(..., help="The staff member's email address (their login)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of stdin."),
+    update: bool = typer.Option(False, "--update", help="The account exists: set a new password (ends its sessions)."),
+) -> None:
+    """Create a staff login (or, with --update, set a new password)."""
+    from web.staff.auth import add_staff, check_password_rules, staff_email
+
+    key = staff_email(email)  # a bad address fails before the password is asked
+    password = check_password_rules(_read_password(password_stdin))
+    rt = open_runtime()
+    try:
+        with transaction(rt.sessions) as session:
+            user, created = add_staff(session, key, password, update=update)
+            out.print(f"{'added' if created else 'new password for'} staff user {user.email}", markup=False)
+    finally:
+        rt.close()
+
+
+@app.command("list")
+def list_() -> None:
+    """Staff logins."""
+    rt = open_runtime()
+    try:
+        with rt.sessions() as session:
+            users = list(session.scalars(select(StaffUser).order_by(StaffUser.email)))
+    finally:
+        rt.close()
+    table = Table("email", "created")
+    for u in users:
+        table.add_row(u.email, f"{u.created_at:%Y-%m-%d %H:%M} UTC")
+    out.print(table)

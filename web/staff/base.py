@@ -1,0 +1,236 @@
+"""What every staff page shares: login check, CSRF check, flash messages, rendering, headers.
+
+A staff endpoint is a plain synchronous function `handler(req: StaffRequest) -> Response`,
+wrapped by `StaffContext.page(...)`. The wrapper (async) does, in this order:
+  1. login: no valid session -> 303 to /staff/login?next=<this path and query> (a POST goes to
+     the login page without `next`: its data is not kept and its URL is not a page);
+  2. for POST: reads the form (size-capped), then checks the origin headers and the CSRF token
+     bound to the session id -> 403 page and nothing changes when either fails;
+  3. runs the handler in the thread pool (it uses the database).
+Every staff response is `no-store` (patient data), framed by nobody but our own pages, and sends
+the Origin header on our own form posts (`Referrer-Policy: same-origin`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from campaigns.documents import MAX_BYTES
+from campaigns.render import Renderer
+from drip.config import secret_key
+from drip.errors import NotFoundError
+from web.context import WebContext
+from web.csrf import FormGuard
+from web.pages import render
+from web.staff.auth import RevokedSessions, StaffIdentity, current_staff, ensure_sid
+from web.staff.ratelimit import LoginLimiter
+
+# Staff pages: our own stylesheet only, no script at all, frames only from us (email previews).
+STAFF_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; "
+    "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+STAFF_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Content-Security-Policy": STAFF_CSP,
+    "Referrer-Policy": "same-origin",
+}
+MAX_FORM_FIELDS = 300
+MAX_UPLOAD = MAX_BYTES  # the largest article the readers take; CSVs get the same cap
+FORM_OVERHEAD = 64 * 1024
+
+
+class StaffStylesheet:
+    """staff.css rendered once with the clinic colour; its hash versions the URL."""
+
+    def __init__(self, env: jinja2.Environment) -> None:
+        self.body = env.get_template("staff.css").render().encode("utf-8")
+        self.version = hashlib.sha256(self.body).hexdigest()[:12]
+
+
+@dataclass
+class StaffRequest:
+    request: Request
+    ctx: WebContext
+    staff: "StaffContext"
+    user: StaffIdentity | None
+    form: FormData | None = None
+
+    @property
+    def session(self) -> dict[str, Any]:
+        return self.request.session
+
+    @property
+    def now(self) -> datetime:
+        return self.ctx.clock()
+
+    def field(self, name: str, default: str = "") -> str:
+        value = self.form.get(name) if self.form is not None else None
+        return value if isinstance(value, str) else default
+
+    def upload(self, name: str) -> UploadFile | None:
+        value = self.form.get(name) if self.form is not None else None
+        return value if isinstance(value, UploadFile) and value.filename else None
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default)
+
+    def flash(self, message: str, kind: str = "success") -> None:
+        messages = list(self.session.get("flash") or [])[-4:]  # the session is a cookie: keep it small
+        messages.append([kind, message if len(message) <= 500 else message[:499] + "…"])
+        self.session["flash"] = messages
+
+    def redirect(self, name: str, **params: Any) -> Response:
+        return RedirectResponse(self.request.app.url_path_for(name, **params), status_code=303)
+
+    def render(self, template: str, context: Mapping[str, Any] | None = None, *, status_code: int = 200,
+               headers: Mapping[str, str] | None = None) -> Response:
+        return self.staff.render(self.request, template, context, user=self.user, status_code=status_code,
+                                 headers=headers)
+
+
+Handler = Callable[[StaffRequest], Response]
+
+
+@dataclass
+class StaffContext:
+    """Built once per app by `web.staff.routes`; holds what the staff pages share."""
+
+    ctx: WebContext
+    forms: FormGuard
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    revoked: RevokedSessions = field(default_factory=RevokedSessions)
+    renderer: Renderer | None = None
+    stylesheet: StaffStylesheet | None = None
+
+    @classmethod
+    def build(cls, ctx: WebContext) -> "StaffContext":
+        key = secret_key(ctx.settings)
+        staff = cls(ctx=ctx, forms=FormGuard(key, salt="drip.staff.form"))
+        staff.renderer = Renderer(ctx.settings.clinic, ctx.settings.base_url)
+        staff.stylesheet = StaffStylesheet(ctx.templates.env)
+        return staff
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.ctx.settings.base_url.startswith("https://")
+
+    # -- rendering
+
+    def when(self, at: datetime | None, fmt: str = "%a %d %b %Y, %H:%M %Z") -> str:
+        """A stored (UTC) time in the clinic's zone, for tables."""
+        if at is None:
+            return "—"
+        return at.astimezone(ZoneInfo(self.ctx.settings.clinic.timezone)).strftime(fmt)
+
+    @staticmethod
+    def wall(at: datetime, fmt: str = "%a %d %b %Y, %H:%M %Z") -> str:
+        """A time already in the zone it should be read in (a patient's own)."""
+        return at.strftime(fmt)
+
+    def render(self, request: Request, template: str, context: Mapping[str, Any] | None = None, *,
+               user: StaffIdentity | None, status_code: int = 200,
+               headers: Mapping[str, str] | None = None) -> Response:
+        session = request.session
+        sid = ensure_sid(session)
+        flashes = session.pop("flash", None) or []
+        assert self.stylesheet is not None
+        full = {
+            "user": user,
+            "csrf": self.forms.issue(sid),
+            "flashes": [(str(k), str(m)) for k, m in flashes if isinstance(k, str)],
+            "staff_css": self.stylesheet.version,
+            "nav": "",
+            "when": self.when,
+            "wall": self.wall,
+            **(context or {}),
+        }
+        all_headers = dict(STAFF_HEADERS)
+        all_headers.update(headers or {})
+        return render(self.ctx.templates, request, f"staff/{template}", full, status_code=status_code,
+                      headers=all_headers)
+
+    def refuse(self, request: Request, user: StaffIdentity | None) -> Response:
+        return self.render(request, "error.html", {
+            "title": "Please try again",
+            "detail": "This form has expired or did not come from this site, so nothing was changed. "
+                      "Go back, reload the page and submit it again.",
+        }, user=user, status_code=403)
+
+    # -- checks
+
+    def same_origin(self, request: Request) -> bool:
+        """Refuse posts the browser says came from another site (the CSRF token is checked too)."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return False
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            return True
+        base = urlsplit(self.ctx.settings.base_url)
+        allowed = {f"{base.scheme}://{base.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
+        return origin.rstrip("/") in allowed
+
+    def csrf_ok(self, request: Request, form: FormData) -> bool:
+        sid = request.session.get("sid")
+        token = form.get("csrf")
+        return (isinstance(sid, str) and isinstance(token, str) and self.same_origin(request)
+                and self.forms.valid(sid, token))
+
+    def who(self, request: Request) -> StaffIdentity | None:
+        with self.ctx.runtime.sessions() as db:
+            return current_staff(db, request.session, self.ctx.clock(), self.revoked)
+
+    # -- the wrapper
+
+    def page(self, handler: Handler, *, login: bool = True, uploads: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            user = await run_in_threadpool(self.who, request)
+            if login and user is None:
+                if request.method not in ("GET", "HEAD"):
+                    return RedirectResponse("/staff/login", status_code=303)
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/staff/login?next={quote(target, safe='/')}", status_code=303)
+            form = None
+            if request.method == "POST":
+                limit = MAX_UPLOAD + FORM_OVERHEAD if uploads else FORM_OVERHEAD * 4
+                length = request.headers.get("content-length", "")
+                if not length.isdigit():
+                    return self.render(request, "error.html", {
+                        "title": "Please try again", "detail": "The form was sent without its length.",
+                    }, user=user, status_code=411)
+                if int(length) > limit:
+                    return self.render(request, "error.html", {
+                        "title": "Too large",
+                        "detail": f"Uploads can be at most {MAX_UPLOAD // (1024 * 1024)} MB.",
+                    }, user=user, status_code=413)
+                form = await request.form(max_files=1 if uploads else 0, max_fields=MAX_FORM_FIELDS,
+                                          max_part_size=1024 * 1024)
+                if not self.csrf_ok(request, form):
+                    await form.close()
+                    return self.refuse(request, user)
+            req = StaffRequest(request=request, ctx=self.ctx, staff=self, user=user, form=form)
+            try:
+                return await run_in_threadpool(handler, req)
+            except NotFoundError as exc:
+                return self.render(request, "error.html", {
+                    "title": "Not found", "detail": str(exc).split(": ", 1)[-1].capitalize() + ".",
+                }, user=user, status_code=404)
+            finally:
+                if form is not None:
+                    await form.close()
+
+        endpoint.__name__ = getattr(handler, "__name__", "endpoint")
+        return endpoint

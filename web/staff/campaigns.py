@@ -1,0 +1,269 @@
+"""Campaign pages: list + upload, the draft/detail page with per-step numbers, step editor,
+previews at desktop and phone width, test email, publish / pause / archive.
+
+An upload is split at once; a document the splitter cannot read shows its one-line error on the
+upload page and stores nothing. A readable one becomes a *draft* campaign (nothing is sent until
+it is published), and staff land on its page to review and edit the steps.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from campaigns import service
+from campaigns.schedule import format_duration, parse_duration
+from campaigns.service import StepEdit, latest_versions
+from campaigns.split import split_file
+from drip.errors import DripError, InputError, NotFoundError, SendError
+from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
+from web.staff.base import StaffRequest
+from web.staff.emails import PREVIEW_HEADERS, render_sample, send_test, step_content
+from web.staff.stats import StepStats, campaign_summaries, step_stats
+from web.staff.uploads import display_name, saved_upload, shown_error
+
+ACTIONS = {"publish": CampaignStatus.PUBLISHED.value, "resume": CampaignStatus.PUBLISHED.value,
+           "pause": CampaignStatus.PAUSED.value, "archive": CampaignStatus.ARCHIVED.value}
+WIDTHS = {"desktop": 800, "mobile": 375}
+DEFAULT_FORM = {"slug": "", "every": "2d", "start": "0d", "window": "mon-fri 09:00-17:00"}
+
+
+# -- list + upload
+
+
+def _list_page(req: StaffRequest, *, error: str = "", form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    with req.ctx.runtime.sessions() as db:
+        return req.render("campaigns.html", {
+            "nav": "campaigns", "summaries": campaign_summaries(db), "error": error,
+            "form": form or DEFAULT_FORM,
+        }, status_code=status_code)
+
+
+def campaign_list(req: StaffRequest) -> Response:
+    return _list_page(req)
+
+
+def _unique_slug(db: Session, title: str) -> str:
+    base = service.slugify(title, max_len=60)
+    if not base[0].isalnum():
+        base = "campaign"
+    slug, n = base, 2
+    while db.scalar(select(Campaign.id).where(Campaign.slug == slug)) is not None:
+        slug, n = f"{base[:60]}-{n}", n + 1
+    return slug
+
+
+def campaign_upload(req: StaffRequest) -> Response:
+    form = {k: req.field(k, v).strip() for k, v in DEFAULT_FORM.items()}
+    upload = req.upload("article")
+    if upload is None:
+        return _list_page(req, error="Choose an article file to upload (.txt, .md, .html or .docx).", form=form,
+                          status_code=400)
+    name = display_name(upload)
+    with saved_upload(upload) as path:
+        try:
+            every = parse_duration(form["every"] or "2d", field="every")
+            start = parse_duration(form["start"] or "0d", field="first email after")
+            draft = split_file(path)
+            with req.ctx.runtime.sessions.begin() as db:
+                slug = form["slug"] or _unique_slug(db, draft.title)
+                campaign = service.create_campaign(db, draft, slug, every=every, start=start,
+                                                   window=form["window"] or DEFAULT_FORM["window"], source_name=name)
+                items = sum(1 for s in draft.steps if s.kind == "item")
+                slug = campaign.slug
+        except InputError as exc:
+            message = shown_error(str(exc), path, name).replace("--campaign: ", "slug: ")
+            return _list_page(req, error=message, form=form, status_code=400)
+    req.flash(f"“{draft.title}” was split into {len(draft.steps)} emails ({items} item steps). "
+              "Review them, then publish.")
+    return req.redirect("staff:campaign", slug=slug)
+
+
+# -- one campaign
+
+
+def _campaign(db: Session, slug: str) -> Campaign:
+    if len(slug) > 80:
+        raise NotFoundError("no such campaign")
+    return service.get_campaign(db, slug)
+
+
+def _steps(db: Session, campaign: Campaign) -> list[tuple[Step, object]]:
+    steps = list(db.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
+    versions = latest_versions(db, [s.id for s in steps])
+    return [(s, versions[s.id]) for s in steps]
+
+
+def campaign_page(req: StaffRequest) -> Response:
+    slug = req.request.path_params["slug"]
+    with req.ctx.runtime.sessions() as db:
+        campaign = _campaign(db, slug)
+        steps = _steps(db, campaign)
+        stats = step_stats(db, campaign)
+        enrolled = dict(db.execute(
+            select(Enrollment.state, func.count()).where(Enrollment.campaign_id == campaign.id).group_by(Enrollment.state)
+        ).all())
+        tags = list(db.scalars(select(Tag.name).where(Tag.campaign_id == campaign.id).order_by(Tag.name)))
+        totals = StepStats(**{f: sum(getattr(stats.get(s.id, StepStats()), f) for s, _ in steps)
+                              for f in StepStats.__dataclass_fields__})
+        return req.render("campaign.html", {
+            "nav": "campaigns", "campaign": campaign, "steps": steps, "stats": stats, "totals": totals,
+            "zero": StepStats(), "items": sum(1 for s, _ in steps if s.kind == "item"),
+            "enrolled_total": sum(enrolled.values()), "enrolled_active": enrolled.get(EnrollmentState.ACTIVE.value, 0),
+            "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
+        })
+
+
+def _actions(status: str) -> list[tuple[str, str]]:
+    """(action, label) buttons that fit the status."""
+    allowed = service.TRANSITIONS.get(status, set())
+    out = []
+    if CampaignStatus.PUBLISHED.value in allowed:
+        out.append(("resume" if status == CampaignStatus.PAUSED.value else "publish",
+                    "Resume sending" if status == CampaignStatus.PAUSED.value else "Publish"))
+    if CampaignStatus.PAUSED.value in allowed:
+        out.append(("pause", "Pause"))
+    if CampaignStatus.ARCHIVED.value in allowed:
+        out.append(("archive", "Archive"))
+    return out
+
+
+def _delay(minutes: int) -> str:
+    """For the steps table: "day 14" reads better than "2w" between "12d" and "16d"."""
+    days, rest = divmod(minutes, 24 * 60)
+    if not rest:
+        return "at once" if days == 0 else f"day {days}"
+    return format_duration(timedelta(minutes=minutes))
+
+
+def _delay_input(minutes: int) -> str:
+    """For the edit field, in days (parse_duration also reads weeks, but staff think in days)."""
+    days, rest = divmod(minutes, 24 * 60)
+    return f"{days}d" if not rest else format_duration(timedelta(minutes=minutes))
+
+
+def campaign_status(req: StaffRequest) -> Response:
+    slug = req.request.path_params["slug"]
+    action = req.field("action")
+    if action not in ACTIONS:
+        req.flash("That action is not known.", "error")
+        return req.redirect("staff:campaign", slug=slug)
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            campaign = _campaign(db, slug)
+            service.set_status(db, campaign, ACTIONS[action], now=req.now)
+            title = campaign.title
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        req.flash(str(exc).removeprefix("status: "), "error")
+        return req.redirect("staff:campaign", slug=slug)
+    done = {"publish": "is published: patients can now be enrolled",
+            "resume": "is sending again", "pause": "is paused: nothing more goes out until you resume it",
+            "archive": "is archived: emails not yet sent were cancelled"}[action]
+    req.flash(f"“{title}” {done}.")
+    return req.redirect("staff:campaign", slug=slug)
+
+
+# -- one step
+
+
+def _step(db: Session, campaign: Campaign, position: int) -> tuple[Step, object, int]:
+    steps = _steps(db, campaign)
+    for step, version in steps:
+        if step.position == position:
+            return step, version, len(steps)
+    raise NotFoundError(f"this campaign has no step {position}")
+
+
+def step_page(req: StaffRequest) -> Response:
+    slug, position = req.request.path_params["slug"], req.request.path_params["position"]
+    error = ""
+    submitted: dict[str, str] | None = None
+    if req.request.method == "POST":
+        submitted = {k: req.field(k) for k in ("subject", "preheader", "title", "body", "delay")}
+        try:
+            delay = parse_duration(submitted["delay"], field="delay")
+            with req.ctx.runtime.sessions.begin() as db:
+                campaign = _campaign(db, slug)
+                before = _step(db, campaign, position)[1].version  # type: ignore[attr-defined]
+                version = service.edit_step(db, campaign, position, StepEdit(
+                    subject=submitted["subject"], preheader=submitted["preheader"], title=submitted["title"],
+                    body=submitted["body"], delay=delay))
+                new_version = version.version != before
+        except NotFoundError:
+            raise
+        except InputError as exc:
+            error = str(exc)
+        else:
+            req.flash(f"Email {position} saved." + (
+                f" This is version {version.version}: patients who have not received it yet get the new text."
+                if new_version else ""))
+            return req.redirect("staff:step", slug=slug, position=position)
+    with req.ctx.runtime.sessions() as db:
+        campaign = _campaign(db, slug)
+        step, version, total = _step(db, campaign, position)
+        values = submitted or {
+            "subject": version.subject, "preheader": version.preheader,  # type: ignore[attr-defined]
+            "title": version.title, "body": version.body, "delay": _delay_input(step.delay_minutes),  # type: ignore[attr-defined]
+        }
+        return req.render("step.html", {
+            "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
+            "values": values, "error": error,
+        }, status_code=400 if error else 200)
+
+
+def step_preview(req: StaffRequest) -> Response:
+    slug, position = req.request.path_params["slug"], req.request.path_params["position"]
+    device = req.query("device", "desktop")
+    if device not in WIDTHS:
+        device = "desktop"
+    with req.ctx.runtime.sessions() as db:
+        campaign = _campaign(db, slug)
+        step, version, total = _step(db, campaign, position)
+        content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
+        assert req.staff.renderer is not None
+        try:
+            rendered = render_sample(req.staff.renderer, content, req.ctx.settings.base_url)
+            render_error = ""
+        except DripError as exc:
+            rendered, render_error = None, str(exc)
+        return req.render("preview.html", {
+            "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
+            "device": device, "width": WIDTHS[device], "rendered": rendered, "render_error": render_error,
+            "frame_src": req.request.app.url_path_for("staff:step_email", slug=slug, position=position),
+        })
+
+
+def step_email(req: StaffRequest) -> Response:
+    """The rendered email itself, for the preview iframe (framable by our own pages only)."""
+    slug, position = req.request.path_params["slug"], req.request.path_params["position"]
+    with req.ctx.runtime.sessions() as db:
+        campaign = _campaign(db, slug)
+        step, version, total = _step(db, campaign, position)
+        content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
+    assert req.staff.renderer is not None
+    rendered = render_sample(req.staff.renderer, content, req.ctx.settings.base_url)
+    return Response(rendered.html, media_type="text/html; charset=utf-8", headers=PREVIEW_HEADERS)
+
+
+def step_test(req: StaffRequest) -> Response:
+    slug, position = req.request.path_params["slug"], req.request.path_params["position"]
+    assert req.user is not None and req.staff.renderer is not None
+    with req.ctx.runtime.sessions() as db:
+        campaign = _campaign(db, slug)
+        step, version, total = _step(db, campaign, position)
+        content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
+    try:
+        send_test(req.ctx.settings, req.staff.renderer, content, req.user.email)
+    except (SendError, DripError) as exc:
+        req.flash(f"The test email could not be sent: {exc}", "error")
+    else:
+        req.flash(f"Test email sent to {req.user.email}.")
+    back = req.field("back")
+    if back == "preview":
+        return req.redirect("staff:step_preview", slug=slug, position=position)
+    return req.redirect("staff:step", slug=slug, position=position)

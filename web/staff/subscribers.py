@@ -1,0 +1,278 @@
+"""Subscriber pages: search and filter, CSV import with its per-row report, add, tags, enroll,
+unsubscribe, suppress, and one patient's timeline (enrollments and every delivery, in the
+patient's own time zone).
+
+Searching goes through `subscribers.service.list_subscribers`, which binds parameters and
+escapes LIKE wildcards: a search for `%` finds a literal percent sign, `' OR 1=1 --` finds
+nothing unless a name contains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from campaigns.enrollment import NotEnrollable, enroll
+from campaigns.schedule import resolve_zone
+from campaigns.service import latest_versions
+from delivery.status import status_rows
+from drip.errors import InputError, NotFoundError
+from drip.models import (
+    Campaign,
+    CampaignStatus,
+    Enrollment,
+    Step,
+    Subscriber,
+    SubscriberStatus,
+    SubscriberTag,
+    Suppression,
+    Tag,
+)
+from subscribers.importer import ImportReport, import_csv
+from subscribers.service import (
+    clean_tag,
+    count_subscribers,
+    list_subscribers,
+    tag_subscribers,
+    tags_of,
+    upsert_subscriber,
+)
+from subscribers.suppression import cancel_pending, suppress, suppression_of
+from subscribers.tokens import LinkClaims
+from subscribers.unsubscribe import unsubscribe
+from web.staff.base import StaffRequest
+from web.staff.uploads import display_name, saved_upload, shown_error
+
+PAGE_SIZE = 50
+STATUSES = [s.value for s in SubscriberStatus]
+MAX_SEARCH = 200
+
+
+def _tag_names(db: Session) -> list[str]:
+    return list(db.scalars(select(Tag.name).order_by(Tag.name)))
+
+
+def _int(value: str, default: int) -> int:
+    return int(value) if value.isdigit() and len(value) < 7 else default
+
+
+def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_name: str = "",
+               import_error: str = "", add_error: str = "", add_form: dict[str, str] | None = None,
+               status_code: int = 200) -> Response:
+    q = req.query("q").strip()[:MAX_SEARCH]
+    status = req.query("status")
+    status = status if status in STATUSES else ""
+    tag = req.query("tag").strip()[:100]
+    page = max(1, _int(req.query("page"), 1))
+    filter_error = ""
+    with req.ctx.runtime.sessions() as db:
+        try:
+            subs = list_subscribers(db, search=q or None, tag=tag or None, status=status or None, limit=PAGE_SIZE,
+                                    offset=(page - 1) * PAGE_SIZE)
+            total = count_subscribers(db, search=q or None, tag=tag or None, status=status or None)
+        except InputError as exc:
+            subs, total, filter_error = [], 0, str(exc).split(": ", 1)[-1]
+        tags = tags_of(db, [s.id for s in subs])
+        keys = [s.email_key for s in subs]
+        suppressed = set(db.scalars(select(Suppression.email_key).where(Suppression.email_key.in_(keys)))) if keys else set()
+        everyone = count_subscribers(db)
+        return req.render("subscribers.html", {
+            "nav": "subscribers", "subs": subs, "total": total, "everyone": everyone, "tags": tags,
+            "suppressed": suppressed, "q": q, "status": status, "tag": tag, "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)), "statuses": STATUSES, "tag_names": _tag_names(db),
+            "filter_error": filter_error, "report": report, "report_name": report_name, "import_error": import_error,
+            "add_error": add_error, "add_form": add_form or {"email": "", "name": "", "tz": "", "tags": ""},
+            "filtered": bool(q or status or tag),
+        }, status_code=status_code)
+
+
+def subscriber_list(req: StaffRequest) -> Response:
+    return _list_page(req)
+
+
+def _split_tags(text: str) -> list[str]:
+    return [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
+
+
+def subscriber_import(req: StaffRequest) -> Response:
+    upload = req.upload("csv")
+    if upload is None:
+        return _list_page(req, import_error="Choose a CSV file to import.", status_code=400)
+    name = display_name(upload)
+    mode = "refuse" if req.field("strict") else "skip"
+    with saved_upload(upload) as path:
+        try:
+            report = import_csv(req.ctx.runtime, path, mode=mode, tags=_split_tags(req.field("tags")), now=req.now,
+                                source="import", clinic_tz=req.ctx.settings.clinic.timezone)
+        except InputError as exc:
+            return _list_page(req, import_error=shown_error(str(exc), path, name), status_code=400)
+    report.path = name
+    return _list_page(req, report=report, report_name=name, status_code=200)
+
+
+def subscriber_add(req: StaffRequest) -> Response:
+    form = {k: req.field(k).strip() for k in ("email", "name", "tz", "tags")}
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            sub, created = upsert_subscriber(db, form["email"], name=form["name"], tz=form["tz"] or None,
+                                             tags=_split_tags(form["tags"]), source="staff", now=req.now,
+                                             clinic_tz=req.ctx.settings.clinic.timezone)
+            sid, email = sub.id, sub.email
+    except InputError as exc:
+        return _list_page(req, add_error=str(exc), add_form=form, status_code=400)
+    req.flash(f"{email} {'added' if created else 'was already here and is updated'}.")
+    return req.redirect("staff:subscriber", id=sid)
+
+
+# -- one subscriber
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime  # in the patient's zone
+    kind: str  # added | enrolled | email | newsletter
+    title: str
+    detail: str
+    status: str
+    error: str = ""
+    number: str = ""  # the email's position in its campaign
+
+
+def _subscriber(db: Session, req: StaffRequest) -> Subscriber:
+    sub = db.get(Subscriber, req.request.path_params["id"])
+    if sub is None:
+        raise NotFoundError("no such subscriber")
+    return sub
+
+
+def _subjects(db: Session, campaign_ids: set[int]) -> dict[tuple[str, int], str]:
+    """(campaign slug, step position) -> the step's current subject."""
+    if not campaign_ids:
+        return {}
+    rows = db.execute(select(Step.id, Step.position, Campaign.slug).join(Campaign, Campaign.id == Step.campaign_id)
+                      .where(Step.campaign_id.in_(campaign_ids))).all()
+    versions = latest_versions(db, [r[0] for r in rows])
+    return {(slug, position): versions[sid].subject for sid, position, slug in rows if sid in versions}
+
+
+def _timeline(db: Session, sub: Subscriber, clinic_tz: str) -> list[TimelineEntry]:
+    tz = resolve_zone(sub.tz, clinic_tz)
+    entries = [TimelineEntry(sub.created_at.astimezone(tz), "added", "Added", f"source: {sub.consent_source or 'unknown'}", "")]
+    titles: dict[str, str] = {}
+    campaign_ids: set[int] = set()
+    for e, slug, title in db.execute(
+        select(Enrollment, Campaign.slug, Campaign.title).join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Enrollment.subscriber_id == sub.id)
+    ):
+        titles[slug] = title
+        campaign_ids.add(e.campaign_id)
+        entries.append(TimelineEntry(e.enrolled_at.astimezone(tz), "enrolled", f"Enrolled in “{title}”",
+                                     f"by {e.source}", e.state))
+    subjects = _subjects(db, campaign_ids)
+    for row in status_rows(db, clinic_tz, email=sub.email_key):
+        if row.campaign.startswith("newsletter:"):
+            entries.append(TimelineEntry(row.local_time, "newsletter", row.step, "Newsletter", row.status, row.error))
+            continue
+        number, _, _ = row.step.partition(". ")
+        subject = subjects.get((row.campaign, int(number))) if number.isdigit() else None
+        entries.append(TimelineEntry(row.local_time, "email", subject or row.step,
+                                     titles.get(row.campaign, row.campaign), row.status, row.error, number))
+    entries.sort(key=lambda e: (e.at, {"added": 0, "enrolled": 1}.get(e.kind, 2)))
+    return entries
+
+
+def subscriber_page(req: StaffRequest) -> Response:
+    clinic_tz = req.ctx.settings.clinic.timezone
+    with req.ctx.runtime.sessions() as db:
+        sub = _subscriber(db, req)
+        campaigns = list(db.scalars(select(Campaign).where(Campaign.status == CampaignStatus.PUBLISHED.value)
+                                    .order_by(Campaign.title)))
+        context: dict[str, Any] = {
+            "nav": "subscribers", "sub": sub, "tags": tags_of(db, [sub.id]).get(sub.id, []),
+            "suppression": suppression_of(db, sub.email_key), "timeline": _timeline(db, sub, clinic_tz),
+            "zone": resolve_zone(sub.tz, clinic_tz).key, "campaigns": campaigns, "tag_names": _tag_names(db),
+        }
+        return req.render("subscriber.html", context)
+
+
+def _change(req: StaffRequest, action) -> Response:
+    """Run `action(db, sub)` in one transaction; it returns the message to flash."""
+    sid = req.request.path_params["id"]
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            message = action(db, _subscriber(db, req))
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        req.flash(str(exc), "error")
+    else:
+        req.flash(message)
+    return req.redirect("staff:subscriber", id=sid)
+
+
+def subscriber_edit(req: StaffRequest) -> Response:
+    def apply(db: Session, sub: Subscriber) -> str:
+        upsert_subscriber(db, sub.email, name=req.field("name"), tz=req.field("tz") or None, source="staff",
+                          now=req.now, clinic_tz=req.ctx.settings.clinic.timezone)
+        return "Details saved."
+    return _change(req, apply)
+
+
+def subscriber_tags(req: StaffRequest) -> Response:
+    def apply(db: Session, sub: Subscriber) -> str:
+        if req.field("action") == "remove":
+            name = clean_tag(req.field("tag"))
+            tag_id = db.scalar(select(Tag.id).where(Tag.name == name))
+            if tag_id is not None:
+                db.execute(delete(SubscriberTag).where(SubscriberTag.subscriber_id == sub.id,
+                                                       SubscriberTag.tag_id == tag_id))
+            return f"Tag “{name}” removed."
+        names = _split_tags(req.field("tags"))
+        if not names:
+            raise InputError("type a tag name to add", where="tags")
+        enrolled = tag_subscribers(db, [sub.id], names, req.now, clinic_tz=req.ctx.settings.clinic.timezone)
+        extra = f" and enrolled in {enrolled} campaign{'s' if enrolled != 1 else ''}" if enrolled else ""
+        return f"Tagged {', '.join(names)}{extra}."
+    return _change(req, apply)
+
+
+def subscriber_enroll(req: StaffRequest) -> Response:
+    def apply(db: Session, sub: Subscriber) -> str:
+        slug = req.field("campaign")
+        campaign = db.scalar(select(Campaign).where(Campaign.slug == slug))
+        if campaign is None:
+            raise InputError("choose a campaign", where="campaign")
+        try:
+            enroll(db, sub, campaign, req.now, clinic_tz=req.ctx.settings.clinic.timezone, source="staff")
+        except NotEnrollable as exc:
+            raise InputError(str(exc).split(": ", 1)[-1]) from None
+        return f"{sub.email} is enrolled in “{campaign.title}”; the first email is scheduled."
+    return _change(req, apply)
+
+
+def subscriber_unsubscribe(req: StaffRequest) -> Response:
+    assert req.user is not None
+    who = req.user.email
+
+    def apply(db: Session, sub: Subscriber) -> str:
+        result = unsubscribe(db, LinkClaims(subscriber_id=sub.id), "all", now=req.now, source=f"staff {who}")
+        return (f"{sub.email} is unsubscribed from all email; {result.cancelled} scheduled "
+                f"email{'s' if result.cancelled != 1 else ''} cancelled.")
+    return _change(req, apply)
+
+
+def subscriber_suppress(req: StaffRequest) -> Response:
+    assert req.user is not None
+    who = req.user.email
+
+    def apply(db: Session, sub: Subscriber) -> str:
+        suppress(db, sub.email_key, "staff", f"staff {who}", req.now)
+        cancelled = cancel_pending(db, sub.id, reason="suppressed by staff")
+        return (f"{sub.email} is on the suppression list and will never be emailed again; "
+                f"{cancelled} scheduled email{'s' if cancelled != 1 else ''} cancelled.")
+    return _change(req, apply)
