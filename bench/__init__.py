@@ -11,6 +11,12 @@ from dataclasses import asdict, dataclass, field
 
 BENCHES: dict[str, str] = {
     # name -> module (added by each area as it lands)
+    "dispatch": "bench.dispatch",
+    "due-query": "bench.due_query",
+    "sendgrid": "bench.sendgrid",
+    "render": "bench.render",
+    "import": "bench.csv_import",
+    "smtp": "bench.smtp",
 }
 
 

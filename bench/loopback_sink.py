@@ -18,12 +18,13 @@ from pathlib import Path
 
 def serve() -> None:
     """Run the sink; print its port on the first line of stdout."""
-    counts = {"requests": 0, "personalizations": 0}
+    counts = {"requests": 0, "personalizations": 0, "bytes": 0}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server naming)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             counts["requests"] += 1
+            counts["bytes"] += len(body)
             counts["personalizations"] += body.count(b'"delivery_id"')
             self.send_response(202)
             self.send_header("X-Message-Id", f"bench-{counts['requests']}")

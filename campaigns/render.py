@@ -13,7 +13,12 @@ Article text is data in stage 1, so a `{{`/`{%` written in an article must not b
 
 SendGrid sends one request per 1,000 recipients with substitutions, so `CompiledEmail` can also
 produce the body once with substitution keys where the recipient fields go; replacing each key
-by its value gives exactly `render(recipient)` (tests check it with hypothesis).
+by its value gives exactly `render(recipient)` (tests check it with hypothesis). To keep the
+per-recipient part small (it is built, serialized and sent 1,000 times a request), the link URLs
+up to the token (`{base_url}/u/`, `{base_url}/preferences/`) are written into the shared body, and
+a recipient carries three values: the greeting for HTML and for text, and the link token (one key
+in both, since a token is URL-safe and HTML-escaping leaves it as it is). Recipients for that
+form are made by `Renderer.recipient(name, email, token)`.
 """
 
 from __future__ import annotations
@@ -46,8 +51,11 @@ from drip.errors import TemplateError
 
 TEMPLATES_DIR = Path(templates.__file__).resolve().parent / "email"
 
-#: Per-recipient fields, in the order their substitution keys are listed.
+#: Per-recipient fields the templates print (`recipient.<field>`).
 FIELDS = ("greeting", "unsubscribe_url", "preferences_url")
+#: Link paths under the base URL; the web app serves them (web/public.py).
+UNSUBSCRIBE_PATH = "/u/"
+PREFERENCES_PATH = "/preferences/"
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides everything after ~102 KB of HTML behind "View entire message"
 
@@ -118,18 +126,25 @@ def first_name(name: str) -> str:
     return parts[0][:40] if parts else ""
 
 
+def greeting(name: str) -> str:
+    """"Hi Maria," (or "Hello," without a name): raw, one line."""
+    first = first_name(name)
+    return f"Hi {first}," if first else "Hello,"
+
+
 def recipient_values(r: Recipient) -> dict[str, str]:
     """The raw (unescaped) per-recipient field values; each is one line."""
-    name = first_name(r.name)
     unsubscribe = one_line(r.unsubscribe_url)
     return {
-        "greeting": f"Hi {name}," if name else "Hello,",
+        "greeting": greeting(r.name),
         "unsubscribe_url": unsubscribe,
         "preferences_url": one_line(r.preferences_url) or unsubscribe,
     }
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A link token as the renderer substitutes it: URL-safe, and unchanged by HTML escaping.
+_LINK_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def _newlines(value: str) -> str:
@@ -223,15 +238,35 @@ def _tidy_text(text: str) -> str:
 # --------------------------------------------------------------------------- compiled email
 
 
+@dataclass(frozen=True)
+class SubstitutionKeys:
+    """The keys a provider replaces per recipient (none occurs in the article or layout)."""
+
+    greeting_html: str
+    greeting_text: str
+    token: str  # the link token, in the unsubscribe and preferences URLs, HTML and text alike
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.greeting_html, self.greeting_text, self.token)
+
+
 class CompiledEmail:
     """One content compiled to HTML/text Jinja templates; renders a recipient in microseconds."""
 
-    def __init__(self, key: str, subject: str, preheader: str, html_source: str, text_source: str) -> None:
+    def __init__(
+        self, key: str, subject: str, preheader: str, html_source: str, text_source: str, base_url: str = ""
+    ) -> None:
         self.key = key
         self.subject = subject
         self.preheader = preheader
         self.html_source = html_source  # stage-2 template source (compiled MJML, CSS inlined)
         self.text_source = text_source
+        base = base_url.rstrip("/")
+        self.unsubscribe_prefix = base + UNSUBSCRIBE_PATH
+        self.preferences_prefix = base + PREFERENCES_PATH
+        # one_line() leaves "{prefix}<token>" as it is only when the prefixes are one clean line:
+        # then substitutions() may skip it (see there).
+        self._plain_prefixes = all(one_line(p) == p for p in (self.unsubscribe_prefix, self.preferences_prefix))
         # One template, two blocks: a recipient costs one Jinja context, not two. The text block
         # turns autoescape off (it is plain text); the HTML block escapes every value.
         self._template = _STAGE2.from_string(
@@ -240,17 +275,19 @@ class CompiledEmail:
         )
         self._html_block = self._template.blocks["html"]
         self._text_block = self._template.blocks["text"]
-        self.html_keys, self.text_keys = self._choose_keys()
+        self.keys = self._choose_keys()
 
-    def _choose_keys(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Substitution keys that occur nowhere in the article or layout (else add a counter)."""
+    def _choose_keys(self) -> SubstitutionKeys:
+        """Substitution keys that occur nowhere in the article, layout or link prefixes (else add
+        a counter)."""
+        fixed = (self.html_source, self.text_source, self.unsubscribe_prefix, self.preferences_prefix)
         for n in range(1000):
             suffix = f"_{n}" if n else ""
-            html_keys = {f: f"-drip_{f}_html{suffix}-" for f in FIELDS}
-            text_keys = {f: f"-drip_{f}_text{suffix}-" for f in FIELDS}
-            keys = [*html_keys.values(), *text_keys.values()]
-            if not any(k in self.html_source or k in self.text_source for k in keys):
-                return html_keys, text_keys
+            keys = SubstitutionKeys(
+                f"-drip_greeting_html{suffix}-", f"-drip_greeting_text{suffix}-", f"-drip_token{suffix}-"
+            )
+            if not any(k in source for k in keys.all() for source in fixed):
+                return keys
         raise TemplateError(f"{self.key}: could not choose substitution keys")  # pragma: no cover
 
     def values(self, r: Recipient) -> dict[str, str]:
@@ -258,7 +295,7 @@ class CompiledEmail:
         values = recipient_values(r)
         if any("-drip_" in v for v in values.values()):
             # A value holding a substitution key would be substituted twice by a provider.
-            keys = [*self.html_keys.values(), *self.text_keys.values()]
+            keys = self.keys.all()
             for field, value in values.items():
                 while any(k in value for k in keys):
                     for k in keys:
@@ -279,19 +316,58 @@ class CompiledEmail:
 
     @cached_property
     def _shared(self) -> SharedContent:
-        html, text = self._render(self.html_keys, self.text_keys)
+        keys = self.keys
+        links = {
+            "unsubscribe_url": self.unsubscribe_prefix + keys.token,
+            "preferences_url": self.preferences_prefix + keys.token,
+        }
+        html, text = self._render({"greeting": keys.greeting_html, **links}, {"greeting": keys.greeting_text, **links})
         return SharedContent(key=self.key, subject=self.subject, html=html, text=text)
 
     def shared_content(self) -> SharedContent:
         """The body once, with substitution keys where recipient fields go (SendGrid)."""
         return self._shared
 
+    def link_token(self, values: dict[str, str]) -> str:
+        """The token of `values`' links; ValueError unless they are `{prefix}<token>` with one
+        URL-safe token (as `Renderer.recipient` makes them)."""
+        unsubscribe = values["unsubscribe_url"]
+        prefix = self.unsubscribe_prefix
+        token = unsubscribe[len(prefix):]
+        if not (
+            unsubscribe.startswith(prefix)
+            and values["preferences_url"] == self.preferences_prefix + token
+            and _LINK_TOKEN.fullmatch(token)
+        ):
+            # The URLs are not echoed: their tokens work as unsubscribe links.
+            raise ValueError(
+                f"{self.key}: substitutions need links of the form {prefix}<token> and "
+                f"{self.preferences_prefix}<token> (build the recipient with Renderer.recipient)"
+            )
+        return token
+
     def substitutions(self, r: Recipient) -> dict[str, str]:
-        """Key -> value for one recipient: HTML keys get HTML-escaped values, text keys raw ones."""
+        """Key -> value for one recipient: the greeting HTML-escaped and raw, and the link token
+        (the same in HTML and text: escaping leaves a URL-safe token unchanged)."""
+        keys = self.keys
+        # Fast path, once per recipient of every send: links made by Renderer.recipient (a URL-safe
+        # token after clean prefixes, so one_line() would change nothing) and no key in any value
+        # (nothing to strip). It gives what the general path below gives, without building values().
+        unsubscribe, prefix = r.unsubscribe_url, self.unsubscribe_prefix
+        if self._plain_prefixes and unsubscribe.startswith(prefix):
+            token = unsubscribe[len(prefix):]
+            if (
+                r.preferences_url == self.preferences_prefix + token
+                and _LINK_TOKEN.fullmatch(token)
+                and "-drip_" not in token
+            ):
+                hello = greeting(r.name)
+                if "-drip_" not in hello:
+                    return {keys.greeting_html: str(escape(hello)), keys.greeting_text: hello, keys.token: token}
         values = self.values(r)
-        subs = {self.html_keys[f]: str(escape(values[f])) for f in FIELDS}
-        subs.update({self.text_keys[f]: values[f] for f in FIELDS})
-        return subs
+        token = self.link_token(values)
+        hello = values["greeting"]
+        return {keys.greeting_html: str(escape(hello)), keys.greeting_text: hello, keys.token: token}
 
 
 # --------------------------------------------------------------------------- renderer
@@ -346,6 +422,14 @@ class Renderer:
     def render(self, content: EmailContent, r: Recipient) -> RenderedEmail:
         return self.compile(content).render(r)
 
+    def recipient(self, name: str, email: str, token: str) -> Recipient:
+        """A recipient whose unsubscribe and preferences links carry `token` (a URL-safe link
+        token): the form `CompiledEmail.substitutions` needs."""
+        return Recipient(
+            name=name, email=email, unsubscribe_url=f"{self.base_url}{UNSUBSCRIBE_PATH}{token}",
+            preferences_url=f"{self.base_url}{PREFERENCES_PATH}{token}",
+        )
+
     def render_direct(self, content: EmailContent, r: Recipient) -> RenderedEmail:
         """Reference path: Jinja + MJML + CSS inlining for this one recipient, no cache.
 
@@ -366,7 +450,7 @@ class Renderer:
         text = _tidy_text(self._stage1(self._text_env, f"{name}.txt", context, _SLOTS))
         email = context["email"]
         try:
-            return CompiledEmail(content.key, email["subject"], email["preheader"], html, text)
+            return CompiledEmail(content.key, email["subject"], email["preheader"], html, text, self.base_url)
         except jinja2.TemplateSyntaxError as exc:  # would be a bug in the stage-1 escaping
             raise TemplateError(f"email template {name}: compiled output is not a valid template: {exc}") from exc
 
@@ -490,15 +574,19 @@ __all__ = [
     "EmailContent",
     "FIELDS",
     "GMAIL_CLIP_BYTES",
+    "PREFERENCES_PATH",
     "Recipient",
     "RenderedEmail",
     "Renderer",
+    "SubstitutionKeys",
     "TEMPLATES_DIR",
+    "UNSUBSCRIBE_PATH",
     "body_html",
     "body_text",
     "content_from_draft",
     "derive_preheader",
     "first_name",
+    "greeting",
     "one_line",
     "recipient_values",
 ]

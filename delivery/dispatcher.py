@@ -14,23 +14,33 @@ import os
 import random
 import socket
 from collections import defaultdict
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from campaigns.render import EmailContent, Recipient, Renderer
-from campaigns.schedule import defer_for_cap, local_day_bounds, next_send_at, parse_window, resolve_zone
+from sqlalchemy import func, select
+
+from campaigns.render import EmailContent, Renderer
+from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next_send_at, parse_window, resolve_zone
 from campaigns.service import latest_versions
 from delivery.ledger import DueRow, LedgerStore
 from delivery.types import EmailBackend, OutgoingMessage, SendResult
-from drip.models import SubscriberStatus, utcnow
+from drip.models import Campaign, Step, SubscriberStatus, utcnow
 from drip.runtime import Runtime
 from subscribers.tokens import TokenSigner
 
 log = logging.getLogger("drip.dispatcher")
 
 Clock = Callable[[], datetime]
-BROADCAST_WINDOW = "daily 00:00-23:59"
+# Newsletters are sent at the time staff chose; when the frequency cap defers one, it goes out the
+# next local day in this window.
+NEWSLETTER_DEFER_WINDOW = "daily 09:00-17:00"
+
+
+@lru_cache(maxsize=256)
+def _window(spec: str) -> SendWindow:
+    return parse_window(spec)
 
 
 @dataclass
@@ -124,14 +134,15 @@ class Dispatcher:
                 cancelled.append({"did": row.id, "err": reason})
                 continue
             tz = resolve_zone(row.tz, self.settings.clinic.timezone)
-            window = parse_window(row.send_window or BROADCAST_WINDOW)
+            window = _window(row.send_window or NEWSLETTER_DEFER_WINDOW)
             if row.subscriber_status == SubscriberStatus.PAUSED.value:
                 deferred.append(self._defer(row, defer_for_cap(now, window, tz), "subscriber paused email"))
                 continue
-            in_window = next_send_at(now, window, tz)
-            if in_window > now:
-                deferred.append(self._defer(row, in_window, "outside the send window"))
-                continue
+            if row.send_window:  # campaign steps keep to their window; newsletters go when scheduled
+                in_window = next_send_at(now, window, tz)
+                if in_window > now:
+                    deferred.append(self._defer(row, in_window, "outside the send window"))
+                    continue
             start, end = local_day_bounds(now, tz)
             today = [t for t in sent_times[row.subscriber_id] if start <= t < end]
             if len(today) >= cap:
@@ -165,9 +176,6 @@ class Dispatcher:
         step_ids = sorted({r.step_id for r in rows if r.step_id is not None})
         with self.sessions() as s:
             versions = latest_versions(s, step_ids)
-            from drip.models import Campaign, Step
-            from sqlalchemy import func, select
-
             totals = dict(
                 s.execute(
                     select(Step.campaign_id, func.count(Step.id))
@@ -187,7 +195,6 @@ class Dispatcher:
             return messages, used_versions, failed
         versions, totals, titles, broadcasts = self._content_for(rows)
         clinic = self.settings.clinic
-        base = self.settings.base_url.rstrip("/")
         shared_mode = getattr(self.backend, "uses_shared_content", False)
         for row in rows:
             try:
@@ -208,11 +215,10 @@ class Dispatcher:
                         body=b.body, template=b.template, kind="broadcast",
                     )
                     categories = ("newsletter", b.slug)
+                # The renderer builds the links ({base_url}/u/<token>, .../preferences/<token>): the
+                # form its SendGrid substitutions need (only the token varies per recipient).
                 token = self.signer.unsubscribe_token(row.subscriber_id, row.campaign_id, row.id)
-                recipient = Recipient(
-                    name=row.name, email=row.email, unsubscribe_url=f"{base}/u/{token}",
-                    preferences_url=f"{base}/preferences/{token}",
-                )
+                recipient = self.renderer.recipient(row.name, row.email, token)
                 compiled = self.renderer.compile(content)
                 if shared_mode:
                     shared = compiled.shared_content()

@@ -16,6 +16,12 @@ answers decides each row:
 
 The API key never leaves the Authorization header: not in errors, results, reprs or logs (the
 HTTP client logs request headers at DEBUG; a filter below redacts them).
+
+Each request body is serialized once, by orjson, before the retry loop, and handed to the library
+as a ready JSON string (see `JSON_CONTENT_TYPE` for how the library allows that). What the
+library still costs per request, and we cannot avoid while it does the HTTP: a new urllib opener,
+and formatting the whole body into a DEBUG log line even when DEBUG is off (~2 ms for 1,000
+recipients).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, Sequence
 
+import orjson
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
@@ -51,6 +58,16 @@ MAX_WAIT = 60.0  # cap on one wait, whatever Retry-After says
 MAX_SPLITS = 3  # re-sends after a 400 that blamed single personalizations
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
+
+# python_http_client quirk (client.py, `http_request`): it json.dumps()es `request_body` itself
+# (the stdlib encoder, ~40x slower than orjson on a 1,000-recipient body) unless the client's
+# Content-Type is set and is not exactly "application/json"; then it sends
+# `request_body.encode("utf-8")` as it is. So the body goes pre-serialized under the same media
+# type with its charset parameter (what SendGrid's own C# library sends). The library merges
+# `request_headers` into the client's own headers for good, so every request this backend's
+# client makes must be a ready JSON string, and is.
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+_JSON_HEADERS = {"Content-Type": JSON_CONTENT_TYPE}
 
 _KEY_OK = re.compile(r"[\x21-\x7e]+")  # a header-safe token: printable ASCII, no spaces
 _BEARER = re.compile(r"(Bearer\s+)[^\s'\",}]+", re.IGNORECASE)
@@ -116,6 +133,16 @@ def rate_limit_wait(headers: Any, now: float, cap: float = MAX_WAIT) -> float:
     if wait is None or wait != wait:  # missing or NaN
         wait = 1.0
     return min(max(wait, 0.0), cap)
+
+
+def encode_body(body: dict[str, Any]) -> str:
+    """The request body as JSON text: orjson (UTF-8 as it is), or the stdlib encoder for what
+    orjson refuses (a lone surrogate in a name), so one odd value costs milliseconds, not a
+    failed group of 1,000 recipients."""
+    try:
+        return orjson.dumps(body).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(body)
 
 
 def provider_errors(body: bytes | str | None) -> list[dict[str, Any]]:
@@ -304,10 +331,13 @@ class SendGridBackend(BaseBackend):
         deadline = self._deadline if self._deadline is not None else self._clock() + self.retry_budget
         failures = 0
         rate_limited = 0
+        data = encode_body(body)  # once, whatever the number of attempts
         while True:
             try:
-                # The library's own HTTP client, fed a plain dict (see sendgrid_payload for why).
-                response = self._client.client.mail.send.post(request_body=body, timeout=self.timeout)
+                # The library's own HTTP client, fed ready JSON (see JSON_CONTENT_TYPE).
+                response = self._client.client.mail.send.post(
+                    request_body=data, request_headers=_JSON_HEADERS, timeout=self.timeout
+                )
             except HTTPError as exc:
                 status = int(exc.status_code)
                 errors = provider_errors(exc.body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import replace
@@ -14,6 +15,7 @@ from delivery.backends.sendgrid import (
     SendGridBackend,
     blamed_personalizations,
     describe_errors,
+    encode_body,
     provider_errors,
     rate_limit_wait,
 )
@@ -131,7 +133,19 @@ def test_request_is_authorised_with_the_bearer_key(backend, mock):
     (req,) = mock.requests
     assert req.method == "POST" and req.path == "/v3/mail/send"
     assert req.headers["Authorization"] == f"Bearer {API_KEY}"
-    assert req.headers["Content-Type"] == "application/json"
+    assert req.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
+def test_the_body_goes_as_ready_json_and_odd_text_still_encodes(backend, mock):
+    """orjson serializes the body; what it refuses (a lone surrogate) falls back to the stdlib
+    encoder instead of failing the whole group."""
+    assert json.loads(encode_body({"a": "Zoë 李 🙂", "n": [1, None]})) == {"a": "Zoë 李 🙂", "n": [1, None]}
+    assert json.loads(encode_body({"a": "bad \udc80"})) == {"a": "bad \udc80"}
+    results = backend.send_batch([message(1, name="Zoë \udc80"), message(2)])
+    assert all(r.ok for r in results) and len(mock.requests) == 1
+    assert [p["to"][0]["email"] for p in mock.requests[0].json["personalizations"]] == [
+        "patient1@example.com", "patient2@example.com"]
+    assert mock.requests[0].json["personalizations"][1]["to"][0]["name"] == "Patient 2"
 
 
 def test_a_message_without_shared_content_goes_alone(backend, mock):
@@ -352,6 +366,7 @@ def test_dispatcher_sends_a_step_to_many_patients_in_one_request(sqlite_runtime,
     from delivery.dispatcher import Dispatcher
     from drip.models import Delivery
     from drip.runtime import Runtime
+    from subscribers.tokens import TokenSigner
     from tests.factories import make_campaign, make_subscriber
 
     t0 = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
@@ -378,20 +393,27 @@ def test_dispatcher_sends_a_step_to_many_patients_in_one_request(sqlite_runtime,
                          .where(Delivery.status == "sent")).all()
     assert {str(row.id) for row in sent} == {p["custom_args"]["delivery_id"] for p in body["personalizations"]}
     assert {row.provider_message_id for row in sent} == {"msg-0"}
+    assert body["headers"] == {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    signer = TokenSigner(runtime.settings.secret_key)
+    delivery_ids = set()
     for p in body["personalizations"]:
         unsubscribe = p["headers"]["List-Unsubscribe"].strip("<>")
+        token = unsubscribe.split("/u/")[1]
+        assert len(p["substitutions"]) == 3 and token in p["substitutions"].values()  # greeting x2, token
+        claims = signer.read_unsubscribe(token)
+        assert str(claims.delivery_id) == p["custom_args"]["delivery_id"]
+        delivery_ids.add(claims.delivery_id)
         for part in body["content"]:
             personal = part["value"]
             for key, value in p["substitutions"].items():
                 personal = personal.replace(key, value)
             assert "-drip_" not in personal  # every key had a value
-            assert unsubscribe.split("/u/")[1] in personal
+            assert unsubscribe in personal and unsubscribe.replace("/u/", "/preferences/") in personal
+    assert len(delivery_ids) == 3
 
 
 def test_bench_cli_reports_rate_baseline_and_ratio(capsys):
     """`drip bench sendgrid` runs both paths (no timing assertions: the numbers are the bench's job)."""
-    import json
-
     from bench import BENCHES
     from drip.cli import main
 

@@ -26,7 +26,7 @@ TRACKING_OFF = {
 
 def _headers_of(body: dict) -> list[str]:
     """Every value that ends up in a mail header."""
-    values = [body["subject"], body["from"].get("name", ""), body["from"]["email"]]
+    values = [body["subject"], body["from"].get("name", ""), body["from"]["email"], *body["headers"].values()]
     for p in body["personalizations"]:
         values += [t.get("name", "") for t in p["to"]] + [t["email"] for t in p["to"]]
         values += list(p["headers"].values())
@@ -42,19 +42,13 @@ def test_exact_body_for_a_step_sent_to_two_patients():
                 "to": [{"email": "patient1@example.com", "name": "Patient 1"}],
                 "substitutions": {"-name-": "Patient 1", "-unsubscribe-": "https://clinic.test/u/token-1"},
                 "custom_args": {"delivery_id": "1001"},
-                "headers": {
-                    "List-Unsubscribe": "<https://clinic.test/u/token-1>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                },
+                "headers": {"List-Unsubscribe": "<https://clinic.test/u/token-1>"},
             },
             {
                 "to": [{"email": "patient2@example.com", "name": "Zoë O'Brien \"Zo\""}],
                 "substitutions": {"-name-": "Zoë O'Brien \"Zo\"", "-unsubscribe-": "https://clinic.test/u/token-2"},
                 "custom_args": {"delivery_id": "1002"},
-                "headers": {
-                    "List-Unsubscribe": "<https://clinic.test/u/token-2>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                },
+                "headers": {"List-Unsubscribe": "<https://clinic.test/u/token-2>"},
             },
         ],
         "from": {"email": "care@riverside-clinic.example", "name": "Riverside Acupuncture"},
@@ -64,6 +58,8 @@ def test_exact_body_for_a_step_sent_to_two_patients():
             {"type": "text/plain", "value": SHARED.text},
             {"type": "text/html", "value": SHARED.html},
         ],
+        # RFC 8058: the same for everyone, so once; SendGrid merges it with each recipient's headers
+        "headers": {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         "categories": ["acupuncture-pain", "acupuncture-pain:muscle-spasm"],
         "tracking_settings": TRACKING_OFF,
     }
