@@ -28,7 +28,7 @@ from subscribers.service import add_subscriber
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "seeds" / "acupuncture-pain-relief.txt"
-FALLBACK_SEED = ROOT / "drip" / "sample_article.txt"
+FALLBACK_SEED = ROOT / "drip" / "samples" / "acupuncture-pain-relief.txt"  # when shared/ is not beside the repo
 PATIENTS = [
     ("maria.gonzalez@example.org", "Maria Gonzalez", "America/New_York"),
     ("james.chen@example.org", "James Chen", "America/Los_Angeles"),
