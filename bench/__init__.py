@@ -7,7 +7,7 @@ Each module in BENCHES has `run(quick: bool) -> BenchResult`.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 BENCHES: dict[str, str] = {
     # name -> module (added by each area as it lands)

@@ -10,7 +10,7 @@ its own rows; the child's slug is derived from the fire time, so two workers can
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from campaigns.draft import Draft
 from campaigns.schedule import resolve_zone
 from campaigns.service import check_slug
 from drip.errors import InputError, NotFoundError
@@ -68,6 +69,19 @@ def load_template(name: str) -> dict[str, str]:
         fields[key.strip().lower()] = value.strip()
     return {"subject": fields.get("subject", ""), "preheader": fields.get("preheader", ""),
             "title": fields.get("title", fields.get("subject", "")), "body": body.strip()}
+
+
+def content_from_article(draft: "Draft") -> dict[str, str]:
+    """A whole article as one newsletter: item titles as their own paragraphs, nothing dropped."""
+    from campaigns.subjects import subject_for
+
+    parts: list[str] = []
+    for step in draft.steps:
+        if step.kind == "item":
+            parts.append(step.title)
+        parts.append(step.text)
+    return {"title": draft.title, "subject": subject_for(draft.title, "", draft.title), "preheader": "",
+            "body": "\n\n".join(p for p in parts if p.strip())}
 
 
 def create_broadcast(

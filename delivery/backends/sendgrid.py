@@ -42,7 +42,6 @@ from sendgrid import SendGridAPIClient
 from delivery.backends.base import BaseBackend
 from delivery.backends.sendgrid_payload import (
     MAX_PERSONALIZATIONS,
-    SendGridPayload,
     build_payload,
     request_key,
 )

@@ -36,16 +36,8 @@ def create_cmd(
         raise InputError("give exactly one of --article or --template", where="--article/--template")
     if article is not None:
         from campaigns.split import split_file
-        from campaigns.subjects import subject_for
 
-        draft = split_file(article)
-        parts = []
-        for step in draft.steps:
-            if step.kind == "item":
-                parts.append(step.title)
-            parts.append(step.text)
-        content = {"title": draft.title, "subject": subject_for(draft.title, "", draft.title),
-                   "preheader": "", "body": "\n\n".join(p for p in parts if p.strip())}
+        content = broadcasts.content_from_article(split_file(article))
     else:
         content = broadcasts.load_template(template)
     if subject:

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,8 +40,6 @@ def test_schedule_local_time_in_each_zone(runtime):
         n = broadcasts.schedule(s, b, at="2026-12-01 09:00", local=True, clinic_tz="America/Chicago", now=NOW)
         assert n == 4
         rows = s.execute(select(Delivery.due_at, Delivery.subscriber_id)).all()
-    for due, _ in rows:
-        pass
     locals_ = sorted(
         due.astimezone(ZoneInfo(z or "America/Chicago")).strftime("%H:%M") for (due, _), z in zip(sorted(rows, key=lambda r: r[1]), ZONES)
     )

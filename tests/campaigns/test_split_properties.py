@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -203,7 +203,6 @@ def test_frequency_cap_defers_never_drops(runtime):
     assert len(backend.sent) == 2
     from zoneinfo import ZoneInfo
 
-    days = [m for m in backend.sent]
     with runtime.sessions() as s:
         sent_at = sorted(s.scalars(select(Delivery.sent_at)))
     tz = ZoneInfo("Europe/Berlin")

@@ -12,10 +12,8 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from campaigns import broadcasts
-from campaigns.draft import Draft
 from campaigns.service import slugify
 from campaigns.split import split_file
-from campaigns.subjects import subject_for
 from drip.errors import DripError, InputError, NotFoundError, SendError
 from drip.models import (
     Broadcast,
@@ -36,19 +34,6 @@ COUNT_ORDER = [s.value for s in DeliveryStatus]
 
 def template_names() -> list[str]:
     return sorted(p.stem for p in broadcasts.TEMPLATES.glob("*.txt"))
-
-
-def article_content(draft: Draft) -> dict[str, str]:
-    """A whole article as one newsletter: item titles as their own paragraphs, nothing dropped.
-
-    Same composition as `drip broadcast create --article`."""
-    parts: list[str] = []
-    for step in draft.steps:
-        if step.kind == "item":
-            parts.append(step.title)
-        parts.append(step.text)
-    return {"title": draft.title, "subject": subject_for(draft.title, "", draft.title), "preheader": "",
-            "body": "\n\n".join(p for p in parts if p.strip())}
 
 
 def audience_size(db: Session, tag_id: int | None) -> int:
@@ -109,7 +94,7 @@ def newsletter_create(req: StaffRequest) -> Response:
             name = display_name(upload)
             with saved_upload(upload) as path:
                 try:
-                    content = article_content(split_file(path))
+                    content = broadcasts.content_from_article(split_file(path))
                 except InputError as exc:
                     raise InputError(shown_error(str(exc), path, name)) from None
         elif form["source"] == "template":

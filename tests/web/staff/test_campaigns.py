@@ -140,7 +140,7 @@ def test_unknown_campaign_or_step_is_404(runtime, staff):
 def test_preview_page_frames_the_real_email(runtime, staff, device, width):
     seed_staff(runtime)
     page = staff.get(f"/staff/campaigns/onboarding/steps/2/preview?device={device}").text
-    assert f'src="/staff/campaigns/onboarding/steps/2/email"' in page
+    assert 'src="/staff/campaigns/onboarding/steps/2/email"' in page
     assert f'class="email-frame frame-{device}"' in page and f'width="{width}"' in page
     assert "How acupuncture works, part 1" in page  # the inbox line: subject
 
