@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from campaigns.draft import Draft
 from campaigns.schedule import resolve_zone
 from campaigns.service import check_slug
+from campaigns.subjects import check_subject
 from drip.errors import InputError, NotFoundError
 from drip.models import (
     Broadcast,
@@ -96,6 +97,8 @@ def create_broadcast(
     subject = " ".join(subject.split())
     if not subject:
         raise InputError("a newsletter needs a subject", where="subject")
+    check_subject(subject, "subject")
+    check_subject(" ".join(preheader.split()), "preheader")
     b = Broadcast(slug=slug, title=" ".join(title.split()) or subject, subject=subject[:200],
                   preheader=" ".join(preheader.split())[:300], body=body, tag_id=tag.id)
     session.add(b)

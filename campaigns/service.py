@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.draft import Draft
 from campaigns.schedule import parse_window
+from campaigns.subjects import check_subject
 from drip.errors import InputError, NotFoundError
 from drip.models import (
     Campaign,
@@ -170,6 +171,8 @@ def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdi
                 raise InputError(f"{name} cannot be empty", where=name)
             if name == "subject" and len(value) > 200:
                 raise InputError("subject is longer than 200 characters", where="subject")
+            if name in ("subject", "preheader"):
+                check_subject(value, name)
             fields[name] = value
     if edit.delay is not None:
         if edit.delay < timedelta(0):

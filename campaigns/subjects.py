@@ -142,3 +142,23 @@ def preheader_for(step: _StepLike) -> str:
             return _fit(sentence, MAX_PREHEADER)
     fallback = _impersonal(step.title or step.section)
     return _fit(fallback, MAX_PREHEADER) if not about_reader(fallback) else ""
+
+
+_APPOINTMENT = re.compile(r"\b(?:appointment|appt|visit|session)s?\s+(?:on|at|for)\b|\bdiagnos(?:is|ed|es)\b", re.IGNORECASE)
+
+
+def check_subject(text: str, field: str = "subject") -> str:
+    """Refuse subject/preheader wording about the reader's own health or care.
+
+    Subjects are seen by anyone glancing at an inbox or a lock screen: patient email carries
+    general education only ('How acupuncture eases muscle spasms', not 'Your back pain' or
+    'Your appointment on Friday').
+    """
+    from drip.errors import InputError
+
+    if about_reader(text):
+        raise InputError("keep it general: no wording about the reader's own condition (e.g. 'your back pain')",
+                         where=field)
+    if _APPOINTMENT.search(text):
+        raise InputError("no appointment or diagnosis details in a subject or preheader", where=field)
+    return text

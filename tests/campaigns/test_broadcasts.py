@@ -147,3 +147,11 @@ def test_newsletter_goes_at_its_time_not_a_campaign_window(runtime):
     backend = ScriptedBackend(runtime.settings)
     report = Dispatcher(runtime, backend, clock=Clock(at)).tick()
     assert report.sent == 1 and report.deferred == 0
+
+
+def test_newsletter_subject_with_appointment_details_refused(runtime):
+    with runtime.sessions.begin() as s:
+        with_list(s)
+        with pytest.raises(InputError, match="appointment"):
+            broadcasts.create_broadcast(s, "x", title="t", subject="Your appointment on Monday", body="b",
+                                        list_name="newsletter")

@@ -90,3 +90,18 @@ def test_unknown_campaign(runtime):
     with runtime.sessions() as s:
         with pytest.raises(NotFoundError, match="no campaign 'nope'"):
             service.get_campaign(s, "nope")
+
+
+@pytest.mark.parametrize("subject", [
+    "Your back pain: what to do",
+    "You have arthritis? Try this",
+    "Reminder: appointment on Friday at 3pm",
+    "About your diagnosis",
+])
+def test_subjects_about_the_reader_or_their_care_are_refused(runtime, subject):
+    with runtime.sessions.begin() as s:
+        c = make_campaign(s)
+        with pytest.raises(InputError, match="subject"):
+            service.edit_step(s, c, 2, service.StepEdit(subject=subject))
+        v = service.edit_step(s, c, 2, service.StepEdit(subject="How acupuncture eases back pain"))
+        assert v.subject == "How acupuncture eases back pain"
