@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -32,6 +33,32 @@ def need(condition: bool, reason: str) -> None:
         if IN_CI:
             pytest.fail(f"required under CI: {reason}")
         pytest.skip(reason)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _install_chromium() -> str:
+    """apt-get the browser (Debian's package: no browser download of Playwright's own)."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    update = subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=900)
+    install = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env,
+                             capture_output=True, text=True, timeout=1800)
+    if install.returncode != 0:
+        lines = (update.stderr + install.stderr).strip().splitlines()
+        return lines[-1] if lines else "apt-get install chromium failed"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for browser tests; the test setup installs it (as root) when it is missing."""
+    if not os.path.exists(CHROMIUM):
+        problem = "not running as root, so it cannot be installed here"
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+            problem = _install_chromium() or "apt-get install chromium did not provide it"
+        need(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing ({problem})")
+    return CHROMIUM
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,6 @@ To run another server with other settings, use `tests.browser.server.run_server(
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,28 +26,6 @@ LAUNCH_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-qui
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-
-
-def _install_chromium() -> str:
-    """apt-get the browser (Debian's package: no browser download of Playwright's own)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    update = subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=900)
-    install = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env,
-                             capture_output=True, text=True, timeout=1800)
-    if install.returncode != 0:
-        lines = (update.stderr + install.stderr).strip().splitlines()
-        return lines[-1] if lines else "apt-get install chromium failed"
-    return ""
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    if not os.path.exists(CHROMIUM):
-        problem = "not running as root, so it cannot be installed here"
-        if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-            problem = _install_chromium() or "apt-get install chromium did not provide it"
-        need(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing ({problem})")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ our own forms with `Origin: null`, which a naive same-origin check would refuse.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -15,16 +14,13 @@ import pytest
 from drip.commands.serve import build_server
 from drip.models import CampaignOptOut, Subscriber
 from subscribers.tokens import TokenSigner
-from tests.conftest import need
 from tests.web.seed import seed
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def served(sqlite_runtime):
-    need(os.path.exists(CHROMIUM), f"{CHROMIUM} not installed")
+def served(sqlite_runtime, chromium):
     server = build_server(sqlite_runtime, "127.0.0.1", 0, log_level="warning")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -40,12 +36,13 @@ def served(sqlite_runtime):
 
 
 @pytest.fixture
-def page():
-    need(os.path.exists(CHROMIUM), f"{CHROMIUM} not installed")
+def page(chromium):
     from playwright.sync_api import sync_playwright
 
+    from tests.browser.conftest import LAUNCH_ARGS
+
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM)
+        browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
         pg = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         yield pg
         browser.close()
