@@ -18,6 +18,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -128,22 +129,34 @@ class Dispatcher:
         sendable: list[DueRow] = []
         cap = self.settings.frequency_cap
         sent_times = self.store.sent_times([r.subscriber_id for r in rows], now - timedelta(hours=27))
+        # A batch shares one `now`: zone arithmetic is done once per zone (and window), not per row.
+        zones: dict[str | None, ZoneInfo] = {}
+        day_bounds: dict[str, tuple[datetime, datetime]] = {}
+        window_opens: dict[tuple[str, str], datetime] = {}
         for row in rows:
             reason = self._cancel_reason(row)
             if reason:
                 cancelled.append({"did": row.id, "err": reason})
                 continue
-            tz = resolve_zone(row.tz, self.settings.clinic.timezone)
+            tz = zones.get(row.tz)
+            if tz is None:
+                tz = zones[row.tz] = resolve_zone(row.tz, self.settings.clinic.timezone)
             window = _window(row.send_window or NEWSLETTER_DEFER_WINDOW)
             if row.subscriber_status == SubscriberStatus.PAUSED.value:
                 deferred.append(self._defer(row, defer_for_cap(now, window, tz), "subscriber paused email"))
                 continue
             if row.send_window:  # campaign steps keep to their window; newsletters go when scheduled
-                in_window = next_send_at(now, window, tz)
+                key = (row.send_window, tz.key)
+                in_window = window_opens.get(key)
+                if in_window is None:
+                    in_window = window_opens[key] = next_send_at(now, window, tz)
                 if in_window > now:
                     deferred.append(self._defer(row, in_window, "outside the send window"))
                     continue
-            start, end = local_day_bounds(now, tz)
+            bounds = day_bounds.get(tz.key)
+            if bounds is None:
+                bounds = day_bounds[tz.key] = local_day_bounds(now, tz)
+            start, end = bounds
             today = [t for t in sent_times[row.subscriber_id] if start <= t < end]
             if len(today) >= cap:
                 deferred.append(self._defer(row, defer_for_cap(now, window, tz), f"frequency cap ({cap}/day)"))
@@ -196,9 +209,15 @@ class Dispatcher:
         versions, totals, titles, broadcasts = self._content_for(rows)
         clinic = self.settings.clinic
         shared_mode = getattr(self.backend, "uses_shared_content", False)
+        per_content: dict[tuple, tuple] = {}  # one EmailContent + compiled template per step version
         for row in rows:
             try:
-                if row.step_id is not None:
+                ckey = ("step", row.step_id) if row.step_id is not None else ("broadcast", row.broadcast_id)
+                if ckey in per_content:
+                    content, compiled, categories, vid = per_content[ckey]
+                    if vid is not None:
+                        used_versions[row.id] = vid
+                elif row.step_id is not None:
                     v = versions[row.step_id]
                     content = EmailContent(
                         key=f"step:{row.step_id}:v{v.version}", title=v.title, subject=v.subject,
@@ -208,6 +227,8 @@ class Dispatcher:
                     )
                     used_versions[row.id] = v.id
                     categories = (row.campaign_slug or "", f"{row.campaign_slug}:{row.step_slug}")
+                    compiled = self.renderer.compile(content)
+                    per_content[ckey] = (content, compiled, categories, v.id)
                 else:
                     b = broadcasts[row.broadcast_id]
                     content = EmailContent(
@@ -215,11 +236,12 @@ class Dispatcher:
                         body=b.body, template=b.template, kind="broadcast",
                     )
                     categories = ("newsletter", b.slug)
+                    compiled = self.renderer.compile(content)
+                    per_content[ckey] = (content, compiled, categories, None)
                 # The renderer builds the links ({base_url}/u/<token>, .../preferences/<token>): the
                 # form its SendGrid substitutions need (only the token varies per recipient).
                 token = self.signer.unsubscribe_token(row.subscriber_id, row.campaign_id, row.id)
                 recipient = self.renderer.recipient(row.name, row.email, token)
-                compiled = self.renderer.compile(content)
                 if shared_mode:
                     shared = compiled.shared_content()
                     subs = compiled.substitutions(recipient)
