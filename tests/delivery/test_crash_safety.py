@@ -116,7 +116,7 @@ def test_sigkill_at_random_points_loses_nothing_and_counts_doubles(runtime, smtp
         before = len(smtp_recorder.accepted)
         while len(smtp_recorder.accepted) == before and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, 0.15))  # short: several kills must land before the work is done
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills.append(time.monotonic())
