@@ -119,8 +119,15 @@ class Dispatcher:
         sendable, cancelled, deferred = self._check(rows, now)
         report.cancelled, report.deferred = len(cancelled), len(deferred)
         messages, versions, render_failed = self._build(sendable)
-        results = self.backend.send_batch(messages) if messages else []
-        return self._record(now, rows, results, versions, cancelled, deferred, render_failed, report)
+        if cancelled or deferred or render_failed:
+            self._record(now, rows, [], versions, cancelled, deferred, render_failed, report)
+        # Record after every chunk, not once per claim: a worker killed mid-batch can only resend
+        # what the provider accepted since the last record (at most one chunk), not the whole claim.
+        step = 1000 if getattr(self.backend, "uses_shared_content", False) else self.settings.record_every
+        for i in range(0, len(messages), max(1, step)):
+            results = self.backend.send_batch(messages[i : i + step])
+            self._record(now, rows, results, versions, [], [], [], report)
+        return report
 
     # -- steps of a batch
     def _check(self, rows: list[DueRow], now: datetime):
@@ -290,10 +297,11 @@ class Dispatcher:
                     outcomes[row.campaign_id][1] += 1
         report.sent += len(sent)
         report.failed += len(failed)
-        report.paused_campaigns += self.store.record(
+        paused = self.store.record(
             now, sent, failed, retry, cancelled, {k: tuple(v) for k, v in outcomes.items()},
             self.settings.pause_after_errors,
         )
-        for slug in report.paused_campaigns:
+        for slug in paused:
             log.warning("campaign %s auto-paused after consecutive send errors", slug)
+        report.paused_campaigns += paused
         return report

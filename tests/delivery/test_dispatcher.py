@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from campaigns.enrollment import enroll
 from delivery.backends.base import BaseBackend
@@ -253,3 +254,22 @@ def test_expired_lease_is_reclaimed(runtime):
     clock.now = T0 + timedelta(minutes=6)
     r = other.tick()
     assert r.reclaimed == 1 and r.sent == 1
+
+
+def test_outcomes_are_recorded_chunk_by_chunk(runtime):
+    """A claim of 10 with record_every=3: after the backend dies on the 8th message, the first 6
+    are already recorded as sent (only the last, unrecorded chunk could be sent again)."""
+    runtime.settings = runtime.settings.with_(batch_size=10, record_every=3)
+    setup(runtime, n_subs=10, n_items=0)
+
+    class Dies(ScriptedBackend):
+        def send_group(self, group):
+            if len(self.sent) == 7:
+                raise KeyboardInterrupt("worker killed")
+            return super().send_group(group)
+
+    with pytest.raises(KeyboardInterrupt):
+        Dispatcher(runtime, Dies(runtime.settings), clock=Clock(T0)).tick()
+    with runtime.sessions() as s:
+        counts = dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+    assert counts == {"sent": 6, "sending": 4}
