@@ -18,7 +18,6 @@ from campaigns.schedule import parse_window, resolve_zone, schedule_sequence
 from drip.errors import InputError
 from drip.models import (
     Campaign,
-    CampaignOptOut,
     CampaignStatus,
     Delivery,
     DeliveryStatus,
@@ -27,9 +26,10 @@ from drip.models import (
     Step,
     Subscriber,
     SubscriberStatus,
-    Suppression,
     Tag,
 )
+from subscribers.suppression import is_suppressed
+from subscribers.unsubscribe import is_opted_out
 
 MIN_SPACING = timedelta(hours=20)
 
@@ -51,9 +51,9 @@ def enroll(
         raise NotEnrollable(f"campaign {campaign.slug!r} is {campaign.status}, not published", where="--campaign")
     if subscriber.status != SubscriberStatus.ACTIVE.value:
         raise NotEnrollable(f"{subscriber.email} is {subscriber.status}; only active subscribers are enrolled", where="email")
-    if session.get(Suppression, subscriber.email_key) is not None:
+    if is_suppressed(session, subscriber.email_key):
         raise NotEnrollable(f"{subscriber.email} is on the suppression list", where="email")
-    if session.get(CampaignOptOut, (subscriber.id, campaign.id)) is not None:
+    if is_opted_out(session, subscriber.id, campaign.id):
         raise NotEnrollable(f"{subscriber.email} unsubscribed from {campaign.slug!r}", where="email")
     active = session.scalar(
         select(Enrollment.id).where(
