@@ -85,13 +85,13 @@ def prepare(batch: list[Row], clinic: Clinic, renderer: Renderer, compiled: Comp
     messages = []
     for row in batch:
         token = signer.unsubscribe_token(row.subscriber_id, CAMPAIGN_ID, row.delivery_id)
-        recipient = renderer.recipient(row.name, row.email, token)
+        unsubscribe_url, substitutions = compiled.personalize(row.name, token)
         messages.append(
             OutgoingMessage(
                 delivery_id=row.delivery_id, to_email=row.email, to_name=row.name, subject=shared.subject,
                 html="", text="", from_email=clinic.from_email, from_name=clinic.from_name,
-                reply_to=clinic.reply_to, unsubscribe_url=recipient.unsubscribe_url, preheader=compiled.preheader,
-                categories=CATEGORIES, shared=shared, substitutions=compiled.substitutions(recipient),
+                reply_to=clinic.reply_to, unsubscribe_url=unsubscribe_url, preheader=compiled.preheader,
+                categories=CATEGORIES, shared=shared, substitutions=substitutions,
             )
         )
     return messages

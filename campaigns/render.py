@@ -119,8 +119,10 @@ def one_line(value: str) -> str:
 
 def first_name(name: str) -> str:
     """The name to greet: the first word, skipping a leading title ("Dr. Maria Lopez" -> "Maria")."""
-    parts = one_line(name).split(" ")
-    parts = [p for p in parts if p]
+    if name.isprintable():  # once per recipient of every send: no control or odd whitespace to clean
+        parts = name.split()
+    else:
+        parts = [p for p in one_line(name).split(" ") if p]
     if len(parts) > 1 and parts[0].rstrip(".").lower() in _HONORIFICS:
         parts = parts[1:]
     return parts[0][:40] if parts else ""
@@ -130,6 +132,14 @@ def greeting(name: str) -> str:
     """"Hi Maria," (or "Hello," without a name): raw, one line."""
     first = first_name(name)
     return f"Hi {first}," if first else "Hello,"
+
+
+_HTML_SPECIAL = re.compile(r"[&<>'\"]").search  # what markupsafe.escape changes
+
+
+def escape_text(value: str) -> str:
+    """`str(markupsafe.escape(value))`, without building a Markup when nothing needs escaping."""
+    return str(escape(value)) if _HTML_SPECIAL(value) else value
 
 
 def recipient_values(r: Recipient) -> dict[str, str]:
@@ -363,11 +373,23 @@ class CompiledEmail:
             ):
                 hello = greeting(r.name)
                 if "-drip_" not in hello:
-                    return {keys.greeting_html: str(escape(hello)), keys.greeting_text: hello, keys.token: token}
+                    return {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
         values = self.values(r)
         token = self.link_token(values)
         hello = values["greeting"]
-        return {keys.greeting_html: str(escape(hello)), keys.greeting_text: hello, keys.token: token}
+        return {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
+
+    def personalize(self, name: str, token: str) -> tuple[str, dict[str, str]]:
+        """(unsubscribe URL, substitutions) for a recipient whose links carry `token`: exactly
+        `substitutions(Renderer.recipient(name, email, token))` and its `unsubscribe_url`, without
+        building the links twice and taking them apart again (the dispatcher's per-recipient call)."""
+        unsubscribe = self.unsubscribe_prefix + token
+        if self._plain_prefixes and _LINK_TOKEN.fullmatch(token) and "-drip_" not in token:
+            hello = greeting(name)
+            if "-drip_" not in hello:
+                keys = self.keys
+                return unsubscribe, {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
+        return unsubscribe, self.substitutions(Recipient(name, "", unsubscribe, self.preferences_prefix + token))
 
 
 # --------------------------------------------------------------------------- renderer

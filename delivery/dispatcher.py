@@ -248,21 +248,21 @@ class Dispatcher:
                 # The renderer builds the links ({base_url}/u/<token>, .../preferences/<token>): the
                 # form its SendGrid substitutions need (only the token varies per recipient).
                 token = self.signer.unsubscribe_token(row.subscriber_id, row.campaign_id, row.id)
-                recipient = self.renderer.recipient(row.name, row.email, token)
                 if shared_mode:
                     shared = compiled.shared_content()
-                    subs = compiled.substitutions(recipient)
+                    unsubscribe_url, subs = compiled.personalize(row.name, token)
                     html = text = ""
                     subject, preheader = shared.subject, content.preheader
                 else:
+                    recipient = self.renderer.recipient(row.name, row.email, token)
                     rendered = compiled.render(recipient)
-                    shared, subs = None, {}
+                    shared, subs, unsubscribe_url = None, {}, recipient.unsubscribe_url
                     html, text, subject, preheader = rendered.html, rendered.text, rendered.subject, rendered.preheader
                 messages.append(
                     OutgoingMessage(
                         delivery_id=row.id, to_email=row.email, to_name=row.name, subject=subject, html=html,
                         text=text, from_email=clinic.from_email, from_name=clinic.from_name, reply_to=clinic.reply_to,
-                        unsubscribe_url=recipient.unsubscribe_url, preheader=preheader,
+                        unsubscribe_url=unsubscribe_url, preheader=preheader,
                         categories=tuple(c for c in categories if c), shared=shared, substitutions=subs,
                     )
                 )

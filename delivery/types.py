@@ -4,6 +4,10 @@
 (SendGrid, up to 1,000 personalizations) use `shared` + `substitutions` instead of the
 per-recipient `html`/`text`: applying `substitutions` to `shared.html`/`shared.text` by plain string
 replacement gives exactly the per-recipient body (the renderer guarantees it; a test checks it).
+
+`OutgoingMessage` and `SendResult` are made once per recipient of every send, so they are slotted
+and not frozen (a frozen dataclass sets each field through `object.__setattr__`: 1.5 against
+0.5 us for a message). Treat them as values all the same: nothing changes one after it is made.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class SharedContent:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OutgoingMessage:
     delivery_id: int
     to_email: str
@@ -40,7 +44,7 @@ class OutgoingMessage:
     substitutions: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SendResult:
     delivery_id: int
     ok: bool

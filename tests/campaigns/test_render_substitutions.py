@@ -133,3 +133,26 @@ def test_a_base_url_that_is_not_one_clean_line_is_refused_for_substitutions():
 def test_shared_content_is_built_once_per_compiled_email(compiled):
     assert compiled.shared_content() is compiled.shared_content()
     assert compiled.shared_content().key == "step:1:v1"
+
+
+@given(name=NAMES, token=TOKENS, base=st.sampled_from(["", BASE, BASE + "/", "https://clinic.test/a\tb"]))
+@hsettings(max_examples=200, deadline=None)
+def test_personalize_is_substitutions_of_the_renderers_recipient(name, token, base):
+    renderer = Renderer(Clinic(), base_url=base)
+    compiled = renderer.compile(content(key=f"personalize:{base}"))
+    person = renderer.recipient(name, "p@example.com", token)
+    try:
+        expected = (person.unsubscribe_url, compiled.substitutions(person))
+    except ValueError as exc:
+        with pytest.raises(ValueError, match="Renderer.recipient"):
+            compiled.personalize(name, token)
+        assert "\t" in base, exc
+        return
+    assert compiled.personalize(name, token) == expected
+
+
+@given(value=NAMES)
+def test_escape_text_is_markupsafe_escape(value):
+    from campaigns.render import escape_text
+
+    assert escape_text(value) == str(escape(value))
