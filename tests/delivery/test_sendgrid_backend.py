@@ -8,6 +8,7 @@ import random
 from dataclasses import replace
 from email.utils import formatdate
 
+import orjson
 import pytest
 
 from delivery.backends import get_backend
@@ -146,6 +147,23 @@ def test_the_body_goes_as_ready_json_and_odd_text_still_encodes(backend, mock):
     assert [p["to"][0]["email"] for p in mock.requests[0].json["personalizations"]] == [
         "patient1@example.com", "patient2@example.com"]
     assert mock.requests[0].json["personalizations"][1]["to"][0]["name"] == "Patient 2"
+
+
+def test_the_body_is_sent_as_orjsons_bytes_and_never_formatted_into_a_log_line(backend, mock, caplog):
+    """The library formats `request.data` into a DEBUG line before logging decides anything; the
+    body's bytes format as their size, so no 400 KB repr is built and no address lands in it."""
+    body = encode_body({"personalizations": [{"to": [{"email": "zoë@example.com"}]}]})
+    assert body.encode("utf-8") is body.encode() and body.encode("UTF8") == orjson.dumps(json.loads(body))
+    assert body.encode("utf-16") == str(body).encode("utf-16")  # other encodings: plain str behaviour
+    line = "PAYLOAD: {data}".format(data=body.encode("utf-8"))
+    assert "zoë" not in line and "example.com" not in line and f"{len(body.encode()):,} bytes" in line
+
+    caplog.set_level(logging.DEBUG, logger="python_http_client.client")
+    backend.send_batch([message(1, name="Zoë Quinn")])
+    sent = mock.requests[0].body
+    assert json.loads(sent)["personalizations"][0]["to"][0] == {"email": "patient1@example.com", "name": "Zoë Quinn"}
+    assert "Zoë".encode() in sent  # UTF-8 as it is, not \u escapes
+    assert "PAYLOAD:" in caplog.text and "patient1@example.com" not in caplog.text
 
 
 def test_a_message_without_shared_content_goes_alone(backend, mock):
