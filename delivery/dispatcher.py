@@ -233,7 +233,7 @@ class Dispatcher:
                         campaign_title=titles.get(row.campaign_id, ""),
                     )
                     used_versions[row.id] = v.id
-                    categories = (row.campaign_slug or "", f"{row.campaign_slug}:{row.step_slug}")
+                    categories = tuple(c for c in (row.campaign_slug, f"{row.campaign_slug}:{row.step_slug}") if c)
                     compiled = self.renderer.compile(content)
                     per_content[ckey] = (content, compiled, categories, v.id)
                 else:
@@ -242,7 +242,7 @@ class Dispatcher:
                         key=f"broadcast:{b.id}", title=b.title, subject=b.subject, preheader=b.preheader,
                         body=b.body, template=b.template, kind="broadcast",
                     )
-                    categories = ("newsletter", b.slug)
+                    categories = tuple(c for c in ("newsletter", b.slug) if c)
                     compiled = self.renderer.compile(content)
                     per_content[ckey] = (content, compiled, categories, None)
                 # The renderer builds the links ({base_url}/u/<token>, .../preferences/<token>): the
@@ -263,7 +263,7 @@ class Dispatcher:
                         delivery_id=row.id, to_email=row.email, to_name=row.name, subject=subject, html=html,
                         text=text, from_email=clinic.from_email, from_name=clinic.from_name, reply_to=clinic.reply_to,
                         unsubscribe_url=unsubscribe_url, preheader=preheader,
-                        categories=tuple(c for c in categories if c), shared=shared, substitutions=subs,
+                        categories=categories, shared=shared, substitutions=subs,
                     )
                 )
             except Exception as exc:  # a template error fails this row, not the batch

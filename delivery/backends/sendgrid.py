@@ -272,7 +272,17 @@ class SendGridBackend(BaseBackend):
         """Same shared content -> one request per 1,000; no shared content -> alone. First-seen order."""
         groups: dict[Any, list[OutgoingMessage]] = {}
         order: list[Any] = []
+        previous: OutgoingMessage | None = None
+        bucket: list[OutgoingMessage] = []
         for m in messages:
+            if (  # same objects as the message before (the dispatcher's usual run): same request key
+                previous is not None and m.shared is previous.shared and m.shared is not None
+                and m.from_email is previous.from_email and m.from_name is previous.from_name
+                and m.reply_to is previous.reply_to and m.categories is previous.categories
+            ):
+                bucket.append(m)
+                continue
+            previous = m
             key = request_key(m)
             if key is None:
                 key = ("single", len(order))
@@ -349,6 +359,8 @@ class SendGridBackend(BaseBackend):
                     )
                 payload = payload.without(blamed)
                 continue
+            if not done:  # the usual case: everyone in the group went, in one request
+                return [SendResult(m.delivery_id, True, message_id) for m in group]
             for m in payload.messages:
                 done[m.delivery_id] = SendResult(m.delivery_id, ok=True, message_id=message_id)
             break

@@ -107,6 +107,19 @@ def test_group_splits_by_content_and_by_one_thousand(backend):
     assert [m.delivery_id for g in groups[:3] for m in g] == [1000 + i for i in range(2500)]
 
 
+def test_interleaved_contents_and_senders_group_apart_in_first_seen_order(backend):
+    """The same content object with another sender, or equal content in another object: the
+    identity shortcut for runs of one step must give what the request key gives."""
+    other = replace(SHARED, key="step:8:v1", html="<p>other</p>")
+    equal_copy = replace(SHARED)  # equal content, another object: same request
+    msgs = [
+        message(1), message(2, other), message(3), message(4, from_name="Another Clinic"),
+        message(5, equal_copy), message(6, other), message(7, categories=("newsletter",)), message(8),
+    ]
+    groups = [[m.delivery_id - 1000 for m in g] for g in backend.group(msgs)]
+    assert groups == [[1, 3, 5, 8], [2, 6], [4], [7]]
+
+
 def test_2500_recipients_go_in_three_requests_in_order(backend, mock):
     msgs = [message(i) for i in range(2500)]
     results = backend.send_batch(msgs)

@@ -233,3 +233,21 @@ def test_any_names_and_subject_give_clean_headers_and_keep_order(recipient_names
     assert kept == sorted(kept)
     assert [p["custom_args"]["delivery_id"] for p in body["personalizations"]] == [str(i) for i in kept]
     assert [p["substitutions"]["-n-"] for p in body["personalizations"]] == [m.substitutions["-n-"] for m in payload.messages]
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x2030), max_size=40), st.sampled_from(["", "https://", "http://"]))
+def test_the_fast_ascii_checks_accept_nothing_the_general_ones_refuse(text, scheme):
+    from delivery.backends import sendgrid_payload as sp
+
+    if sp._ADDRESS_ASCII.fullmatch(text):
+        assert sp._ADDRESS.fullmatch(text)
+    if sp._URL_ASCII.fullmatch(scheme + text):
+        assert sp._URL.fullmatch(scheme + text)
+
+
+def test_internationalised_addresses_and_links_still_go_through_the_general_checks():
+    ok = [message(1, email="zoë@bücher.example"), replace(message(2), unsubscribe_url="https://klinik.example/ü/t-2")]
+    bad = [message(3, email="a b@example.com"), replace(message(4), unsubscribe_url="https://x.example/<t>")]
+    payload = build_payload(ok + bad)
+    assert [m.delivery_id for m in payload.messages] == [1001, 1002]
+    assert [r.message.delivery_id for r in payload.rejected] == [1003, 1004]
