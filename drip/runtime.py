@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -27,3 +28,17 @@ def open_runtime(settings: Settings | None = None, *, run_migrations: bool = Tru
     if run_migrations:
         migrate(engine)
     return Runtime(settings=settings, engine=engine, sessions=session_factory(engine))
+
+
+def freeze_startup_heap() -> int:
+    """Take every object alive now (modules, ORM metadata, templates, settings) out of the cycle
+    collector's full passes, in a long-running process once it is set up; returns how many.
+
+    Why: sending allocates a few tracked objects per email, and each full collection walked the
+    ~90,000 objects the imports alone leave behind: at 20,000 SendGrid recipients, 50 ms a pass and
+    a third of the sending time (`drip bench sendgrid`). Frozen objects are never freed by the
+    collector, which is right for what lives as long as the process; refcounting still frees them.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -35,6 +35,17 @@ def need(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _unfreeze_heap():
+    """`drip run` and `drip bench` freeze the heap they start with (drip.runtime); run in this
+    process by a test, that must not keep every later test's objects from the collector."""
+    yield
+    import gc
+
+    if gc.get_freeze_count():
+        gc.unfreeze()
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from bench import BENCHES
 from drip.errors import InputError
+from drip.runtime import freeze_startup_heap
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +26,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"unknown benchmark {n!r} (known: {', '.join(sorted(BENCHES)) or 'none'})")
         console = Console()
         for n in names:
-            result = importlib.import_module(BENCHES[n]).run(quick=quick)
+            module = importlib.import_module(BENCHES[n])
+            freeze_startup_heap()  # as `drip run` does once it is set up: the benches measure its paths
+            result = module.run(quick=quick)
             console.print(
                 f"[bold]{result.bench}[/]: {result.label or 'drip'} {result.rate:,.0f} {result.unit} | "
                 f"baseline {result.baseline_label or ''} {result.baseline:,.0f} {result.unit} | "
