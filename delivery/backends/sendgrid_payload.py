@@ -207,13 +207,16 @@ def build_payload(group: Sequence[OutgoingMessage], *, tracking: bool = False) -
     address_ok = _ADDRESS_ASCII.fullmatch
     url_ok = _URL_ASCII.fullmatch
     join = "".join
+    checked_chars = 0  # the characters of all keys in `checked`: at least those of any subset
     for m in group:
         substitutions = m.substitutions
         if not shared:
             substitutions, chars = _NO_SUBSTITUTIONS
-        elif type(substitutions) is dict:
+        elif type(substitutions) is dict and substitutions.keys() <= checked:
+            # Keys already checked (strings, not in the subject): the values must be strings too
+            # (join raises otherwise), and their length plus the known keys' bounds the size.
             try:
-                chars = len(join(substitutions)) + len(join(substitutions.values()))  # str only, or TypeError
+                chars = len(join(substitutions.values())) + checked_chars
             except TypeError:
                 substitutions, chars = _substitutions_of(m)
         else:
@@ -223,7 +226,10 @@ def build_payload(group: Sequence[OutgoingMessage], *, tracking: bool = False) -
             address_ok(m.to_email) is None or url_ok(url) is None or chars * 4 > MAX_SUBSTITUTION_BYTES
             or not substitutions.keys() <= checked
         ):
+            if shared:  # the exact size, not the bound
+                substitutions, chars = _substitutions_of(m)
             problem = _message_problem(m, substitutions, chars, subject, checked)
+            checked_chars = len(join(checked))
             if problem:
                 rejected.append(Rejection(m, problem))
                 continue

@@ -162,6 +162,20 @@ def test_substitution_values_are_sent_as_strings():
     assert body["personalizations"][0]["substitutions"] == {"-n-": "5"}
 
 
+def test_checks_hold_for_later_recipients_whose_keys_were_already_seen():
+    """After the first recipient, known keys take a shortcut; a non-string value, an oversized
+    value or a new key must still be caught for the recipients after it."""
+    first = message(1, substitutions={"-n-": "Ann"})
+    number = message(2, substitutions={"-n-": 7})
+    huge = message(3, substitutions={"-n-": "x" * 10_000})
+    in_subject = message(4, substitutions={"-n-": "Bo", SHARED.subject[:5]: "x"})
+    payload = build_payload([first, number, huge, in_subject, message(5, substitutions={"-n-": "Cy"})])
+    assert [p.get("substitutions") for p in payload.body["personalizations"]] == [
+        {"-n-": "Ann"}, {"-n-": "7"}, {"-n-": "Cy"}]
+    assert [(r.message.delivery_id, r.reason.split(" ")[0]) for r in payload.rejected] == [
+        (1003, "substitutions"), (1004, "the")]
+
+
 def test_duplicate_categories_are_sent_once():
     body = build_payload([message(1, categories=("a", "b", "a"))]).body
     assert body["categories"] == ["a", "b"]
