@@ -59,3 +59,9 @@ def test_freeze_startup_heap_takes_what_is_alive_out_of_full_collections():
     finally:
         gc.unfreeze()
     assert gc.is_tracked(keep[0]) and id(keep[0]) in {id(o) for o in gc.get_objects()}
+
+
+def test_a_default_claim_fills_one_sendgrid_request():
+    from delivery.backends.sendgrid_payload import MAX_PERSONALIZATIONS
+
+    assert Settings().batch_size == MAX_PERSONALIZATIONS
