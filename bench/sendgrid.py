@@ -86,14 +86,10 @@ def prepare(batch: list[Row], clinic: Clinic, renderer: Renderer, compiled: Comp
     for row in batch:
         token = signer.unsubscribe_token(row.subscriber_id, CAMPAIGN_ID, row.delivery_id)
         unsubscribe_url, substitutions = compiled.personalize(row.name, token)
-        messages.append(
-            OutgoingMessage(
-                delivery_id=row.delivery_id, to_email=row.email, to_name=row.name, subject=shared.subject,
-                html="", text="", from_email=clinic.from_email, from_name=clinic.from_name,
-                reply_to=clinic.reply_to, unsubscribe_url=unsubscribe_url, preheader=compiled.preheader,
-                categories=CATEGORIES, shared=shared, substitutions=substitutions,
-            )
-        )
+        messages.append(OutgoingMessage(  # positional, as the dispatcher makes them
+            row.delivery_id, row.email, row.name, shared.subject, "", "", clinic.from_email, clinic.from_name,
+            clinic.reply_to, unsubscribe_url, compiled.preheader, CATEGORIES, shared, substitutions,
+        ))
     return messages
 
 

@@ -28,6 +28,9 @@ class SharedContent:
 
 @dataclass(slots=True)
 class OutgoingMessage:
+    """One email to one recipient. The field order is part of the interface: the dispatcher builds
+    these positionally (a test pins the order)."""
+
     delivery_id: int
     to_email: str
     to_name: str
