@@ -36,14 +36,16 @@ def need(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _unfreeze_heap():
-    """`drip run` and `drip bench` freeze the heap they start with (drip.runtime); run in this
-    process by a test, that must not keep every later test's objects from the collector."""
-    yield
+def _restore_gc():
+    """`drip run` and `drip bench` tune the collector for a worker (drip.runtime.tune_worker_gc);
+    run in this process by a test, that must not carry over to every later test."""
     import gc
 
+    threshold = gc.get_threshold()
+    yield
     if gc.get_freeze_count():
         gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 CHROMIUM = "/usr/bin/chromium"

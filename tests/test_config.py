@@ -45,23 +45,20 @@ def test_generated_secret_key_is_kept_private(tmp_path: Path):
     assert oct((tmp_path / "data" / "secret_key").stat().st_mode)[-3:] == "600"
 
 
-def test_freeze_startup_heap_takes_what_is_alive_out_of_full_collections():
+def test_tune_worker_gc_freezes_the_start_up_heap_and_collects_young_objects_less_often():
     import gc
 
-    from drip.runtime import freeze_startup_heap
+    from drip.runtime import WORKER_GC_THRESHOLD, tune_worker_gc
 
     keep = [[i] for i in range(1000)]  # tracked objects alive at start-up
+    before = gc.get_threshold()
     try:
-        frozen = freeze_startup_heap()
+        frozen = tune_worker_gc()
         assert frozen == gc.get_freeze_count() >= 1000
         tracked = {id(o) for o in gc.get_objects()}
         assert not any(id(o) in tracked for o in keep)  # out of every generation the collector walks
+        assert gc.get_threshold() == (WORKER_GC_THRESHOLD, *before[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*before)
     assert gc.is_tracked(keep[0]) and id(keep[0]) in {id(o) for o in gc.get_objects()}
-
-
-def test_a_default_claim_fills_one_sendgrid_request():
-    from delivery.backends.sendgrid_payload import MAX_PERSONALIZATIONS
-
-    assert Settings().batch_size == MAX_PERSONALIZATIONS

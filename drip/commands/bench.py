@@ -9,7 +9,7 @@ from rich.console import Console
 
 from bench import BENCHES
 from drip.errors import InputError
-from drip.runtime import freeze_startup_heap
+from drip.runtime import tune_worker_gc
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         console = Console()
         for n in names:
             module = importlib.import_module(BENCHES[n])
-            freeze_startup_heap()  # as `drip run` does once it is set up: the benches measure its paths
+            tune_worker_gc()  # as `drip run` does once it is set up: the benches measure its paths
             result = module.run(quick=quick)
             console.print(
                 f"[bold]{result.bench}[/]: {result.label or 'drip'} {result.rate:,.0f} {result.unit} | "

@@ -11,7 +11,7 @@ from rich.console import Console
 from delivery.backends import get_backend
 from delivery.dispatcher import Dispatcher, TickReport
 from delivery.status import status_rows, status_table
-from drip.runtime import freeze_startup_heap, open_runtime
+from drip.runtime import tune_worker_gc, open_runtime
 
 console = Console()
 
@@ -40,7 +40,7 @@ def run_cmd(
     rt = open_runtime()
     with get_backend(rt.settings) as backend:
         dispatcher = Dispatcher(rt, backend)
-        freeze_startup_heap()
+        tune_worker_gc()
         if once:
             _print(dispatcher.tick())
             return
