@@ -2,12 +2,15 @@
 
 The clock covers everything the dispatcher and the backend do per recipient once the step is
 compiled and the rows are loaded (claiming rows and finding their content is the `dispatch`
-bench's business):
+bench's business). The 20,000 rows go claim by claim (1,000, the default `batch_size`), as
+`Dispatcher.run_batch` takes them, and for each claim:
 
 - prepare (as `Dispatcher._build` does for a shared-content backend): sign the unsubscribe
   token, build the recipient's links, the renderer's substitutions, the `OutgoingMessage`;
-- `SendGridBackend.send_batch`: group, build the request bodies (1,000 personalizations each),
-  serialize them, and send them with the `sendgrid` library's HTTP client, reading each answer.
+- `SendGridBackend.send_batch`: group, build the request body (1,000 personalizations),
+  serialize it, and send it with the `sendgrid` library's HTTP client, reading the answer.
+
+`drip bench` has tuned the collector as `drip run` does (`drip.runtime.tune_worker_gc`).
 
 Baseline, same run: the loop SendGrid's README teaches, one `Mail` and one `sg.send()` per
 recipient, given the same work per recipient: its unsubscribe token and links, its own body
