@@ -16,12 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, busy_timeout: float = 30.0, **kwargs) -> Engine:
+    """An engine for `url`. On SQLite, `read_only=True` gives an engine for pages that only read
+    (see `read_engine`); `busy_timeout` is how long a writer waits for the lock."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        if path and path != ":memory:" and not read_only:  # a reader opens what the writer made
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout}, **kwargs)
+        busy_ms = int(busy_timeout * 1000)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
@@ -32,17 +35,31 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            if read_only:  # a write through a reader would fail at once, not upgrade a snapshot
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # pragma: no cover
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A reader's deferred BEGIN reads a WAL snapshot and never waits for the writer.
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def read_engine(engine: Engine) -> Engine:
+    """The engine for transactions that only read: on a SQLite file, a second engine whose
+    transactions are deferred and query-only, so a page keeps loading while a long write (a
+    1,000,000-row import holds the lock for a minute) is under way, instead of waiting out the
+    busy timeout behind it. Elsewhere (PostgreSQL, in-memory SQLite) the same engine."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    return make_engine(url.render_as_string(hide_password=False), read_only=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

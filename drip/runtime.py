@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.config import Settings, load_settings
-from drip.db import make_engine, migrate, session_factory
+from drip.db import make_engine, migrate, read_engine, session_factory
 
 
 @dataclass
@@ -17,8 +17,19 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    #: Sessions for pages and API calls that only read (never committed). On SQLite they do not
+    #: wait for the writer, and refuse to write. Default: made from `engine` (`db.read_engine`).
+    read_sessions: sessionmaker[Session] = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.read_sessions is None:
+            reader = read_engine(self.engine)
+            self.read_sessions = self.sessions if reader is self.engine else session_factory(reader)
 
     def close(self) -> None:
+        reader = self.read_sessions.kw.get("bind")
+        if reader is not None and reader is not self.engine:
+            reader.dispose()
         self.engine.dispose()
 
 

@@ -150,7 +150,7 @@ def runtime(request, settings: Settings, _sqlite_template: Path, tmp_path: Path)
         _truncate_pg(engine)
     rt = Runtime(settings=s, engine=engine, sessions=session_factory(engine))
     yield rt
-    engine.dispose()
+    rt.close()
 
 
 @pytest.fixture
@@ -160,5 +160,6 @@ def sqlite_runtime(settings: Settings, _sqlite_template: Path, tmp_path: Path):
     shutil.copy(_sqlite_template, db)
     s = settings.with_(database_url=f"sqlite:///{db}")
     engine = make_engine(s.db_url)
-    yield Runtime(settings=s, engine=engine, sessions=session_factory(engine))
-    engine.dispose()
+    rt = Runtime(settings=s, engine=engine, sessions=session_factory(engine))
+    yield rt
+    rt.close()

@@ -223,7 +223,7 @@ def get_subscribers(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict:
     """Subscribers in id order, filtered by a substring of address or name, a status, a tag."""
-    with ctx.runtime.sessions() as s, domain_errors("query", {"--tag": "tag"}):
+    with ctx.runtime.read_sessions() as s, domain_errors("query", {"--tag": "tag"}):
         subs = list_subscribers(s, search=search, tag=tag, status=status, limit=limit, offset=offset)
         total = count_subscribers(s, search=search, tag=tag, status=status)
         tags = tags_of(s, [x.id for x in subs])
@@ -234,7 +234,7 @@ def get_subscribers(
 @router.get("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"],
             responses={404: _ERRORS[404]})
 def get_one_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> dict:
-    with ctx.runtime.sessions() as s:
+    with ctx.runtime.read_sessions() as s:
         sub = _subscriber(s, subscriber_id)
         return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []))
 
@@ -306,7 +306,7 @@ def create_enrollment(subscriber_id: SubscriberId, body: EnrollmentIn, ctx: Ctx)
 
 @router.get("/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
 def get_campaigns(ctx: Ctx) -> list[dict]:
-    with ctx.runtime.sessions() as s:
+    with ctx.runtime.read_sessions() as s:
         counts = dict(s.execute(select(Step.campaign_id, func.count(Step.id)).group_by(Step.campaign_id)).all())
         return [{"id": c.id, "slug": c.slug, "title": c.title, "status": c.status, "steps": counts.get(c.id, 0),
                  "send_window": c.send_window, "created_at": c.created_at} for c in list_campaigns(s)]
@@ -330,7 +330,7 @@ def get_deliveries(
         .outerjoin(Step, Step.id == Delivery.step_id)
         .outerjoin(Broadcast, Broadcast.id == Delivery.broadcast_id)
     )
-    with ctx.runtime.sessions() as s, domain_errors("query", {"--campaign": "campaign"}):
+    with ctx.runtime.read_sessions() as s, domain_errors("query", {"--campaign": "campaign"}):
         if subscriber_id is not None:
             query = query.where(Delivery.subscriber_id == subscriber_id)
         if campaign is not None:

@@ -79,7 +79,7 @@ async def _form(request: Request) -> FormData:
 
 def _unsubscribe_view(ctx: WebContext, claims: LinkClaims) -> dict[str, Any]:
     """Read-only: everything the confirmation page shows."""
-    with ctx.runtime.sessions() as s:
+    with ctx.runtime.read_sessions() as s:
         sub = s.get(Subscriber, claims.subscriber_id)
         if sub is None:
             return {"found": False}
@@ -158,7 +158,7 @@ def _same_origin(ctx: WebContext, request: Request) -> bool:
 
 
 def _preferences_view(ctx: WebContext, claims: LinkClaims, token: str) -> dict[str, Any]:
-    with ctx.runtime.sessions() as s:
+    with ctx.runtime.read_sessions() as s:
         sub = s.get(Subscriber, claims.subscriber_id)
         if sub is None:
             return {"found": False}

@@ -212,7 +212,7 @@ def _invalid(request: Request, reason: str) -> Response:
 
 
 def _pending_view(ctx: WebContext, subscriber_id: int) -> dict[str, Any] | None:
-    with ctx.runtime.sessions() as s:
+    with ctx.runtime.read_sessions() as s:
         sub = s.get(Subscriber, subscriber_id)
         if sub is None:
             return None

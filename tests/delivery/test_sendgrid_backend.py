@@ -405,7 +405,7 @@ def test_dispatcher_sends_a_step_to_many_patients_in_one_request(sqlite_runtime,
     t0 = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
     runtime = Runtime(
         settings=sqlite_runtime.settings.with_(sendgrid_api_key=API_KEY, sendgrid_host=mock.url),
-        engine=sqlite_runtime.engine, sessions=sqlite_runtime.sessions,
+        engine=sqlite_runtime.engine, sessions=sqlite_runtime.sessions, read_sessions=sqlite_runtime.read_sessions,
     )
     names = ["Ann, Smith", "Zoë \"Z\" O'Brien", "Bob <b>"]
     with runtime.sessions.begin() as s:

@@ -190,7 +190,7 @@ class StaffContext:
                 and self.forms.valid(sid, token))
 
     def who(self, request: Request) -> StaffIdentity | None:
-        with self.ctx.runtime.sessions() as db:
+        with self.ctx.runtime.read_sessions() as db:
             return current_staff(db, request.session, self.ctx.clock(), self.revoked)
 
     # -- the wrapper

@@ -35,7 +35,7 @@ DEFAULT_FORM = {"slug": "", "every": "2d", "start": "0d", "window": "mon-fri 09:
 
 
 def _list_page(req: StaffRequest, *, error: str = "", form: dict[str, str] | None = None, status_code: int = 200) -> Response:
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         return req.render("campaigns.html", {
             "nav": "campaigns", "summaries": campaign_summaries(db), "error": error,
             "form": form or DEFAULT_FORM,
@@ -99,7 +99,7 @@ def _steps(db: Session, campaign: Campaign) -> list[tuple[Step, object]]:
 
 def campaign_page(req: StaffRequest) -> Response:
     slug = req.request.path_params["slug"]
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         steps = _steps(db, campaign)
         stats = step_stats(db, campaign)
@@ -203,7 +203,7 @@ def step_page(req: StaffRequest) -> Response:
                 f" This is version {version.version}: patients who have not received it yet get the new text."
                 if new_version else ""))
             return req.redirect("staff:step", slug=slug, position=position)
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
         values = submitted or {
@@ -221,7 +221,7 @@ def step_preview(req: StaffRequest) -> Response:
     device = req.query("device", "desktop")
     if device not in WIDTHS:
         device = "desktop"
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
@@ -241,7 +241,7 @@ def step_preview(req: StaffRequest) -> Response:
 def step_email(req: StaffRequest) -> Response:
     """The rendered email itself, for the preview iframe (framable by our own pages only)."""
     slug, position = req.request.path_params["slug"], req.request.path_params["position"]
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
@@ -253,7 +253,7 @@ def step_email(req: StaffRequest) -> Response:
 def step_test(req: StaffRequest) -> Response:
     slug, position = req.request.path_params["slug"], req.request.path_params["position"]
     assert req.user is not None and req.staff.renderer is not None
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]

@@ -65,7 +65,7 @@ DEFAULT_FORM = {"source": "template", "template": "", "list": "", "subject": "",
 
 def _list_page(req: StaffRequest, *, error: str = "", form: dict[str, str] | None = None,
                status_code: int = 200) -> Response:
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         return req.render("newsletters.html", {
             "nav": "newsletters", "rows": _summaries(db), "lists": _lists(db), "templates": template_names(),
             "error": error, "form": form or DEFAULT_FORM,
@@ -133,7 +133,7 @@ def _broadcast(db: Session, slug: str) -> Broadcast:
 
 def newsletter_page(req: StaffRequest) -> Response:
     slug = req.request.path_params["slug"]
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         b = _broadcast(db, slug)
         tag = db.get(Tag, b.tag_id) if b.tag_id else None
         counts = broadcasts.counts(db, b)
@@ -156,7 +156,7 @@ def newsletter_page(req: StaffRequest) -> Response:
 
 def newsletter_email(req: StaffRequest) -> Response:
     slug = req.request.path_params["slug"]
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         content = broadcast_content(_broadcast(db, slug))
     rendered = render_sample(req.staff.renderer, content, req.ctx.settings.base_url)  # type: ignore[arg-type]
     return Response(rendered.html, media_type="text/html; charset=utf-8", headers=PREVIEW_HEADERS)
@@ -208,7 +208,7 @@ def newsletter_cancel(req: StaffRequest) -> Response:
 def newsletter_test(req: StaffRequest) -> Response:
     slug = req.request.path_params["slug"]
     assert req.user is not None
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         content = broadcast_content(_broadcast(db, slug))
     try:
         send_test(req.ctx.settings, req.staff.renderer, content, req.user.email)  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
     tag = req.query("tag").strip()[:100]
     page = max(1, _int(req.query("page"), 1))
     filter_error = ""
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         try:
             subs = list_subscribers(db, search=q or None, tag=tag or None, status=status or None, limit=PAGE_SIZE,
                                     offset=(page - 1) * PAGE_SIZE)
@@ -188,7 +188,7 @@ def _timeline(db: Session, sub: Subscriber, clinic_tz: str) -> list[TimelineEntr
 
 def subscriber_page(req: StaffRequest) -> Response:
     clinic_tz = req.ctx.settings.clinic.timezone
-    with req.ctx.runtime.sessions() as db:
+    with req.ctx.runtime.read_sessions() as db:
         sub = _subscriber(db, req)
         campaigns = list(db.scalars(select(Campaign).where(Campaign.status == CampaignStatus.PUBLISHED.value)
                                     .order_by(Campaign.title)))

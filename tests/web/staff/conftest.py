@@ -38,8 +38,9 @@ def runtime(request, settings, _sqlite_template, tmp_path):
     engine = make_engine(url)
     if kind == "postgres":
         _truncate_pg(engine)
-    yield Runtime(settings=settings.with_(database_url=url), engine=engine, sessions=session_factory(engine))
-    engine.dispose()
+    rt = Runtime(settings=settings.with_(database_url=url), engine=engine, sessions=session_factory(engine))
+    yield rt
+    rt.close()
 
 STAFF_EMAIL = "frontdesk@clinic.example.org"
 STAFF_PASSWORD = "correct horse battery staple"
