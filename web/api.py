@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Iterator
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 from starlette.routing import BaseRoute, Mount
 
@@ -87,8 +89,10 @@ from web.api_models import (
     SubscriberStatusName,
     TagName,
 )
-from web.api_tokens import TokenInfo, authenticate
+from web.api_tokens import TokenInfo, find_token, touch_token
 from web.context import WebContext
+
+log = logging.getLogger("drip.web.api")
 
 API_PREFIX = "/api/v1"
 _CHALLENGE = 'Bearer realm="drip"'
@@ -106,19 +110,31 @@ def api_context(request: Request) -> WebContext:
     return request.app.state.web
 
 
-def require_token(request: Request,
+def require_token(request: Request, background: BackgroundTasks,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> TokenInfo:
     """Every endpoint depends on this: 401 unless the bearer token is live."""
     if credentials is None:
         raise HTTPException(401, "missing API token (Authorization: Bearer <token>)",
                             headers={"WWW-Authenticate": _CHALLENGE})
     ctx = api_context(request)
-    with ctx.runtime.sessions.begin() as s:
-        info = authenticate(s, credentials.credentials, ctx.clock())
+    now = ctx.clock()
+    # A read session: checking a token must not wait for SQLite's writer (a long import).
+    with ctx.runtime.read_sessions() as s:
+        info, stale = find_token(s, credentials.credentials, now)
     if info is None:
         raise HTTPException(401, "invalid or revoked API token",
                             headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})
+    if stale:  # recorded after the response is sent: a busy database delays the record, not the call
+        background.add_task(_record_use, ctx, info.id, now)
     return info
+
+
+def _record_use(ctx: WebContext, token_id: int, now: datetime) -> None:
+    try:
+        with ctx.runtime.sessions.begin() as s:
+            touch_token(s, token_id, now)
+    except OperationalError as exc:  # locked past the busy timeout: the next call records it
+        log.warning("API token %d: last use not recorded (%s)", token_id, str(exc).splitlines()[0][:200])
 
 
 Ctx = Annotated[WebContext, Depends(api_context)]

@@ -93,13 +93,27 @@ def revoke_token(session: Session, which: str) -> TokenInfo:
     return _info(row)
 
 
-def authenticate(session: Session, token: str, now: datetime) -> TokenInfo | None:
-    """The live token with this plaintext, or None. Records when it was last used."""
+def find_token(session: Session, token: str, now: datetime) -> tuple[TokenInfo | None, bool]:
+    """The live token with this plaintext (or None), and whether its last use is due to be
+    recorded (`touch_token`). Reads only, so a request can check its token in a read session."""
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        return None
+        return None, False
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked:
-        return None
-    if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+        return None, False
+    return _info(row), row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
+
+
+def touch_token(session: Session, token_id: int, now: datetime) -> None:
+    """Record a use (at most once per TOUCH_EVERY, whoever else records it meanwhile)."""
+    row = session.get(ApiToken, token_id)
+    if row is not None and (row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY):
         row.last_used_at = now
-    return _info(row)
+
+
+def authenticate(session: Session, token: str, now: datetime) -> TokenInfo | None:
+    """The live token with this plaintext, or None. Records when it was last used."""
+    info, stale = find_token(session, token, now)
+    if info is not None and stale:
+        touch_token(session, info.id, now)
+    return info

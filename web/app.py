@@ -53,9 +53,9 @@ async def healthz(request: Request) -> Response:
     """Liveness + database reachability, for a load balancer or `curl`."""
     ctx = web_context(request)
 
-    def ping() -> None:
-        with ctx.runtime.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+    def ping() -> None:  # a read session: a long write on SQLite does not make the app look down
+        with ctx.runtime.read_sessions() as s:
+            s.execute(text("SELECT 1"))
 
     try:
         await run_in_threadpool(ping)

@@ -208,7 +208,7 @@ def test_healthz_reports_an_unreachable_database(sqlite_client, sqlite_runtime):
     client = sqlite_client
     client.app.state.web.runtime = type(sqlite_runtime)(
         settings=sqlite_runtime.settings, engine=create_engine("sqlite:////nonexistent-dir/x.db"),
-        sessions=sqlite_runtime.sessions, read_sessions=sqlite_runtime.read_sessions,
+        sessions=sqlite_runtime.sessions,
     )
     r = client.get("/healthz")
     assert r.status_code == 503 and r.json()["database"] == "unreachable"

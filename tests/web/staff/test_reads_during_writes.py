@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+
+import httpx
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from drip.models import Tag
+from drip.commands.serve import build_server
+from drip.models import ApiToken, Tag
 from tests.factories import make_campaign, make_subscriber
+from web.api_tokens import create_token
 
 PAGES = ["/staff/", "/staff/subscribers", "/staff/campaigns", "/staff/newsletters", "/staff/subscribers/{sid}",
          "/staff/campaigns/{slug}"]
@@ -44,6 +49,47 @@ def test_staff_pages_load_while_another_writer_holds_the_lock(staff, runtime):
     assert finished, "a read-only page waited for the writer"
     assert [code for code, _ in answers] == [200] * len(paths)
     assert "written-meanwhile" not in "".join(text for _, text in answers)  # uncommitted: not seen
+
+
+def test_api_reads_and_health_answer_under_uvicorn_while_another_writer_holds_the_lock(runtime):
+    """Under a real server (background tasks run after the answer is sent, which TestClient does
+    not model): the token check reads, and recording its use waits for the lock after answering."""
+    with runtime.sessions.begin() as s:
+        sid = make_subscriber(s, "ann@example.org", name="Ann").id
+        _, api_token = create_token(s, "booking-system")  # never used: this use is due to be recorded
+    server = build_server(runtime, "127.0.0.1", 0, log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    conn = sqlite3.connect(runtime.engine.url.database, isolation_level=None, timeout=1)
+    try:
+        for _ in range(200):  # bounded wait for start-up
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO tags (name, description) VALUES ('written-meanwhile', '')")
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_token}"}, timeout=15) as http:
+            answers = [http.get(path) for path in ("/healthz", f"/api/v1/subscribers/{sid}", "/api/v1/subscribers")]
+        assert [r.status_code for r in answers] == [200, 200, 200]  # within the 15 s timeout, not 30 s
+        assert answers[1].json()["email"] == "ann@example.org"
+        with runtime.read_sessions() as s:
+            assert s.scalar(select(ApiToken.last_used_at)) is None  # the record waits for the lock
+        conn.execute("ROLLBACK")
+        for _ in range(200):
+            with runtime.read_sessions() as s:
+                if s.scalar(select(ApiToken.last_used_at)) is not None:
+                    break
+            time.sleep(0.05)
+        with runtime.read_sessions() as s:
+            assert s.scalar(select(ApiToken.last_used_at)) is not None  # recorded once the writer finished
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+        server.should_exit = True
+        thread.join(timeout=40)
 
 
 def test_a_read_session_refuses_to_write(runtime):
