@@ -2,7 +2,7 @@
 
 The clock covers everything the dispatcher and the backend do per recipient once the step is
 compiled and the rows are loaded (claiming rows and finding their content is the `dispatch`
-bench's business). The 20,000 rows go claim by claim (1,000, the default `batch_size`), as
+bench's business). The 20,000 rows go claim by claim (1,000, the default for SendGrid), as
 `Dispatcher.run_batch` takes them, and for each claim:
 
 - prepare (as `Dispatcher._build` does for a shared-content backend): sign the unsubscribe
@@ -33,6 +33,7 @@ from bench.loopback_sink import LoopbackSink
 from campaigns.render import CompiledEmail, EmailContent, Renderer
 from delivery.backends.sendgrid import SendGridBackend, encode_body
 from delivery.backends.sendgrid_payload import MAX_PERSONALIZATIONS, build_payload
+from delivery.dispatcher import claim_size
 from delivery.types import OutgoingMessage
 from drip.config import Clinic, Settings
 from subscribers.tokens import TokenSigner
@@ -131,7 +132,7 @@ def run(quick: bool = False) -> BenchResult:
     compiled = renderer.compile(step_content())
     signer = TokenSigner(SECRET)
     batch = rows(n)
-    claim = Settings().batch_size  # rows per claim, as the worker takes them (one full request)
+    claim = claim_size(Settings(), SendGridBackend)  # rows per claim, as the worker takes them
 
     best = best_base = best_prepare = best_send = float("inf")
     requests = 0

@@ -27,6 +27,7 @@ from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next
 from campaigns.service import latest_versions
 from delivery.ledger import DueRow, LedgerStore
 from delivery.types import EmailBackend, OutgoingMessage, SendResult
+from drip.config import Settings
 from drip.models import Campaign, Step, SubscriberStatus, utcnow
 from drip.runtime import Runtime
 from subscribers.tokens import TokenSigner
@@ -68,6 +69,20 @@ def backoff(attempts: int, base: float = 60.0, cap: float = 3600.0, rng: random.
     return rng.uniform(base / 2, min(cap, base * 2 ** max(0, attempts - 1)))
 
 
+#: Rows per claim when DRIP_BATCH_SIZE is not set: one full SendGrid request for a backend that
+#: sends a whole group at once; 500 for backends that send one email at a time (at a slow SMTP
+#: relay, 0.5 s a message, a claim must still finish within its lease).
+SHARED_CONTENT_CLAIM = 1000
+ONE_BY_ONE_CLAIM = 500
+
+
+def claim_size(settings: Settings, backend: object) -> int:
+    """Rows one claim takes: `settings.batch_size` when set, else the backend's natural size."""
+    if settings.batch_size > 0:
+        return settings.batch_size
+    return SHARED_CONTENT_CLAIM if getattr(backend, "uses_shared_content", False) else ONE_BY_ONE_CLAIM
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -90,6 +105,7 @@ class Dispatcher:
         self.signer = TokenSigner(secret_key(self.settings))
         self.rng = rng or random.Random()
         self.lease = timedelta(seconds=self.settings.lease_seconds)
+        self.batch_size = claim_size(self.settings, backend)
 
     # -- public
     def tick(self, max_batches: int | None = None) -> TickReport:
@@ -105,13 +121,13 @@ class Dispatcher:
             batch = self.run_batch()
             report.add(batch)
             batches += 1
-            if batch.claimed < self.settings.batch_size:
+            if batch.claimed < self.batch_size:
                 break
         return report
 
     def run_batch(self) -> TickReport:
         now = self.clock()
-        ids = self.store.claim(now, self.settings.batch_size, self.lease)
+        ids = self.store.claim(now, self.batch_size, self.lease)
         report = TickReport(claimed=len(ids))
         if not ids:
             return report

@@ -61,7 +61,7 @@ class Settings:
     sendgrid_webhook_public_key: str = ""
     tracking: bool = False
     frequency_cap: int = 1  # emails per subscriber per local day, across campaigns and newsletters
-    batch_size: int = 1000  # rows claimed per query: one full SendGrid request (1,000 personalizations)
+    batch_size: int = 0  # rows claimed per query; 0: by backend (delivery.dispatcher.claim_size)
     record_every: int = 50  # outcomes are recorded after this many sends (bounds resends after a crash)
     lease_seconds: int = 300
     max_attempts: int = 8
@@ -150,8 +150,8 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
         raise ConfigurationError(f"DRIP_BACKEND: unknown backend {settings.backend!r} (outbox, smtp, sendgrid)")
     if settings.frequency_cap < 1:
         raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
-    if settings.batch_size < 1:
-        settings = replace(settings, batch_size=1000)
+    if settings.batch_size < 0:
+        raise ConfigurationError("DRIP_BATCH_SIZE must be a number of rows (or 0: chosen by backend)")
     if settings.record_every < 1:
         settings = replace(settings, record_every=50)
     return settings

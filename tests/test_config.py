@@ -62,3 +62,20 @@ def test_tune_worker_gc_freezes_the_start_up_heap_and_collects_young_objects_les
         gc.unfreeze()
         gc.set_threshold(*before)
     assert gc.is_tracked(keep[0]) and id(keep[0]) in {id(o) for o in gc.get_objects()}
+
+
+def test_a_default_claim_fills_one_sendgrid_request_and_stays_small_one_by_one():
+    from delivery.backends.sendgrid_payload import MAX_PERSONALIZATIONS
+    from delivery.dispatcher import claim_size
+
+    class SendGridLike:
+        uses_shared_content = True
+
+    class SMTPLike:
+        uses_shared_content = False
+
+    assert claim_size(Settings(), SendGridLike()) == MAX_PERSONALIZATIONS
+    assert claim_size(Settings(), SMTPLike()) == 500  # a slow relay must still finish within the lease
+    assert claim_size(Settings(batch_size=200), SendGridLike()) == 200  # DRIP_BATCH_SIZE wins
+    with pytest.raises(ConfigurationError, match="DRIP_BATCH_SIZE"):
+        load_settings({"DRIP_BATCH_SIZE": "-5"}, toml_path=Path("/nonexistent/drip.toml"))
