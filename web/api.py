@@ -18,7 +18,7 @@
   (subscribers/erasure.py says exactly what).
 
 `/api/v1/openapi.json` is the contract (tests fuzz the API against it with schemathesis);
-`/api/v1/docs` is Swagger UI, served with its own Content-Security-Policy for its CDN scripts.
+`/api/v1/docs` is Swagger UI from drip's own copy of its files (fastapi-offline), under a strict CSP.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ import logging
 import re
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Iterator
 
+import fastapi_offline
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
@@ -374,7 +376,10 @@ def _script_hashes(page: str) -> str:
     )
 
 
-_CDN = "https://cdn.jsdelivr.net"
+#: Swagger UI's own files (as fastapi-offline packages them), served under the API: the docs page
+#: loads no script from a third party, which on the staff app's origin could read CSRF tokens.
+SWAGGER_DIR = FilePath(fastapi_offline.__file__).resolve().parent / "static"
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 
 
 def create_api(ctx: WebContext) -> FastAPI:
@@ -393,12 +398,23 @@ def create_api(ctx: WebContext) -> FastAPI:
     @api.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
-        page = get_swagger_ui_html(openapi_url=root + (api.openapi_url or ""), title=api.title)
-        csp = (f"default-src 'none'; script-src {_CDN} {_script_hashes(page.body.decode())}; "
-               f"style-src {_CDN} 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self'; "
+        files = f"{root}/docs/files"
+        page = get_swagger_ui_html(
+            openapi_url=root + (api.openapi_url or ""), title=api.title,
+            swagger_js_url=f"{files}/swagger-ui-bundle.js", swagger_css_url=f"{files}/swagger-ui.css",
+            swagger_favicon_url=f"{files}/favicon.png",
+        )
+        csp = (f"default-src 'none'; script-src 'self' {_script_hashes(page.body.decode())}; "
+               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
                "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
         page.headers["Content-Security-Policy"] = csp
         return page
+
+    @api.get("/docs/files/{name}", include_in_schema=False)
+    def docs_file(name: str) -> FileResponse:
+        if name not in SWAGGER_FILES:  # a fixed list: nothing else of the package is reachable
+            raise HTTPException(404, "not found")
+        return FileResponse(SWAGGER_DIR / name, headers={"Cache-Control": "public, max-age=86400"})
 
     return api
 

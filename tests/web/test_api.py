@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 from datetime import timedelta
 
@@ -362,7 +364,17 @@ def test_openapi_document_and_docs_page(client):
     docs = client.get(f"{API}/docs")
     assert docs.status_code == 200 and f"{API}/openapi.json" in docs.text
     csp = docs.headers["content-security-policy"]
-    assert "script-src https://cdn.jsdelivr.net 'sha256-" in csp and "'unsafe-inline'" not in csp.split("style-src")[0]
+    assert "script-src 'self' 'sha256-" in csp and "'unsafe-inline'" not in csp.split("style-src")[0]
+    # Swagger UI's files come from us, not a CDN: no third-party script on the staff app's origin.
+    assert "https://" not in csp and "https://" not in docs.text and "http://" not in docs.text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert f"{API}/docs/files/swagger-ui-bundle.js" in sources and f"{API}/docs/files/swagger-ui.css" in sources
+    for path in sources:
+        r = client.get(path)
+        assert r.status_code == 200 and len(r.content) > 500, path
+    assert "SwaggerUIBundle" in client.get(f"{API}/docs/files/swagger-ui-bundle.js").text
+    for outside in ("index.html", "..%2F__init__.py", "swagger-ui-bundle.js.map"):
+        assert client.get(f"{API}/docs/files/{outside}").status_code == 404
 
 
 # --------------------------------------------------------------------------- drip api-token
