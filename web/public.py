@@ -22,7 +22,6 @@ Invalid, altered, expired or wrong-purpose tokens get a 400 page and change noth
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -43,6 +42,7 @@ from subscribers.unsubscribe import (
     unsubscribe,
 )
 from web.context import WebContext, web_context
+from web.csrf import same_origin
 from web.pages import render
 
 MAX_TOKEN_LENGTH = 512
@@ -140,21 +140,7 @@ async def unsubscribe_endpoint(request: Request) -> Response:
 # -- preferences
 
 def _same_origin(ctx: WebContext, request: Request) -> bool:
-    """Refuse form posts a browser says came from another site. The form token is checked too.
-
-    Browsers send `Origin: null` for our own forms because the pages are served with
-    `Referrer-Policy: no-referrer`; "null" therefore says nothing and is left to the form token.
-    Fetch metadata (`Sec-Fetch-Site`) is sent regardless of the referrer policy.
-    """
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return True
-    base = urlsplit(ctx.settings.base_url)
-    allowed = {f"{base.scheme}://{base.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
-    return origin.rstrip("/") in allowed
+    return same_origin(request, ctx.settings.base_url)
 
 
 def _preferences_view(ctx: WebContext, claims: LinkClaims, token: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ The rules about who may change what are in subscribers/signup.py; this module is
   cookie (`__Host-` prefixed when the site is https, so a sibling subdomain cannot plant one) and
   puts a FormGuard token bound to that nonce in the form. A POST needs both, and they must match:
   another site can neither read the cookie nor mint a token for it without the secret key.
-  Fetch metadata / Origin are checked as well (web.public._same_origin). Missing or wrong: 403.
+  Fetch metadata / Origin are checked as well (web.csrf.same_origin). Missing or wrong: 403.
 - Bots: a honeypot field (`website`) hidden from people; when it is filled the request is
   answered exactly like a real one and nothing happens. A sliding-window limit per IP (and per
   address, so nobody can flood one inbox from many IPs) answers 429 with Retry-After.

@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -31,7 +31,7 @@ from campaigns.render import Renderer
 from drip.config import secret_key
 from drip.errors import NotFoundError
 from web.context import WebContext
-from web.csrf import FormGuard
+from web.csrf import FormGuard, same_origin
 from web.pages import render
 from web.staff.auth import RevokedSessions, StaffIdentity, current_staff, ensure_sid
 from web.staff.ratelimit import LoginLimiter
@@ -173,15 +173,7 @@ class StaffContext:
 
     def same_origin(self, request: Request) -> bool:
         """Refuse posts the browser says came from another site (the CSRF token is checked too)."""
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in ("same-origin", "none"):
-            return False
-        origin = request.headers.get("origin")
-        if origin is None or origin == "null":
-            return True
-        base = urlsplit(self.ctx.settings.base_url)
-        allowed = {f"{base.scheme}://{base.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
-        return origin.rstrip("/") in allowed
+        return same_origin(request, self.ctx.settings.base_url)
 
     def csrf_ok(self, request: Request, form: FormData) -> bool:
         sid = request.session.get("sid")
