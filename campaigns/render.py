@@ -359,24 +359,17 @@ class CompiledEmail:
     def substitutions(self, r: Recipient) -> dict[str, str]:
         """Key -> value for one recipient: the greeting HTML-escaped and raw, and the link token
         (the same in HTML and text: escaping leaves a URL-safe token unchanged)."""
-        keys = self.keys
-        # Fast path, once per recipient of every send: links made by Renderer.recipient (a URL-safe
-        # token after clean prefixes, so one_line() would change nothing) and no key in any value
-        # (nothing to strip). It gives what the general path below gives, without building values().
         unsubscribe, prefix = r.unsubscribe_url, self.unsubscribe_prefix
-        if self._plain_prefixes and unsubscribe.startswith(prefix):
+        if unsubscribe.startswith(prefix):
             token = unsubscribe[len(prefix):]
-            if (
-                r.preferences_url == self.preferences_prefix + token
-                and _LINK_TOKEN.fullmatch(token)
-                and "-drip_" not in token
-            ):
-                hello = greeting(r.name)
-                if "-drip_" not in hello:
-                    return {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
+            if r.preferences_url == self.preferences_prefix + token:
+                plain = self._plain_substitutions(r.name, token)
+                if plain is not None:
+                    return plain
         values = self.values(r)
         token = self.link_token(values)
         hello = values["greeting"]
+        keys = self.keys
         return {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
 
     def personalize(self, name: str, token: str) -> tuple[str, dict[str, str]]:
@@ -384,12 +377,22 @@ class CompiledEmail:
         `substitutions(Renderer.recipient(name, email, token))` and its `unsubscribe_url`, without
         building the links twice and taking them apart again (the dispatcher's per-recipient call)."""
         unsubscribe = self.unsubscribe_prefix + token
+        plain = self._plain_substitutions(name, token)
+        if plain is None:
+            plain = self.substitutions(Recipient(name, "", unsubscribe, self.preferences_prefix + token))
+        return unsubscribe, plain
+
+    def _plain_substitutions(self, name: str, token: str) -> dict[str, str] | None:
+        """The fast path, once per recipient of every send: links made by Renderer.recipient (a
+        URL-safe token after clean prefixes, so one_line() would change nothing) and no key in any
+        value (nothing to strip). It gives what the general path gives, without building values();
+        None where the general path must decide."""
         if self._plain_prefixes and _LINK_TOKEN.fullmatch(token) and "-drip_" not in token:
             hello = greeting(name)
             if "-drip_" not in hello:
                 keys = self.keys
-                return unsubscribe, {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
-        return unsubscribe, self.substitutions(Recipient(name, "", unsubscribe, self.preferences_prefix + token))
+                return {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
+        return None
 
 
 # --------------------------------------------------------------------------- renderer
