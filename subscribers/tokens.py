@@ -109,11 +109,6 @@ class TokenSigner:
         self._legacy_confirm = URLSafeTimedSerializer(secret_key, salt=CONFIRM_SALT)
 
     def unsubscribe_token(self, subscriber_id: int, campaign_id: int | None = None, delivery_id: int | None = None) -> str:
-        if (  # the dispatcher's case, once per recipient: three non-negative ints
-            type(subscriber_id) is int and type(campaign_id) is int and type(delivery_id) is int
-            and subscriber_id >= 0 and campaign_id >= 0 and delivery_id >= 0
-        ):
-            return self._unsub.token(f"{subscriber_id}.{campaign_id}.{delivery_id}")
         return self._unsub.token(_payload(subscriber_id, campaign_id, delivery_id))
 
     def read_unsubscribe(self, token: str, max_age: int = UNSUBSCRIBE_MAX_AGE) -> LinkClaims:
@@ -141,6 +136,11 @@ class TokenSigner:
 
 
 def _payload(subscriber_id: int, campaign_id: int | None, delivery_id: int | None) -> str:
+    if (  # the dispatcher's case, once per recipient: three non-negative ints
+        type(subscriber_id) is int and type(campaign_id) is int and type(delivery_id) is int
+        and subscriber_id >= 0 and campaign_id >= 0 and delivery_id >= 0
+    ):
+        return f"{subscriber_id}.{campaign_id}.{delivery_id}"
     # ":d" refuses anything that is not an int (a str id would change the token's shape).
     if campaign_id is not None and delivery_id is not None:
         value = f"{subscriber_id:d}.{campaign_id:d}.{delivery_id:d}"

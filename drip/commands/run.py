@@ -11,7 +11,7 @@ from rich.console import Console
 from delivery.backends import get_backend
 from delivery.dispatcher import Dispatcher, TickReport
 from delivery.status import status_rows, status_table
-from drip.runtime import tune_worker_gc, open_runtime
+from drip.runtime import open_runtime, tune_worker_gc
 
 console = Console()
 
