@@ -210,13 +210,14 @@ def build_payload(group: Sequence[OutgoingMessage], *, tracking: bool = False) -
     checked_chars = 0  # the characters of all keys in `checked`: at least those of any subset
     for m in group:
         substitutions = m.substitutions
+        bound = False  # True: `chars` bounds the size from above instead of counting it
         if not shared:
             substitutions, chars = _NO_SUBSTITUTIONS
         elif type(substitutions) is dict and substitutions.keys() <= checked:
             # Keys already checked (strings, not in the subject): the values must be strings too
             # (join raises otherwise), and their length plus the known keys' bounds the size.
             try:
-                chars = len(join(substitutions.values())) + checked_chars
+                chars, bound = len(join(substitutions.values())) + checked_chars, True
             except TypeError:
                 substitutions, chars = _substitutions_of(m)
         else:
@@ -226,7 +227,7 @@ def build_payload(group: Sequence[OutgoingMessage], *, tracking: bool = False) -
             address_ok(m.to_email) is None or url_ok(url) is None or chars * 4 > MAX_SUBSTITUTION_BYTES
             or not substitutions.keys() <= checked
         ):
-            if shared:  # the exact size, not the bound
+            if bound:  # the exact size, not the bound
                 substitutions, chars = _substitutions_of(m)
             problem = _message_problem(m, substitutions, chars, subject, checked)
             checked_chars = len(join(checked))
