@@ -101,13 +101,17 @@ def find_token(session: Session, token: str, now: datetime) -> tuple[TokenInfo |
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked:
         return None, False
-    return _info(row), row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
+    return _info(row), _use_due(row, now)
+
+
+def _use_due(row: ApiToken, now: datetime) -> bool:
+    return row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
 
 
 def touch_token(session: Session, token_id: int, now: datetime) -> None:
     """Record a use (at most once per TOUCH_EVERY, whoever else records it meanwhile)."""
     row = session.get(ApiToken, token_id)
-    if row is not None and (row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY):
+    if row is not None and _use_due(row, now):
         row.last_used_at = now
 
 
