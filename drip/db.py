@@ -75,7 +75,10 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+    """Bring the schema to every newest Alembic revision.
+
+    "heads", not "head": features built side by side each add a migration after the same parent,
+    and independent branches apply together without a merge revision."""
     from alembic import command
     from alembic.config import Config
 
@@ -83,4 +86,4 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
