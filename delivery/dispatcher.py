@@ -80,7 +80,7 @@ def claim_size(settings: Settings, backend: object) -> int:
     """Rows one claim takes: `settings.batch_size` when set, else the backend's natural size."""
     if settings.batch_size > 0:
         return settings.batch_size
-    return SHARED_CONTENT_CLAIM if getattr(backend, "uses_shared_content", False) else ONE_BY_ONE_CLAIM
+    return SHARED_CONTENT_CLAIM if getattr(backend, "sends_groups", False) else ONE_BY_ONE_CLAIM
 
 
 class Dispatcher:
@@ -139,7 +139,7 @@ class Dispatcher:
             self._record(now, rows, [], versions, cancelled, deferred, render_failed, report)
         # Record after every chunk, not once per claim: a worker killed mid-batch can only resend
         # what the provider accepted since the last record (at most one chunk), not the whole claim.
-        step = 1000 if getattr(self.backend, "uses_shared_content", False) else self.settings.record_every
+        step = 1000 if getattr(self.backend, "sends_groups", False) else self.settings.record_every
         for i in range(0, len(messages), max(1, step)):
             results = self.backend.send_batch(messages[i : i + step])
             self._record(now, rows, results, versions, [], [], [], report)

@@ -35,7 +35,10 @@ import base64
 import binascii
 import re
 import secrets
+import threading
 import time
+from collections import OrderedDict
+from typing import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -217,6 +220,123 @@ def _body(text: str) -> tuple[str, bytes]:
     return "base64", base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+class _Spliced:
+    """One shared body (`SharedContent.html` or `.text` with substitution keys), encoded once.
+
+    The per-recipient body differs from the shared one only where the keys stand (greeting, link
+    token), but quoted-printable puts a soft break every 76 columns, so a longer name moves every
+    break after it. binascii's encoder depends only on the column it starts at and on whether the
+    next byte is a line end, so each static piece is encoded once per starting column (at most
+    76 of them) and only the short values are encoded per recipient: the same bytes as `_body`
+    of the substituted text (a hypothesis test checks it), in about a tenth of the time."""
+
+    __slots__ = ("pieces", "keys", "encoded", "ok", "plain")
+
+    def __init__(self, template: str, keys: tuple[str, ...]) -> None:
+        parts = re.split("(" + "|".join(map(re.escape, keys)) + ")", template) if keys else [template]
+        # Static pieces at even indexes, keys at odd ones; the last static piece ends the body.
+        self.ok = "\r" not in template and bool(parts[-1])
+        statics = [p.encode("utf-8", "replace").replace(b"\n", b"\r\n") for p in parts[0::2]]
+        if not parts[-1].endswith("\n"):
+            statics[-1] += b"\r\n"
+        self.pieces = statics
+        self.plain = all(p.isascii() and b"\x00" not in p for p in statics)  # 7bit possible
+        self.keys = parts[1::2]
+        self.encoded: list[dict[tuple[int, bytes], tuple[bytes, int]]] = [{} for _ in statics]
+
+    def body(self, values: Mapping[str, str]) -> tuple[str, bytes] | None:
+        """(Content-Transfer-Encoding, payload) as `_body` gives it; None where only `_body` can
+        decide (a value with a line break or NUL, or NUL next to a value)."""
+        dynamic = []
+        for key in self.keys:
+            v = values.get(key, key).encode("utf-8", "replace")
+            if b"\r" in v or b"\n" in v or b"\0" in v:
+                return None
+            dynamic.append(v)
+        statics = self.pieces
+        raw = [statics[0]]
+        for v, s in zip(dynamic, statics[1:]):
+            raw += (v, s)
+        data = None
+        if self.plain and all(v.isascii() for v in dynamic):
+            data = b"".join(raw)
+            if not _has_long_line(data):
+                return "7bit", data
+        out: list[bytes] = []
+        column = 0
+        last = len(raw) - 1
+        for i, piece in enumerate(raw):
+            if not piece:
+                continue
+            if i == last:
+                enc, column = _qp_from(piece, column, None)
+            else:
+                following = raw[i + 1][:1] or next((p for p in raw[i + 2:] if p), b"")[:1]
+                if following == b"\x00":
+                    return None
+                # A line end next: the encoder looks at it (a space before it becomes =20).
+                lookahead = b"\r\n" if following == b"\r" else b"a"
+                if i % 2 == 0:
+                    cache = self.encoded[i // 2]
+                    hit = cache.get((column, lookahead))
+                    if hit is None:
+                        hit = cache[(column, lookahead)] = _qp_from(piece, column, lookahead)
+                    enc, column = hit
+                else:
+                    enc, column = _qp_from(piece, column, lookahead)
+            out.append(enc)
+        qp = b"".join(out)
+        b64_len = (sum(map(len, raw)) + 2) // 3 * 4
+        b64_len += b64_len // 76 * 2
+        if len(qp) <= b64_len:
+            return "quoted-printable", qp
+        return "base64", base64.encodebytes(data or b"".join(raw)).replace(b"\n", b"\r\n")
+
+
+def _qp_from(piece: bytes, column: int, lookahead: bytes | None) -> tuple[bytes, int]:
+    """binascii's quoted-printable of `piece` as it comes out at `column` of an output line when
+    followed by a plain byte or a line end (`lookahead`) or by nothing; and the column after it. Plain filler
+    in front puts the encoder at the column (75 plain bytes never need a soft break)."""
+    data = b"a" * column + piece + (lookahead or b"")
+    enc = binascii.b2a_qp(data)
+    if b"\n" not in data:  # no line end seen: binascii writes soft breaks as "=\n"
+        enc = enc.replace(b"=\n", b"=\r\n")
+    enc = enc[column:]
+    if lookahead == b"\r\n":  # comes out as itself, after any =20 it caused
+        enc = enc[:-2]
+    elif lookahead:
+        enc = enc[:-4] if enc.endswith(b"=\r\na") else enc[:-1]
+    nl = enc.rfind(b"\n")
+    return enc, (column + len(enc)) if nl < 0 else len(enc) - nl - 1
+
+
+_SPLICED_MAX = 16
+_spliced: OrderedDict[tuple[str, str], _Spliced] = OrderedDict()
+_spliced_lock = threading.Lock()
+
+
+def _shared_body(shared_key: str, part: str, template: str, values: Mapping[str, str]) -> tuple[str, bytes]:
+    """`_body` of `template` with `values` substituted, from the encoded-once template."""
+    cache_key = (shared_key, part)
+    with _spliced_lock:
+        spliced = _spliced.get(cache_key)
+        if spliced is not None:
+            _spliced.move_to_end(cache_key)
+    if spliced is None:
+        spliced = _Spliced(template, tuple(k for k in values if k in template))
+        with _spliced_lock:
+            _spliced[cache_key] = spliced
+            while len(_spliced) > _SPLICED_MAX:
+                _spliced.popitem(last=False)
+    result = spliced.body(values) if spliced.ok else None
+    if result is None:
+        text = template
+        for k, v in values.items():
+            text = text.replace(k, v)
+        return _body(text)
+    return result
+
+
 def new_message_id(delivery_id: int, domain: str, token: str | None = None) -> str:
     return f"<drip.{int(delivery_id)}.{token or secrets.token_hex(8)}@{domain}>"
 
@@ -274,8 +394,13 @@ def build_message(
         headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     headers.append(f"X-Drip-Delivery-Id: {int(msg.delivery_id)}")
 
-    text_cte, text_data = _body(msg.text)
-    html_cte, html_data = _body(msg.html)
+    shared = msg.shared
+    if shared is not None:  # the body once with keys + this recipient's values (see _Spliced)
+        text_cte, text_data = _shared_body(shared.key, "text", shared.text, msg.substitutions)
+        html_cte, html_data = _shared_body(shared.key, "html", shared.html, msg.substitutions)
+    else:
+        text_cte, text_data = _body(msg.text)
+        html_cte, html_data = _body(msg.html)
     boundary = "=_drip_" + rand[16:]  # "=_" cannot occur in QP or base64 output
     b = boundary.encode("ascii")
     while (text_cte == "7bit" and b in text_data) or (html_cte == "7bit" and b in html_data):

@@ -64,6 +64,7 @@ class EmailBackend(Protocol):
 
     name: str
     uses_shared_content: bool
+    sends_groups: bool
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]: ...
 

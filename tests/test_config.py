@@ -69,10 +69,10 @@ def test_a_default_claim_fills_one_sendgrid_request_and_stays_small_one_by_one()
     from delivery.dispatcher import claim_size
 
     class SendGridLike:
-        uses_shared_content = True
+        uses_shared_content = sends_groups = True
 
-    class SMTPLike:
-        uses_shared_content = False
+    class SMTPLike:  # the SMTP backend takes shared content too, but sends one message at a time
+        uses_shared_content, sends_groups = True, False
 
     assert claim_size(Settings(), SendGridLike()) == MAX_PERSONALIZATIONS
     assert claim_size(Settings(), SMTPLike()) == 500  # a slow relay must still finish within the lease

@@ -18,6 +18,9 @@ from delivery.types import OutgoingMessage, SendResult
 class BaseBackend:
     name = "base"
     uses_shared_content = False  # True: messages carry `shared` + `substitutions` instead of html/text
+    # True: one provider request per group of up to 1,000 (SendGrid): a claim fills a request and is
+    # recorded per request. False: one message at a time, recorded every `record_every` messages.
+    sends_groups = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

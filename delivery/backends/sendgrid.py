@@ -210,6 +210,7 @@ def blamed_personalizations(errors: list[dict[str, Any]]) -> dict[int, str]:
 class SendGridBackend(BaseBackend):
     name = "sendgrid"
     uses_shared_content = True
+    sends_groups = True
 
     def __init__(
         self,
