@@ -27,8 +27,7 @@ from drip.runtime import open_runtime
 from subscribers.service import add_subscriber
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT.parent / "shared" / "seeds" / "acupuncture-pain-relief.txt"
-FALLBACK_SEED = ROOT / "drip" / "samples" / "acupuncture-pain-relief.txt"  # when shared/ is not beside the repo
+SEED = ROOT / "drip" / "samples" / "acupuncture-pain-relief.txt"
 PATIENTS = [
     ("maria.gonzalez@example.org", "Maria Gonzalez", "America/New_York"),
     ("james.chen@example.org", "James Chen", "America/Los_Angeles"),
@@ -58,7 +57,7 @@ def main() -> int:
     settings = load_settings().with_(
         data_dir=data, database_url=f"sqlite:///{data / 'drip.sqlite3'}", outbox_dir=outbox, backend="outbox"
     )
-    article = SEED if SEED.exists() else FALLBACK_SEED
+    article = SEED
 
     draft = split_file(article)
     console.rule(f"[bold]{draft.title}[/]")

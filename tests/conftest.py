@@ -21,8 +21,9 @@ from drip.db import make_engine, migrate, session_factory
 from drip.models import Base
 from drip.runtime import Runtime
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SEED = SHARED / "seeds" / "acupuncture-pain-relief.txt"
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "drip" / "samples" / "acupuncture-pain-relief.txt"  # shipped with the project
+FIXTURES = ROOT / "tests" / "fixtures"
 PG_URL = os.environ.get("DRIP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

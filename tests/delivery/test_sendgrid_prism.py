@@ -27,13 +27,13 @@ from sendgrid import SendGridAPIClient
 
 from delivery.backends.sendgrid import JSON_CONTENT_TYPE, SendGridBackend, encode_body
 from delivery.backends.sendgrid_payload import build_payload
-from tests.conftest import SHARED as SHARED_DIR, need
+from tests.conftest import FIXTURES, need
 from tests.delivery.sendgrid_mock import API_KEY, FakeTime, message
 
 pytestmark = pytest.mark.prism
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC = SHARED_DIR / "vendor" / "sendgrid-oai" / "tsg_mail_v3.json"
+SPEC = FIXTURES / "sendgrid-oai" / "tsg_mail_v3.json"  # vendored with its licence
 PRISM_PACKAGE = "@stoplight/prism-cli@5"
 PRISM_HOME = Path(os.environ.get("DRIP_PRISM_HOME", REPO / ".drip" / "prism"))
 
