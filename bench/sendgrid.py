@@ -34,7 +34,7 @@ from campaigns.render import CompiledEmail, EmailContent, Renderer
 from delivery.backends.sendgrid import SendGridBackend, encode_body
 from delivery.backends.sendgrid_payload import MAX_PERSONALIZATIONS, build_payload
 from delivery.dispatcher import claim_size
-from delivery.types import OutgoingMessage
+from delivery.types import OutgoingMessage, provider_categories
 from drip.config import Clinic, Settings
 from subscribers.tokens import TokenSigner
 
@@ -42,7 +42,7 @@ BASE_URL = "https://riverside-clinic.example"
 API_KEY = "SG.bench-key-not-real"
 SECRET = "bench-secret-key-" + "x" * 32
 CAMPAIGN_ID = 3
-CATEGORIES = ("acupuncture-pain", "acupuncture-pain:muscle-relaxation")
+CATEGORIES = provider_categories(campaign_id=CAMPAIGN_ID, step_id=8)  # as the dispatcher makes them
 _NAMES = ["Maria Lopez", "José Álvarez", "Dr. Aiko Tanaka", "", "Chris O'Neil", "Priya Raman", "Li Wei",
           "Anna-Lena Müller", "Smith, John", "Noor Haddad", "Tomás Ó Briain", "Grace Kim"]
 _BODY = (

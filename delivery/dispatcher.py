@@ -26,7 +26,7 @@ from campaigns.render import EmailContent, Renderer
 from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next_send_at, parse_window, resolve_zone
 from campaigns.service import latest_versions
 from delivery.ledger import DueRow, LedgerStore
-from delivery.types import EmailBackend, OutgoingMessage, SendResult
+from delivery.types import EmailBackend, OutgoingMessage, SendResult, provider_categories
 from drip.config import Settings
 from drip.models import Campaign, Step, SubscriberStatus, utcnow
 from drip.runtime import Runtime
@@ -249,7 +249,7 @@ class Dispatcher:
                         campaign_title=titles.get(row.campaign_id, ""),
                     )
                     used_versions[row.id] = v.id
-                    categories = tuple(c for c in (row.campaign_slug, f"{row.campaign_slug}:{row.step_slug}") if c)
+                    categories = provider_categories(campaign_id=row.campaign_id, step_id=row.step_id)
                     compiled = self.renderer.compile(content)
                     per_content[ckey] = (content, compiled, categories, v.id)
                 else:
@@ -258,7 +258,7 @@ class Dispatcher:
                         key=f"broadcast:{b.id}", title=b.title, subject=b.subject, preheader=b.preheader,
                         body=b.body, template=b.template, kind="broadcast",
                     )
-                    categories = tuple(c for c in ("newsletter", b.slug) if c)
+                    categories = provider_categories(broadcast_id=b.id)
                     compiled = self.renderer.compile(content)
                     per_content[ckey] = (content, compiled, categories, None)
                 # The renderer builds the links ({base_url}/u/<token>, .../preferences/<token>): the

@@ -42,7 +42,7 @@ class OutgoingMessage:
     reply_to: str
     unsubscribe_url: str  # RFC 8058 one-click target (POST) and the List-Unsubscribe header
     preheader: str = ""
-    categories: tuple[str, ...] = ()  # campaign/step slugs only, never patient data
+    categories: tuple[str, ...] = ()  # opaque ids only (provider_categories), never slugs or patient data
     shared: SharedContent | None = None
     substitutions: Mapping[str, str] = field(default_factory=dict)
 
@@ -73,3 +73,24 @@ class EmailBackend(Protocol):
     def __enter__(self) -> "EmailBackend": ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+# The only words a provider sees as categories: kinds of email, none of which hints at a condition.
+GENERIC_CATEGORIES = ("newsletter", "signup-confirm", "test")
+
+
+def provider_categories(*, campaign_id: int | None = None, step_id: int | None = None,
+                        broadcast_id: int | None = None) -> tuple[str, ...]:
+    """What a provider may group statistics by: opaque database ids, never a slug or a title.
+
+    A campaign's slug ("acupuncture-pain-relief") tells the provider what a patient is likely
+    treated for; an id tells it nothing, and staff map ids back to names in drip's own pages.
+    """
+    if broadcast_id is not None:
+        return ("newsletter", f"n{int(broadcast_id)}")
+    out: list[str] = []
+    if campaign_id is not None:
+        out.append(f"c{int(campaign_id)}")
+        if step_id is not None:
+            out.append(f"c{int(campaign_id)}:s{int(step_id)}")
+    return tuple(out)

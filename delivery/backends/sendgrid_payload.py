@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from email.utils import quote as rfc822_quote
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
-from delivery.types import OutgoingMessage
+from delivery.types import GENERIC_CATEGORIES, OutgoingMessage
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
 MAX_SUBSTITUTION_BYTES = 10_000  # SendGrid's limit on one personalization's substitutions
 MAX_CATEGORIES = 10  # SendGrid's limit per request
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
 
-# Categories are campaign/step slugs. Anything else (an address, a name, a diagnosis) does not
-# belong in SendGrid's statistics, so only lower-case slug characters are allowed.
-_CATEGORY = re.compile(r"[a-z0-9_:-]{1,255}")
+# Categories are opaque ids (delivery.types.provider_categories): "c12", "c12:s40", "n7",
+# or a generic kind (GENERIC_CATEGORIES: "newsletter", "signup-confirm", "test"). A slug or title ("acupuncture-pain-relief"), an address or a name does not belong
+# in SendGrid's statistics: it tells the provider what a patient is likely treated for.
+_CATEGORY = re.compile("|".join(GENERIC_CATEGORIES) + r"|n[0-9]{1,18}|c[0-9]{1,18}(?::s[0-9]{1,18})?")
 # CR/LF (and the other controls, and Unicode line breaks) must never reach a header value.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ADDRESS = re.compile(r"[^@\s<>,;\"\x00-\x1f\x7f]+@[^@\s<>,;\"\x00-\x1f\x7f]+\.[^@\s<>,;\"\x00-\x1f\x7f]+")
@@ -137,10 +138,10 @@ def _group_problem(first: OutgoingMessage, subject: str, content: list[dict[str,
         return f"{len(set(first.categories))} categories, SendGrid allows at most {MAX_CATEGORIES}"
     for number, category in enumerate(first.categories, 1):
         if not (isinstance(category, str) and _CATEGORY.fullmatch(category)):
-            # The value is not echoed: if it is not a slug, it may be exactly what must not spread.
+            # The value is not echoed: it may be exactly what must not spread.
             return (
-                f"category {number} of {len(first.categories)} is not a slug (only a-z, 0-9, '-', '_', ':' "
-                "are allowed, so no patient data can end up in provider statistics)"
+                f"category {number} of {len(first.categories)} is not an opaque id (c<n>, c<n>:s<n>, n<n> "
+                "or a generic kind), so no slug, title or patient data can end up in provider statistics"
             )
     return ""
 

@@ -172,7 +172,7 @@ def message(
     *,
     name: str | None = None,
     email: str | None = None,
-    categories: tuple[str, ...] = ("acupuncture-pain", "acupuncture-pain:muscle-spasm"),
+    categories: tuple[str, ...] = ("c3", "c3:s8"),
     substitutions: dict[str, str] | None = None,
     **changes: Any,
 ) -> OutgoingMessage:
