@@ -28,11 +28,14 @@ class Draft:
         return [s for s in self.steps if s.kind == "item"]
 
     def to_json(self) -> dict:
-        """The `drip split --json` contract (DESIGN.md)."""
+        """The `drip split --json` contract (DESIGN.md), with the review warnings (campaigns/review.py)."""
+        from campaigns.review import review
+
         return {
             "title": self.title,
             "steps": [
                 {k: v for k, v in asdict(s).items() if k in ("kind", "section", "title", "subject", "text", "preheader")}
                 for s in self.steps
             ],
+            "warnings": [w.to_json() for w in review(self.steps)],
         }

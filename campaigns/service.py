@@ -200,6 +200,18 @@ def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdi
     return new
 
 
+def review_campaign(session: Session, campaign: Campaign) -> list:
+    """The review warnings (campaigns/review.py) of a stored campaign's newest step versions."""
+    from types import SimpleNamespace
+
+    from campaigns.review import review
+
+    steps = list(session.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
+    versions = latest_versions(session, [st.id for st in steps])
+    return review(SimpleNamespace(kind=st.kind, title=versions[st.id].title, subject=versions[st.id].subject,
+                                  text=versions[st.id].body) for st in steps)
+
+
 def set_status(session: Session, campaign: Campaign, status: str, now: datetime | None = None) -> Campaign:
     """Move a campaign along draft -> published <-> paused -> archived.
 

@@ -35,6 +35,7 @@ def import_cmd(
     window: str = typer.Option("mon-fri 09:00-17:00", "--window", help="Send window in each patient's zone."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Joining this tag/list enrolls a subscriber automatically."),
     publish: bool = typer.Option(False, "--publish", help="Publish at once (default: stays a draft to review)."),
+    yes: bool = typer.Option(False, "--yes", help="Publish even with review warnings open (see `drip split`)."),
 ) -> None:
     """Split an article and store it as a campaign (a draft unless --publish)."""
     every_td = parse_duration(every, field="--every")
@@ -47,6 +48,7 @@ def import_cmd(
             t.campaign_id = c.id
             s.add(t)
         if publish:
+            _confirm_warnings(s, c, yes)
             service.set_status(s, c, "published")
         n, status = len(c.steps), c.status
     console.print(f"Imported [bold]{campaign}[/] ({n} steps, every {every}, window {window}) - {status}.")
@@ -95,17 +97,40 @@ def format_duration_minutes(minutes: int) -> str:
     return format_duration(timedelta(minutes=minutes))
 
 
-def _set(slug: str, status: str) -> None:
+def _confirm_warnings(session, campaign, yes: bool) -> None:
+    """Publishing with review warnings open asks first: at a terminal, a question; in a script, --yes."""
+    import sys
+
+    warnings = service.review_campaign(session, campaign)
+    if not warnings or yes:
+        return
+    err = Console(stderr=True, highlight=False)
+    for w in warnings:
+        err.print(f"step {w.step}: {w.message}", markup=False)
+    question = f"{len(warnings)} review warning(s) open for {campaign.slug!r}; publish anyway?"
+    if sys.stdin.isatty() and typer.confirm(question, default=False, err=True):
+        return
+    raise InputError(f"{len(warnings)} review warning(s) open (listed above); fix them or re-run with --yes",
+                     where=campaign.slug)
+
+
+def _set(slug: str, status: str, yes: bool = True) -> None:
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        service.set_status(s, service.get_campaign(s, slug), status)
+        c = service.get_campaign(s, slug)
+        if status == "published" and c.status == "draft":
+            _confirm_warnings(s, c, yes)
+        service.set_status(s, c, status)
     console.print(f"{slug}: {status}")
 
 
 @campaigns_app.command("publish")
-def publish_cmd(slug: str) -> None:
+def publish_cmd(
+    slug: str,
+    yes: bool = typer.Option(False, "--yes", help="Publish even with review warnings open (see `drip split`)."),
+) -> None:
     """Start sending: enrollments are accepted, due emails go out."""
-    _set(slug, "published")
+    _set(slug, "published", yes)
 
 
 @campaigns_app.command("pause")

@@ -44,3 +44,16 @@ def register(app: typer.Typer) -> None:
         console = Console(highlight=False)
         console.print(_table(draft))
         console.print(f"{len(draft.items)} items, {len(draft.steps)} steps", markup=False)
+        _print_warnings(console, draft)
+
+
+def _print_warnings(console: Console, draft: Draft) -> None:
+    """Review warnings under the table, one line each, so staff know what to look at first."""
+    from campaigns.review import review
+
+    warnings = review(draft.steps)
+    if not warnings:
+        return
+    console.print(f"{len(warnings)} to review before publishing:", markup=False)
+    for w in warnings:
+        console.print(f"  step {w.step}: {w.message}", markup=False)

@@ -97,6 +97,16 @@ def _steps(db: Session, campaign: Campaign) -> list[tuple[Step, object]]:
     return [(s, versions[s.id]) for s in steps]
 
 
+def _warnings(steps: list[tuple[Step, object]]) -> dict[int, list]:
+    """Review warnings of the stored steps, by position (campaigns/review.py)."""
+    from types import SimpleNamespace
+
+    from campaigns.review import by_step, review
+
+    return by_step(review(SimpleNamespace(kind=s.kind, title=v.title, subject=v.subject, text=v.body)
+                          for s, v in steps))
+
+
 def campaign_page(req: StaffRequest) -> Response:
     slug = req.request.path_params["slug"]
     with req.ctx.runtime.read_sessions() as db:
@@ -114,6 +124,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "zero": StepStats(), "items": sum(1 for s, _ in steps if s.kind == "item"),
             "enrolled_total": sum(enrolled.values()), "enrolled_active": enrolled.get(EnrollmentState.ACTIVE.value, 0),
             "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
+            "warnings": _warnings(steps),
         })
 
 
@@ -154,6 +165,13 @@ def campaign_status(req: StaffRequest) -> Response:
     try:
         with req.ctx.runtime.sessions.begin() as db:
             campaign = _campaign(db, slug)
+            if action == "publish" and req.field("confirm") != "1":
+                open_warnings = len(service.review_campaign(db, campaign))
+                if open_warnings:
+                    req.flash(f"{open_warnings} review warning{'s' if open_warnings != 1 else ''} still open: "
+                              "check them below, then tick “I have reviewed the warnings” to publish anyway.",
+                              "error")
+                    return req.redirect("staff:campaign", slug=slug)
             service.set_status(db, campaign, ACTIONS[action], now=req.now)
             title = campaign.title
     except NotFoundError:

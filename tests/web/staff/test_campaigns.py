@@ -200,7 +200,8 @@ def test_publish_pause_resume_archive(runtime, staff):
     seed_staff(runtime)
 
     def act(slug, action):
-        r = post_form(staff, f"/staff/campaigns/{slug}", f"/staff/campaigns/{slug}/status", data={"action": action})
+        data = {"action": action, "confirm": "1"}  # the seeded drafts have short bodies: warnings to confirm
+        r = post_form(staff, f"/staff/campaigns/{slug}", f"/staff/campaigns/{slug}/status", data=data)
         assert r.status_code == 303
         with runtime.sessions() as s:
             status = get_campaign(s, slug).status
