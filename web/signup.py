@@ -110,7 +110,7 @@ def _field(form: FormData, name: str) -> str:
 
 
 def _client_ip(request: Request) -> str:
-    # Behind a proxy, run uvicorn with --proxy-headers so this is the patient's address.
+    # Behind a proxy, set DRIP_TRUSTED_PROXIES so this is the patient's address (web/security.py).
     return request.client.host if request.client else "unknown"
 
 
