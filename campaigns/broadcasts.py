@@ -144,55 +144,167 @@ def materialize(session: Session, b: Broadcast, at_wall: datetime, local: bool, 
     return len(rows)
 
 
-def schedule(
-    session: Session, b: Broadcast, *, at: str | None = None, local: bool = False, cron: str | None = None,
-    clinic_tz: str, now: datetime,
-) -> int:
-    """Schedule once (`at`, in the clinic's zone or with `local` in each subscriber's) or on a cron."""
-    if b.status in (BroadcastStatus.SENT.value, BroadcastStatus.CANCELLED.value):
-        raise InputError(f"newsletter {b.slug!r} is {b.status}", where="slug")
-    if (at is None) == (cron is None):
-        raise InputError("give exactly one of --at or --cron", where="--at/--cron")
-    if cron is not None:
-        trigger = parse_cron(cron, clinic_tz)
-        b.cron = cron
-        b.send_at = trigger.get_next_fire_time(None, now).astimezone(timezone.utc)
-        b.status = BroadcastStatus.SCHEDULED.value
-        session.flush()
-        return 0
+#: How far ahead a newsletter may be scheduled: a typo ("2062" for "2026") is caught, and the
+#: date arithmetic never leaves the calendar (9999-12-31 in a western zone is past year 9999 in UTC).
+MAX_AHEAD = timedelta(days=5 * 366)
+
+#: A newsletter that can still send: scheduled (or being sent) or paused by staff.
+_LIVE = (BroadcastStatus.SCHEDULED.value, BroadcastStatus.SENDING.value)
+_MOVABLE = _LIVE + (BroadcastStatus.PAUSED.value,)
+
+
+def _check_at(at: str, local: bool, clinic_tz: str, now: datetime) -> tuple[datetime, str, datetime]:
+    """Parse `--at` and check it is a time this newsletter can go out: (wall, 'HH:MM', instant in UTC)."""
     wall, hhmm = parse_at(at)
-    if _due_for(wall, False, None, clinic_tz) < now - timedelta(minutes=1) and not local:
+    latest = now + MAX_AHEAD
+    try:
+        due = _due_for(wall, False, None, clinic_tz)
+    except (OverflowError, ValueError):
+        due = None
+    if due is None or due > latest:
+        raise InputError(f"{at.strip()} is more than 5 years ahead (latest {latest:%Y-%m-%d})", where="--at")
+    if due < now - timedelta(minutes=1) and not local:
         raise InputError(f"{at} is in the past", where="--at")
-    b.send_at = _due_for(wall, False, None, clinic_tz)
-    b.local_time = hhmm if local else None
-    b.status = BroadcastStatus.SCHEDULED.value
-    session.flush()
-    return materialize(session, b, wall, local, clinic_tz)
+    return wall, hhmm, due
 
 
-def reschedule(session: Session, b: Broadcast, *, at: str, local: bool, clinic_tz: str, now: datetime) -> int:
-    """Move a scheduled newsletter; rows not yet sent move with it."""
-    if b.status != BroadcastStatus.SCHEDULED.value or b.cron:
-        raise InputError(f"only a scheduled one-off newsletter can be rescheduled ({b.slug} is {b.status})", where="slug")
-    wall, hhmm = parse_at(at)
-    b.send_at = _due_for(wall, False, None, clinic_tz)
-    b.local_time = hhmm if local else None
+def _has_rows(session: Session, b: Broadcast) -> bool:
+    return session.scalar(select(Delivery.id).where(Delivery.broadcast_id == b.id).limit(1)) is not None
+
+
+def _move_pending(session: Session, b: Broadcast, wall: datetime, local: bool, clinic_tz: str) -> int:
+    """Give every row not yet claimed the new send time (each patient's zone with `local`)."""
     pending = session.execute(
         select(Delivery.id, Subscriber.tz)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.broadcast_id == b.id, Delivery.status == DeliveryStatus.SCHEDULED.value)
     ).all()
+    by_due: dict[datetime, list[int]] = {}
     for did, tz in pending:
-        session.execute(update(Delivery).where(Delivery.id == did).values(due_at=_due_for(wall, local, tz, clinic_tz)))
-    session.flush()
+        by_due.setdefault(_due_for(wall, local, tz, clinic_tz), []).append(did)
+    for due, ids in by_due.items():  # one UPDATE per distinct time (one per zone at most)
+        for i in range(0, len(ids), 500):
+            session.execute(update(Delivery).where(Delivery.id.in_(ids[i:i + 500])).values(due_at=due)
+                            .execution_options(synchronize_session=False))
     return len(pending)
+
+
+def _set_time(
+    session: Session, b: Broadcast, *, at: str | None, local: bool, cron: str | None, clinic_tz: str, now: datetime,
+) -> int:
+    if (at is None) == (cron is None):
+        raise InputError("give exactly one of --at or --cron", where="--at/--cron")
+    if cron is not None:
+        trigger = parse_cron(cron, clinic_tz)
+        if not b.cron and _has_rows(session, b):
+            raise InputError(f"newsletter {b.slug!r} already has its emails for {b.send_at:%Y-%m-%d %H:%M} UTC; "
+                             "move it with --at, or cancel it and create a recurring one", where="--cron")
+        first = trigger.get_next_fire_time(None, now)
+        if first is None:
+            raise InputError(f"cron {cron!r} never fires again", where="--cron")
+        b.cron = cron
+        b.send_at = first.astimezone(timezone.utc)
+        b.local_time = None
+        session.flush()
+        return 0
+    wall, hhmm, due = _check_at(at, local, clinic_tz, now)  # type: ignore[arg-type]
+    if b.cron:
+        # A recurring newsletter: `--at` moves its next occurrence (at the clinic's time, as every
+        # occurrence is); the ones after it follow the cron again.
+        if local:
+            raise InputError("a recurring newsletter goes out at one clinic time; --local is for one-off ones",
+                             where="--local")
+        b.send_at = due
+        session.flush()
+        return 0
+    b.send_at = due
+    b.local_time = hhmm if local else None
+    session.flush()
+    moved = _move_pending(session, b, wall, local, clinic_tz)
+    return moved + materialize(session, b, wall, local, clinic_tz)
+
+
+def schedule(
+    session: Session, b: Broadcast, *, at: str | None = None, local: bool = False, cron: str | None = None,
+    clinic_tz: str, now: datetime,
+) -> int:
+    """Schedule once (`at`, in the clinic's zone or with `local` in each subscriber's) or on a cron.
+
+    Scheduling again moves it: every email not yet sent gets the new time (the delivery rows are
+    what the worker sends from, so the newsletter's own `send_at` alone would not move anything).
+    Returns the number of recipients with an email scheduled (0 for a cron: rows come per occurrence).
+    """
+    if b.status in (BroadcastStatus.SENT.value, BroadcastStatus.CANCELLED.value):
+        raise InputError(f"newsletter {b.slug!r} is {b.status}", where="slug")
+    n = _set_time(session, b, at=at, local=local, cron=cron, clinic_tz=clinic_tz, now=now)
+    if b.status != BroadcastStatus.PAUSED.value:  # a paused one stays paused until resumed
+        b.status = BroadcastStatus.SCHEDULED.value
+    session.flush()
+    return n
+
+
+def reschedule(
+    session: Session, b: Broadcast, *, at: str | None = None, local: bool = False, cron: str | None = None,
+    clinic_tz: str, now: datetime,
+) -> int:
+    """Move a scheduled (or paused) newsletter; rows not yet sent move with it.
+
+    A recurring one takes a new cron, or `at` for its next occurrence. Returns the rows moved.
+    """
+    if b.status not in _MOVABLE:
+        raise InputError(f"only a scheduled or paused newsletter can be rescheduled ({b.slug} is {b.status})",
+                         where="slug")
+    return _set_time(session, b, at=at, local=local, cron=cron, clinic_tz=clinic_tz, now=now)
+
+
+def _family(session: Session, b: Broadcast, statuses: tuple[str, ...]) -> list[int]:
+    """This newsletter and its occurrences (a recurring one's children) in one of `statuses`."""
+    return [b.id] + list(session.scalars(select(Broadcast.id).where(Broadcast.parent_id == b.id,
+                                                                   Broadcast.status.in_(statuses))))
+
+
+def _pending_count(session: Session, ids: list[int]) -> int:
+    return int(session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.broadcast_id.in_(ids), Delivery.status == DeliveryStatus.SCHEDULED.value)) or 0)
+
+
+def pause(session: Session, b: Broadcast) -> int:
+    """Hold a newsletter: nothing more goes out (the worker claims rows of live newsletters only),
+    a recurring one fires no occurrence, until `resume`. Returns the emails held."""
+    if b.status not in _LIVE:
+        raise InputError(f"only a scheduled newsletter can be paused ({b.slug} is {b.status})", where="slug")
+    ids = _family(session, b, _LIVE)
+    session.execute(update(Broadcast).where(Broadcast.id.in_(ids)).values(status=BroadcastStatus.PAUSED.value)
+                    .execution_options(synchronize_session=False))
+    session.refresh(b)
+    return _pending_count(session, ids)
+
+
+def resume(session: Session, b: Broadcast, *, clinic_tz: str, now: datetime) -> int:
+    """Undo `pause`. Held emails whose time has passed go out at once; a recurring newsletter skips
+    the occurrences that fell in the pause and continues with its next one. Returns the emails released."""
+    if b.status != BroadcastStatus.PAUSED.value:
+        raise InputError(f"only a paused newsletter can be resumed ({b.slug} is {b.status})", where="slug")
+    ids = _family(session, b, (BroadcastStatus.PAUSED.value,))
+    session.execute(update(Broadcast).where(Broadcast.id.in_(ids)).values(status=BroadcastStatus.SCHEDULED.value)
+                    .execution_options(synchronize_session=False))
+    session.refresh(b)
+    if b.cron and b.send_at is not None and b.send_at <= now:
+        after = parse_cron(b.cron, clinic_tz).get_next_fire_time(None, now)
+        b.send_at = after.astimezone(timezone.utc) if after else None
+        session.flush()
+    return _pending_count(session, ids)
+
+
+def next_send(b: Broadcast) -> datetime | None:
+    """When this newsletter sends next, or None: a cancelled, sent or paused one has no next date."""
+    return b.send_at if b.status in _LIVE else None
 
 
 def cancel(session: Session, b: Broadcast) -> int:
     """Stop a newsletter (and, for a recurring one, its future occurrences). Sent rows stay sent."""
     b.status = BroadcastStatus.CANCELLED.value
-    ids = [b.id] + list(session.scalars(select(Broadcast.id).where(Broadcast.parent_id == b.id,
-                                                                   Broadcast.status == BroadcastStatus.SCHEDULED.value)))
+    ids = _family(session, b, _MOVABLE)
     session.execute(update(Broadcast).where(Broadcast.id.in_(ids)).values(status=BroadcastStatus.CANCELLED.value))
     res = session.execute(
         update(Delivery)

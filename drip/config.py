@@ -69,6 +69,10 @@ class Settings:
     tick_seconds: float = 5.0
     signup_campaign: str = "onboarding"  # campaign a confirmed web sign-up is enrolled in (slug)
     signup_tag: str = "new-patients"  # tag a confirmed web sign-up gets ("" for none)
+    # Proxies whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, comma-separated). Default
+    # none: anything on the host could otherwise claim any client address past the rate limits.
+    trusted_proxies: str = ""
+    worker_stale_seconds: float = 120.0  # no heartbeat for this long: /healthz and staff pages say sending stopped
 
     @property
     def db_url(self) -> str:
@@ -152,6 +156,10 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
         raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
     if settings.batch_size < 0:
         raise ConfigurationError("DRIP_BATCH_SIZE must be a number of rows (or 0: chosen by backend)")
+    if settings.trusted_proxies.strip():
+        from web.security import parse_trusted_proxies
+
+        parse_trusted_proxies(settings.trusted_proxies)  # a typo fails at start-up, not as "no proxy"
     if settings.record_every < 1:
         settings = replace(settings, record_every=50)
     return settings

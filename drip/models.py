@@ -103,6 +103,7 @@ class BroadcastStatus(str, enum.Enum):
     SENDING = "sending"
     SENT = "sent"
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # held by staff: its rows are not claimed, a recurring one does not fire
 
 
 class Subscriber(Base):

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.enrollment import NotEnrollable, enroll
 from drip.config import Settings
-from drip.models import Campaign, CampaignStatus, Subscriber, SubscriberStatus
+from drip.models import Campaign, CampaignStatus, Subscriber, SubscriberStatus, Suppression
 from subscribers.service import clean_name, find_subscriber, normalize_email, tag_subscribers, validate_zone
 from subscribers.suppression import is_suppressed
 
@@ -72,32 +72,43 @@ def check_signup(email: str, name: str, tz: str | None) -> SignupRequest:
 def request_signup(
     session: Session, req: SignupRequest, *, now: datetime, ip: str | None, consent_version: str
 ) -> SignupOutcome:
-    """Record the sign-up (see the module rules). Returns whom to send a confirmation to, if anyone."""
-    if is_suppressed(session, req.email_key):
-        log.info("sign-up for a suppressed address ignored")
-        return SignupOutcome(None)
+    """Record the sign-up (see the module rules). Returns whom to send a confirmation to, if anyone.
+
+    Every address costs the same database work, so the time it takes does not tell a stranger
+    whether a patient is known: two lookups (suppression list, subscriber), then one write in a
+    savepoint - the INSERT of a new address, the refresh of a pending one, or, for anyone else, an
+    UPDATE of the same row that sets nothing new (it takes the same locks and journal work).
+    """
+    suppressed = is_suppressed(session, req.email_key)
     sub = find_subscriber(session, req.email_key)
-    if sub is None:
-        sub = Subscriber(email=req.email, email_key=req.email_key, name=req.name, tz=req.tz,
-                         status=SubscriberStatus.PENDING.value, created_at=now)
-        try:
-            with session.begin_nested():  # a concurrent sign-up of the same address wins the race
+    consent = {"consent_source": SOURCE, "consent_at": now, "consent_text_version": consent_version[:32],
+               "consent_ip": (ip or "")[:64] or None, "updated_at": now}
+    try:
+        with session.begin_nested():  # a concurrent sign-up of the same address wins the race
+            if sub is None and not suppressed:
+                sub = Subscriber(email=req.email, email_key=req.email_key, name=req.name, tz=req.tz,
+                                 status=SubscriberStatus.PENDING.value, created_at=now, **consent)
                 session.add(sub)
                 session.flush()
-        except IntegrityError:
-            return SignupOutcome(None)
-    elif sub.status != SubscriberStatus.PENDING.value:
+                return SignupOutcome(sub.id, sub.email, sub.name)
+            if sub is not None and sub.status == SubscriberStatus.PENDING.value and not suppressed:
+                sub.name, sub.tz = req.name or sub.name, req.tz or sub.tz
+                for key, value in consent.items():
+                    setattr(sub, key, value)
+                session.flush()
+                return SignupOutcome(sub.id, sub.email, sub.name)
+            # Known and not pending, or suppressed: nothing changes and no email is sent.
+            if sub is not None:
+                session.execute(update(Subscriber).where(Subscriber.id == sub.id)
+                                .values(updated_at=Subscriber.updated_at))
+            else:  # suppressed, never a subscriber (or erased): its suppression row is the one row
+                session.execute(update(Suppression).where(Suppression.email_key == req.email_key)
+                                .values(created_at=Suppression.created_at))
+    except IntegrityError:
         return SignupOutcome(None)
-    else:
-        sub.name = req.name or sub.name
-        sub.tz = req.tz or sub.tz
-    sub.consent_source = SOURCE
-    sub.consent_at = now
-    sub.consent_text_version = consent_version[:32]
-    sub.consent_ip = (ip or "")[:64] or None
-    sub.updated_at = now
-    session.flush()
-    return SignupOutcome(sub.id, sub.email, sub.name)
+    if suppressed:
+        log.info("sign-up for a suppressed address ignored")
+    return SignupOutcome(None)
 
 
 def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, settings: Settings) -> ConfirmOutcome:

@@ -4,6 +4,7 @@ campaign edits, newsletters; and their bad-input errors (one line, exit 2, nothi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -127,9 +128,18 @@ def test_import_enroll_run_status(env, seed_path, drip):
     (["subscribers", "add", "not-an-address"], "email"),
     (["subscribers", "add", "a@example.org", "--tz", "Mars/Olympus"], "Mars/Olympus"),
     (["broadcast", "schedule", "nope", "--at", "2030-01-01 09:00"], "no newsletter"),
+    (["broadcast", "schedule", "NEWS", "--at", "9999-12-31"], "YYYY-MM-DD HH:MM"),
+    (["broadcast", "schedule", "NEWS", "--at", "9999-12-31 23:59"], "5 years ahead"),
+    (["broadcast", "schedule", "NEWS", "--at", "9999-12-31 23:59", "--local"], "5 years ahead"),
+    (["broadcast", "reschedule", "NEWS", "--at", "9999-12-31 23:59"], "only a scheduled or paused"),
+    (["broadcast", "resume", "NEWS"], "only a paused"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(env, seed_path, args, message, drip):
-    args = [str(seed_path) if a == "SEED" else a for a in args]
+    if "NEWS" in args:  # a draft newsletter to a list with one patient
+        assert drip("subscribers", "add", "a@example.org", "--tag", "monthly", env=env).returncode == 0
+        assert drip("broadcast", "create", "news", "--template", "holiday-hours", "--list", "monthly",
+                    env=env).returncode == 0
+    args = [str(seed_path) if a == "SEED" else "news" if a == "NEWS" else a for a in args]
     r = drip(*args, env=env)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
@@ -137,7 +147,7 @@ def test_bad_input_one_line_exit_2_nothing_written(env, seed_path, args, message
     assert "Traceback" not in r.stderr
     db = Path(env["DRIP_DATABASE_URL"].split("///")[1])
     if db.exists():
-        assert count(env, Campaign) == 0
+        assert count(env, Campaign) == 0 and count(env, Delivery) == 0
 
 
 def test_newsletter_commands(env, seed_path, drip):
@@ -152,3 +162,41 @@ def test_newsletter_commands(env, seed_path, drip):
     assert r.returncode == 0 and count(env, Delivery, Delivery.status == "cancelled") == 1
     r = drip("broadcast", "create", "art", "--article", str(seed_path), "--list", "monthly", env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_newsletter_schedule_again_moves_it_pause_resume_cancel(env, drip):
+    from datetime import datetime, timedelta, timezone
+
+    first, later = (datetime.now(timezone.utc) + timedelta(days=d) for d in (30, 90))  # days: no time-of-day edge
+    at = lambda d: f"{d:%Y-%m-%d} 09:00"  # noqa: E731
+    assert drip("subscribers", "add", "a@example.org", "--tag", "monthly", env=env).returncode == 0
+    assert drip("broadcast", "create", "news", "--template", "holiday-hours", "--list", "monthly", env=env).returncode == 0
+    assert drip("broadcast", "schedule", "news", "--at", at(first), env=env).returncode == 0
+    r = drip("broadcast", "schedule", "news", "--at", at(later), env=env)
+    assert r.returncode == 0 and "1 recipients" in r.stdout, r.stderr
+    dues = _dues(env)
+    assert len(dues) == 1 and dues[0].date() == later.date(), dues  # the email moved, not only the label
+    r = drip("broadcast", "pause", "news", env=env)
+    assert r.returncode == 0 and "1 pending emails held" in r.stdout
+    assert "paused; send at -" in drip("broadcast", "show", "news", env=env).stdout
+    r = drip("broadcast", "resume", "news", env=env)
+    assert r.returncode == 0 and f"next {later:%Y-%m-%d}" in r.stdout, r.stdout
+    r = drip("broadcast", "create", "weekly", "--template", "holiday-hours", "--list", "monthly", env=env)
+    assert drip("broadcast", "schedule", "weekly", "--cron", "0 9 * * mon", env=env).returncode == 0
+    r = drip("broadcast", "reschedule", "weekly", "--cron", "30 8 * * fri", env=env)
+    assert r.returncode == 0 and "next occurrence" in r.stdout and "cron 30 8 * * fri" in r.stdout, r.stderr
+    assert drip("broadcast", "pause", "weekly", env=env).returncode == 0
+    assert drip("broadcast", "cancel", "weekly", env=env).returncode == 0
+    r = drip("broadcast", "show", "weekly", env=env)
+    assert "cancelled; next -" in r.stdout, r.stdout
+    listing = [line for line in drip("broadcast", "list", env=env).stdout.splitlines() if "weekly" in line]
+    assert listing and not re.search(r"\d{4}-\d\d-\d\d", listing[0]), listing  # no next date
+
+
+def _dues(env) -> list:
+    engine = make_engine(env["DRIP_DATABASE_URL"])
+    try:
+        with session_factory(engine)() as s:
+            return list(s.scalars(select(Delivery.due_at)))
+    finally:
+        engine.dispose()

@@ -14,6 +14,8 @@
   API subscribers are `active` at once: the clinic collected consent (it says so in `consent`).
   A web sign-up still waiting for its confirmation email (`pending`) becomes active when the
   clinic posts it with a `consent` record; without one it stays pending.
+- `PATCH /subscribers/{id}` never undoes an unsubscribe or a suppression (409): only the patient's
+  own opt-in does (the preference page from their email, or a confirmed sign-up).
 - `DELETE /subscribers/{id}` erases the patient's data and keeps the suppression entry
   (subscribers/erasure.py says exactly what).
 
@@ -69,8 +71,9 @@ from subscribers.service import (
     upsert_subscriber,
     validate_zone,
 )
+from subscribers.suppression import is_suppressed
 from subscribers.tokens import LinkClaims
-from subscribers.unsubscribe import PreferenceError, resubscribe, set_preferences, unsubscribe
+from subscribers.unsubscribe import PreferenceError, set_preferences, unsubscribe
 from web.api_models import (
     MAX_ID,
     MAX_OFFSET,
@@ -284,17 +287,29 @@ def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ct
 
 
 def _change_status(s: Session, sub: Subscriber, target: str, now: datetime) -> None:
-    """Status changes through the same functions the patient's own links use (suppression, cancelling)."""
+    """Status changes through the same functions the patient's own links use (suppression, cancelling).
+
+    Nothing here takes a patient off the suppression list: only the patient's own confirmed opt-in
+    (the preference page, from a link in their email) undoes an unsubscribe. A caller holding an API
+    token is the clinic, not the patient, so "active" for an unsubscribed or suppressed address is 409.
+    """
     if target == sub.status:
         return
     if target == SubscriberStatus.UNSUBSCRIBED.value:
         unsubscribe(s, LinkClaims(sub.id), "all", now=now, source="api")  # updates `sub` (same session)
-    elif sub.status == SubscriberStatus.PENDING.value and target == SubscriberStatus.ACTIVE.value:
+        return
+    if sub.status == SubscriberStatus.UNSUBSCRIBED.value:
+        raise PreferenceError("this patient unsubscribed; only they can opt in again (from the preference "
+                              "link in any email, or by signing up and confirming)", where="status")
+    if sub.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
+        raise PreferenceError(f"this address is {sub.status}; preferences cannot be changed", where="status")
+    if is_suppressed(s, sub.email_key):
+        raise PreferenceError("this address is on the suppression list; it cannot be made to receive email "
+                              "through the API", where="status")
+    if sub.status == SubscriberStatus.PENDING.value and target == SubscriberStatus.ACTIVE.value:
         sub.status = target  # the clinic confirms for the patient
     elif sub.status == SubscriberStatus.PENDING.value:
         raise PreferenceError("this subscriber has not confirmed yet; it can only be made active", where="status")
-    elif sub.status == SubscriberStatus.UNSUBSCRIBED.value and target == SubscriberStatus.ACTIVE.value:
-        resubscribe(s, sub, now=now, source="api")
     else:
         set_preferences(s, sub, paused=target == SubscriberStatus.PAUSED.value, now=now)
 

@@ -32,7 +32,7 @@ from web import api, public, signup, staff, webhooks
 from web.context import Clock, WebContext, web_context
 from web.csrf import FormGuard
 from web.pages import make_templates, render
-from web.security import SecurityHeadersMiddleware
+from web.security import SecurityHeadersMiddleware, proxy_middleware
 
 log = logging.getLogger("drip.web")
 
@@ -121,7 +121,8 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeadersMiddleware, hsts=rt.settings.base_url.startswith("https://"))],
+        middleware=[*proxy_middleware(rt.settings.trusted_proxies),
+                    Middleware(SecurityHeadersMiddleware, hsts=rt.settings.base_url.startswith("https://"))],
         exception_handlers={HTTPException: http_error, 500: server_error},
         lifespan=lifespan,
     )

@@ -1,4 +1,5 @@
-"""Security headers on every response (pure ASGI middleware: no buffering, works for streams).
+"""Security headers on every response (pure ASGI middleware: no buffering, works for streams),
+and which proxy's `X-Forwarded-For` to believe.
 
 Defaults are set only when the route did not set the header itself, so a page that must be
 framed (the staff email preview iframe) can answer with `X-Frame-Options: SAMEORIGIN` and a
@@ -10,8 +11,13 @@ from those pages to the clinic's website must not hand the token over in a Refer
 
 from __future__ import annotations
 
+import ipaddress
+
 from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from drip.errors import ConfigurationError
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; "
@@ -47,3 +53,32 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def parse_trusted_proxies(value: str) -> list[str]:
+    """`DRIP_TRUSTED_PROXIES` ("127.0.0.1, 10.0.0.0/8") as a list; anything not an IP or network is refused."""
+    proxies = [part.strip() for part in value.split(",") if part.strip()]
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+        except ValueError:
+            raise ConfigurationError(
+                f"DRIP_TRUSTED_PROXIES: {item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+            ) from None
+    return proxies
+
+
+def proxy_middleware(trusted_proxies: str) -> list[Middleware]:
+    """The client address from `X-Forwarded-For`/`-Proto`, but only on connections from a configured
+    proxy (uvicorn's own ProxyHeadersMiddleware: it takes the last address the proxies did not add).
+
+    Without a configured proxy the header is ignored, so a process on the same host cannot pick a
+    new address per request and slip past the per-IP login and sign-up limits. It lives in the app,
+    not in the server's options, so every way of serving the app (uvicorn, tests) applies one rule.
+    """
+    proxies = parse_trusted_proxies(trusted_proxies)
+    if not proxies:
+        return []
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)]

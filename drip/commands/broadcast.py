@@ -1,4 +1,4 @@
-"""`drip broadcast create|schedule|reschedule|cancel|show|list`: newsletters to a list."""
+"""`drip broadcast create|schedule|reschedule|pause|resume|cancel|show|list`: newsletters to a list."""
 
 from __future__ import annotations
 
@@ -68,15 +68,41 @@ def schedule_cmd(
 @app_.command("reschedule")
 def reschedule_cmd(
     slug: str,
-    at: str = typer.Option(..., "--at"),
+    at: Optional[str] = typer.Option(None, "--at", help="'YYYY-MM-DD HH:MM' (for a recurring one: its next occurrence)."),
     local: bool = typer.Option(False, "--local"),
+    cron: Optional[str] = typer.Option(None, "--cron", help="A new cron for a recurring newsletter."),
 ) -> None:
-    """Move a scheduled newsletter; rows not yet sent move with it."""
+    """Move a scheduled or paused newsletter; rows not yet sent move with it."""
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        n = broadcasts.reschedule(s, broadcasts.get_broadcast(s, slug), at=at, local=local,
-                                  clinic_tz=rt.settings.clinic.timezone, now=utcnow())
-    console.print(f"{slug} moved to {at}{' local' if local else ''} ({n} pending emails).")
+        b = broadcasts.get_broadcast(s, slug)
+        n = broadcasts.reschedule(s, b, at=at, local=local, cron=cron, clinic_tz=rt.settings.clinic.timezone,
+                                  now=utcnow())
+        recurring, when = bool(b.cron), b.send_at
+    if recurring:
+        console.print(f"{slug}: next occurrence {when:%Y-%m-%d %H:%M} UTC" + (f" (cron {cron})" if cron else "") + ".")
+    else:
+        console.print(f"{slug} moved to {at}{' local' if local else ''} ({n} pending emails).")
+
+
+@app_.command("pause")
+def pause_cmd(slug: str) -> None:
+    """Hold a newsletter (one-off or recurring): nothing more is sent until `resume`."""
+    rt = open_runtime()
+    with rt.sessions.begin() as s:
+        n = broadcasts.pause(s, broadcasts.get_broadcast(s, slug))
+    console.print(f"{slug} paused ({n} pending emails held).")
+
+
+@app_.command("resume")
+def resume_cmd(slug: str) -> None:
+    """Let a paused newsletter send again (a recurring one continues with its next occurrence)."""
+    rt = open_runtime()
+    with rt.sessions.begin() as s:
+        b = broadcasts.get_broadcast(s, slug)
+        n = broadcasts.resume(s, b, clinic_tz=rt.settings.clinic.timezone, now=utcnow())
+        nxt = broadcasts.next_send(b)
+    console.print(f"{slug} resumed ({n} pending emails)" + (f"; next {nxt:%Y-%m-%d %H:%M} UTC" if nxt else "") + ".")
 
 
 @app_.command("cancel")
@@ -95,9 +121,10 @@ def show_cmd(slug: str) -> None:
     with rt.sessions() as s:
         b = broadcasts.get_broadcast(s, slug)
         c = broadcasts.counts(s, b)
-    when = f"{b.send_at:%Y-%m-%d %H:%M} UTC" if b.send_at else "-"
-    console.print(f"[bold]{b.subject}[/] ({b.slug}) - {b.status}; send at {when}"
-                  + (f" ({b.local_time} local)" if b.local_time else "") + (f"; cron {b.cron}" if b.cron else ""))
+    nxt = broadcasts.next_send(b)
+    when = f"{nxt:%Y-%m-%d %H:%M} UTC" + (f" ({b.local_time} local)" if b.local_time else "") if nxt else "-"
+    console.print(f"[bold]{b.subject}[/] ({b.slug}) - {b.status}; {'next' if b.cron else 'send at'} {when}"
+                  + (f"; cron {b.cron}" if b.cron else ""))
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(c.items())) or "no deliveries yet")
 
 
@@ -105,8 +132,9 @@ def show_cmd(slug: str) -> None:
 def list_cmd() -> None:
     """All newsletters."""
     rt = open_runtime()
-    table = Table("slug", "subject", "status", "send at (UTC)", "cron")
+    table = Table("slug", "subject", "status", "next send (UTC)", "cron")
     with rt.sessions() as s:
         for b in s.scalars(select(Broadcast).order_by(Broadcast.id)):
-            table.add_row(b.slug, b.subject, b.status, f"{b.send_at:%Y-%m-%d %H:%M}" if b.send_at else "", b.cron or "")
+            nxt = broadcasts.next_send(b)
+            table.add_row(b.slug, b.subject, b.status, f"{nxt:%Y-%m-%d %H:%M}" if nxt else "", b.cron or "")
     console.print(table)

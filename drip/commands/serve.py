@@ -19,9 +19,8 @@ def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "in
         host=host,
         port=port,
         log_level=log_level,
-        # Behind a reverse proxy on the same host (TLS ends there): trust its X-Forwarded-* only.
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # X-Forwarded-* are applied by the app itself, from DRIP_TRUSTED_PROXIES only (web/security.py).
+        proxy_headers=False,
         server_header=False,
         lifespan="on",
     )

@@ -155,3 +155,114 @@ def test_newsletter_subject_with_appointment_details_refused(runtime):
         with pytest.raises(InputError, match="appointment"):
             broadcasts.create_broadcast(s, "x", title="t", subject="Your appointment on Monday", body="b",
                                         list_name="newsletter")
+
+
+def _dues(s, b):
+    return set(s.scalars(select(Delivery.due_at).where(Delivery.broadcast_id == b.id)))
+
+
+@pytest.mark.parametrize("again", ["schedule", "reschedule"])
+def test_scheduling_again_moves_the_pending_emails(runtime, again):
+    """`schedule --at <later>` on a scheduled newsletter used to leave its rows at the old time."""
+    with runtime.sessions.begin() as s:
+        with_list(s)
+        b = make(s)
+        assert broadcasts.schedule(s, b, at="2026-12-01 09:00", clinic_tz="UTC", now=NOW) == 4
+        n = getattr(broadcasts, again)(s, b, at="2027-03-01 09:00", clinic_tz="UTC", now=NOW)
+        assert n == 4
+        assert _dues(s, b) == {datetime(2027, 3, 1, 9, 0, tzinfo=timezone.utc)}
+        assert b.send_at == datetime(2027, 3, 1, 9, 0, tzinfo=timezone.utc)
+        # and into each patient's zone, for --local
+        getattr(broadcasts, again)(s, b, at="2027-03-02 09:00", local=True, clinic_tz="UTC", now=NOW)
+        assert len(_dues(s, b)) == 4 and min(_dues(s, b)) > datetime(2027, 3, 1, 12, tzinfo=timezone.utc)
+    # nothing goes out at the old time
+    backend = ScriptedBackend(runtime.settings)
+    report = Dispatcher(runtime, backend, clock=Clock(datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc))).tick()
+    assert report.sent == 0 and backend.sent == []
+
+
+def test_recurring_newsletter_can_be_rescheduled(runtime):
+    with runtime.sessions.begin() as s:
+        with_list(s, n=2)
+        b = make(s)
+        broadcasts.schedule(s, b, cron="0 9 * * mon", clinic_tz="UTC", now=NOW)
+        broadcasts.reschedule(s, b, cron="0 8 * * fri", clinic_tz="UTC", now=NOW)
+        assert (b.cron, b.send_at) == ("0 8 * * fri", datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc))
+        broadcasts.reschedule(s, b, at="2026-12-02 07:15", clinic_tz="UTC", now=NOW)  # its next occurrence
+        assert b.send_at == datetime(2026, 12, 2, 7, 15, tzinfo=timezone.utc)
+        with pytest.raises(InputError, match="--local"):
+            broadcasts.reschedule(s, b, at="2026-12-02 07:15", local=True, clinic_tz="UTC", now=NOW)
+    with runtime.sessions.begin() as s:
+        assert broadcasts.run_due(s, datetime(2026, 11, 27, 8, 1, tzinfo=timezone.utc), "UTC") == 0
+        assert broadcasts.run_due(s, datetime(2026, 12, 2, 7, 16, tzinfo=timezone.utc), "UTC") == 1
+        parent = s.scalar(select(Broadcast).where(Broadcast.slug == "dec-news"))
+        assert parent.send_at == datetime(2026, 12, 4, 8, 0, tzinfo=timezone.utc)  # the cron again
+
+
+def test_a_one_off_with_emails_does_not_silently_become_recurring(runtime):
+    with runtime.sessions.begin() as s:
+        with_list(s)
+        b = make(s)
+        broadcasts.schedule(s, b, at="2026-12-01 09:00", clinic_tz="UTC", now=NOW)
+        with pytest.raises(InputError, match="cancel it"):
+            broadcasts.schedule(s, b, cron="0 9 * * mon", clinic_tz="UTC", now=NOW)
+
+
+def test_pause_and_resume_a_one_off(runtime):
+    with runtime.sessions.begin() as s:
+        with_list(s)
+        b = make(s)
+        broadcasts.schedule(s, b, at="2026-12-01 09:00", clinic_tz="UTC", now=NOW)
+        assert broadcasts.pause(s, b) == 4 and b.status == "paused" and broadcasts.next_send(b) is None
+        with pytest.raises(InputError, match="paused"):
+            broadcasts.pause(s, b)
+    clock = Clock(datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc))
+    backend = ScriptedBackend(runtime.settings)
+    assert Dispatcher(runtime, backend, clock=clock).tick().sent == 0  # held
+    with runtime.sessions.begin() as s:
+        b = broadcasts.get_broadcast(s, "dec-news")
+        broadcasts.run_due(s, clock.now, "UTC")
+        assert b.status == "paused"  # not closed as "sent" while held
+        assert broadcasts.resume(s, b, clinic_tz="UTC", now=clock.now) == 4 and b.status == "scheduled"
+    run_until_done(Dispatcher(runtime, backend, clock=clock), clock)
+    assert len(backend.sent) == 4
+
+
+def test_pause_a_recurring_newsletter_skips_what_fell_in_the_pause(runtime):
+    with runtime.sessions.begin() as s:
+        with_list(s, n=2)
+        b = make(s)
+        broadcasts.schedule(s, b, cron="0 9 * * mon", clinic_tz="UTC", now=NOW)
+        broadcasts.pause(s, b)
+    with runtime.sessions.begin() as s:
+        assert broadcasts.run_due(s, datetime(2026, 12, 8, 12, 0, tzinfo=timezone.utc), "UTC") == 0
+        b = broadcasts.get_broadcast(s, "dec-news")
+        broadcasts.resume(s, b, clinic_tz="UTC", now=datetime(2026, 12, 8, 12, 0, tzinfo=timezone.utc))
+        assert b.send_at == datetime(2026, 12, 14, 9, 0, tzinfo=timezone.utc)
+    with runtime.sessions.begin() as s:
+        assert broadcasts.run_due(s, datetime(2026, 12, 8, 12, 1, tzinfo=timezone.utc), "UTC") == 0
+        assert broadcasts.run_due(s, datetime(2026, 12, 14, 9, 1, tzinfo=timezone.utc), "UTC") == 1
+
+
+def test_cancelled_newsletter_has_no_next_date(runtime):
+    with runtime.sessions.begin() as s:
+        with_list(s, n=1)
+        b = make(s)
+        broadcasts.schedule(s, b, cron="0 9 * * mon", clinic_tz="UTC", now=NOW)
+        assert broadcasts.next_send(b) == datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+        broadcasts.cancel(s, b)
+        assert broadcasts.next_send(b) is None
+        with pytest.raises(InputError, match="cancelled"):
+            broadcasts.reschedule(s, b, cron="0 9 * * tue", clinic_tz="UTC", now=NOW)
+
+
+def test_far_future_is_an_input_error(sqlite_runtime):
+    with sqlite_runtime.sessions.begin() as s:
+        with_list(s)
+        b = make(s)
+        for at in ("9999-12-31 23:59", "9999-12-31 00:00", "2062-01-01 09:00"):
+            for zone in ("UTC", "Pacific/Pago_Pago", "Pacific/Kiritimati"):
+                for local in (False, True):
+                    with pytest.raises(InputError, match="5 years ahead"):
+                        broadcasts.schedule(s, b, at=at, local=local, clinic_tz=zone, now=NOW)
+        assert s.scalar(select(Delivery.id)) is None and b.status == "draft"

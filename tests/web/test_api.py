@@ -22,6 +22,8 @@ from drip.models import (
 from tests.factories import make_campaign, make_subscriber
 from tests.web.api_helpers import API, OPERATIONS, bearer, new_token
 from tests.web.seed import T0, snapshot
+from subscribers.suppression import suppress
+from subscribers.unsubscribe import unsubscribe
 from web.api_tokens import authenticate, hash_token, revoke_token
 
 
@@ -243,7 +245,7 @@ def test_patch_fields_and_tags(runtime, api):
     assert api.patch(f"{API}/subscribers/{sid}", json={"email": "new@example.org"}).status_code == 422
 
 
-def test_patch_status_pause_resume_unsubscribe_resubscribe(runtime, api, campaigns):
+def test_patch_status_pause_resume_unsubscribe(runtime, api, campaigns):
     sid = api.post(f"{API}/subscribers", json={"email": "ann@example.org", "enroll": "onboarding"}).json()["id"]
     assert api.patch(f"{API}/subscribers/{sid}", json={"status": "paused"}).json()["status"] == "paused"
     assert api.patch(f"{API}/subscribers/{sid}", json={"status": "active"}).json()["status"] == "active"
@@ -254,10 +256,35 @@ def test_patch_status_pause_resume_unsubscribe_resubscribe(runtime, api, campaig
         assert s.get(Suppression, "ann@example.org").reason == "unsubscribe"
         assert set(s.scalars(select(Delivery.status))) == {"cancelled"}
     assert api.patch(f"{API}/subscribers/{sid}", json={"status": "paused"}).status_code == 409
-    r = api.patch(f"{API}/subscribers/{sid}", json={"status": "active"})
-    assert r.status_code == 200 and r.json()["status"] == "active"
+
+
+def test_patch_cannot_undo_a_patients_unsubscribe(runtime, api, campaigns, signer):
+    """Only the patient's own opt-in undoes an unsubscribe: the API answers 409 and changes nothing."""
+    sid = api.post(f"{API}/subscribers", json={"email": "ann@example.org", "enroll": "onboarding"}).json()["id"]
+    with runtime.sessions.begin() as s:  # the patient's own one-click link
+        unsubscribe(s, signer.read_unsubscribe(signer.unsubscribe_token(sid)), "all", now=T0, source="one-click")
+    before = subscriber(runtime, sid)
+    r = api.patch(f"{API}/subscribers/{sid}", json={"status": "active", "name": "Ann"})
+    assert r.status_code == 409 and "unsubscribed" in r.json()["detail"]
+    after = subscriber(runtime, sid)
+    assert (after.status, after.name, after.consent_source, after.consent_at) == (
+        "unsubscribed", before.name, before.consent_source, before.consent_at)
     with runtime.sessions() as s:
-        assert s.get(Suppression, "ann@example.org") is None
+        assert s.get(Suppression, "ann@example.org").reason == "unsubscribe"
+
+
+def test_patch_cannot_activate_a_suppressed_address(runtime, api):
+    with runtime.sessions.begin() as s:
+        sid = make_subscriber(s, "ann@example.org", status="paused").id
+        pending = make_subscriber(s, "bob@example.org", status="pending").id
+        for key in ("ann@example.org", "bob@example.org"):
+            suppress(s, key, "staff", "staff lee@clinic.test", T0)
+    for one in (sid, pending):
+        r = api.patch(f"{API}/subscribers/{one}", json={"status": "active"})
+        assert r.status_code == 409 and "suppression" in r.json()["detail"]
+    assert (subscriber(runtime, sid).status, subscriber(runtime, pending).status) == ("paused", "pending")
+    with runtime.sessions() as s:
+        assert s.get(Suppression, "ann@example.org") is not None
 
 
 def test_patch_cannot_revive_a_bounced_address(runtime, api):

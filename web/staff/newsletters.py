@@ -1,6 +1,6 @@
 """Newsletter pages: create from a template or an uploaded article, pick a list, schedule (a date
-and time in the clinic's zone, the same wall time in each patient's zone, or a cron), cancel,
-preview, test, and the delivery counts.
+and time in the clinic's zone, the same wall time in each patient's zone, or a cron), move a
+scheduled one (its emails move with it), pause/resume, cancel, preview, test, and the delivery counts.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def _summaries(db: Session) -> list[dict[str, Any]]:
         select(Broadcast, Tag.name).outerjoin(Tag, Tag.id == Broadcast.tag_id)
         .where(Broadcast.parent_id.is_(None)).order_by(Broadcast.created_at.desc(), Broadcast.id.desc())
     ).all()
-    return [{"b": b, "list": name or "", "counts": broadcasts.counts(db, b)} for b, name in rows]
+    return [{"b": b, "list": name or "", "counts": broadcasts.counts(db, b), "next": broadcasts.next_send(b)}
+            for b, name in rows]
 
 
 DEFAULT_FORM = {"source": "template", "template": "", "list": "", "subject": "", "slug": ""}
@@ -119,6 +120,9 @@ def newsletter_create(req: StaffRequest) -> Response:
 
 # -- one newsletter
 
+_SCHEDULABLE = {BroadcastStatus.DRAFT.value, BroadcastStatus.SCHEDULED.value, BroadcastStatus.PAUSED.value}
+_CANCELLABLE = {BroadcastStatus.SCHEDULED.value, BroadcastStatus.PAUSED.value}
+
 
 def _broadcast(db: Session, slug: str) -> Broadcast:
     if len(slug) > 80:
@@ -148,8 +152,11 @@ def newsletter_page(req: StaffRequest) -> Response:
             "count_order": COUNT_ORDER, "total": sum(counts.values()), "occurrences": occurrences,
             "audience": audience_size(db, b.tag_id),
             "rendered": rendered, "clinic_tz": req.ctx.settings.clinic.timezone,
-            "can_schedule": b.status == BroadcastStatus.DRAFT.value,
-            "can_cancel": b.status == BroadcastStatus.SCHEDULED.value,
+            "next": broadcasts.next_send(b),
+            "can_schedule": b.status in _SCHEDULABLE,
+            "can_cancel": b.status in _CANCELLABLE,
+            "can_pause": b.status == BroadcastStatus.SCHEDULED.value,
+            "can_resume": b.status == BroadcastStatus.PAUSED.value,
             "schedule": {"mode": req.query("mode", "once"), "at": "", "local": False, "cron": ""},
         })
 
@@ -173,7 +180,7 @@ def newsletter_schedule(req: StaffRequest) -> Response:
                 if not cron:
                     raise InputError("type a cron expression, e.g. 0 9 * * mon", where="cron")
                 broadcasts.schedule(db, b, cron=cron, clinic_tz=req.ctx.settings.clinic.timezone, now=req.now)
-                message = f"Recurring newsletter scheduled ({cron}); the first one goes out {b.send_at:%Y-%m-%d %H:%M} UTC."
+                message = f"Recurring newsletter scheduled ({cron}); the next one goes out {b.send_at:%Y-%m-%d %H:%M} UTC."
             else:
                 at = req.field("at").strip().replace("T", " ")
                 if not at:
@@ -182,7 +189,12 @@ def newsletter_schedule(req: StaffRequest) -> Response:
                 n = broadcasts.schedule(db, b, at=at, local=local, clinic_tz=req.ctx.settings.clinic.timezone,
                                         now=req.now)
                 where = "in each patient's own time zone" if local else f"({req.ctx.settings.clinic.timezone})"
-                message = f"Scheduled for {at} {where}: {n} recipient{'s' if n != 1 else ''}."
+                if b.cron:
+                    message = f"The next occurrence goes out {at} {where}; later ones follow {b.cron}."
+                else:
+                    message = f"Scheduled for {at} {where}: {n} recipient{'s' if n != 1 else ''}."
+                if b.status == BroadcastStatus.PAUSED.value:
+                    message += " It stays paused until you resume it."
     except NotFoundError:
         raise
     except InputError as exc:
@@ -197,11 +209,33 @@ def newsletter_cancel(req: StaffRequest) -> Response:
     slug = req.request.path_params["slug"]
     with req.ctx.runtime.sessions.begin() as db:
         b = _broadcast(db, slug)
-        if b.status != BroadcastStatus.SCHEDULED.value:
-            req.flash(f"Only a scheduled newsletter can be cancelled; this one is {b.status}.", "error")
+        if b.status not in _CANCELLABLE:
+            req.flash(f"Only a scheduled or paused newsletter can be cancelled; this one is {b.status}.", "error")
             return req.redirect("staff:newsletter", slug=slug)
         n = broadcasts.cancel(db, b)
     req.flash(f"Newsletter cancelled; {n} email{'s' if n != 1 else ''} will not be sent.")
+    return req.redirect("staff:newsletter", slug=slug)
+
+
+def newsletter_pause(req: StaffRequest) -> Response:
+    """Hold or release a newsletter (one-off or recurring) without losing its schedule."""
+    slug = req.request.path_params["slug"]
+    resume = req.field("action") == "resume"
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            b = _broadcast(db, slug)
+            if resume:
+                n = broadcasts.resume(db, b, clinic_tz=req.ctx.settings.clinic.timezone, now=req.now)
+                message = f"Newsletter resumed; {n} email{'s' if n != 1 else ''} will go out as scheduled."
+            else:
+                n = broadcasts.pause(db, b)
+                message = f"Newsletter paused; {n} email{'s' if n != 1 else ''} held until you resume it."
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        req.flash(str(exc).replace("slug: ", ""), "error")
+        return req.redirect("staff:newsletter", slug=slug)
+    req.flash(message)
     return req.redirect("staff:newsletter", slug=slug)
 
 

@@ -71,6 +71,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
               name="newsletter_schedule"),
         Route("/newsletters/{slug}/cancel", page(newsletters.newsletter_cancel), methods=POST,
               name="newsletter_cancel"),
+        Route("/newsletters/{slug}/pause", page(newsletters.newsletter_pause), methods=POST,
+              name="newsletter_pause"),
         Route("/newsletters/{slug}/test", page(newsletters.newsletter_test), methods=POST, name="newsletter_test"),
     ]
     session = Middleware(

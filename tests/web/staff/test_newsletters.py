@@ -90,7 +90,7 @@ def test_schedule_once_in_each_patients_zone_then_cancel(runtime, staff):
     html = staff.get(r.headers["location"]).text
     assert "Newsletter cancelled; 2 emails will not be sent." in html and tiles(html)["Cancelled"] == 2
     r = post_form(staff, page, f"{page}/cancel")
-    assert "Only a scheduled newsletter can be cancelled" in staff.get(r.headers["location"]).text
+    assert "Only a scheduled or paused newsletter can be cancelled" in staff.get(r.headers["location"]).text
 
 
 def test_schedule_at_clinic_time_with_the_datetime_picker_format(runtime, staff):
@@ -142,3 +142,35 @@ def test_preview_and_test_email(runtime, staff):
 
 def test_unknown_newsletter_is_404(staff):
     assert staff.get("/staff/newsletters/nope").status_code == 404
+
+
+def _dues(runtime):
+    with runtime.sessions() as s:
+        return sorted(d.isoformat() for d in s.scalars(select(Delivery.due_at).where(Delivery.broadcast_id.is_not(None))))
+
+
+def test_move_pause_resume_from_the_page(runtime, staff):
+    seed_staff(runtime)
+    page = "/staff/newsletters/december"
+    post_form(staff, page, f"{page}/schedule", data={"mode": "once", "at": "2026-12-20 09:00"})
+    html = staff.get(page).text
+    assert ">Move</button>" in html and "Pause newsletter" in html
+    post_form(staff, page, f"{page}/schedule", data={"mode": "once", "at": "2027-01-10 09:00"})
+    assert _dues(runtime) == ["2027-01-10T14:00:00+00:00"] * 2  # the emails moved with it
+    r = post_form(staff, page, f"{page}/pause", data={"action": "pause"})
+    html = staff.get(r.headers["location"]).text
+    assert "Newsletter paused; 2 emails held" in html and "badge-paused" in html and "Resume newsletter" in html
+    r = post_form(staff, page, f"{page}/pause", data={"action": "resume"})
+    assert "Newsletter resumed; 2 emails" in staff.get(r.headers["location"]).text
+    assert broadcast(runtime, "december").status == "scheduled"
+
+
+def test_cancelled_recurring_newsletter_shows_no_next_date(runtime, staff):
+    seed_staff(runtime)
+    page = "/staff/newsletters/december"
+    post_form(staff, page, f"{page}/schedule", data={"mode": "cron", "cron": "0 9 2 * *"})
+    assert "next Wed 02 Dec 2026, 09:00" in " ".join(staff.get(page).text.split())
+    assert "next 02 Dec 09:00" in " ".join(staff.get("/staff/newsletters").text.split())
+    post_form(staff, page, f"{page}/cancel")
+    for html in (staff.get(page).text, staff.get("/staff/newsletters").text):
+        assert "badge-cancelled" in html and "02 Dec" not in html and not re.search(r"\bnext\b", html), html
