@@ -17,6 +17,7 @@ from collections import defaultdict
 from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import perf_counter
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next
 from campaigns.service import latest_versions
 from delivery.ledger import DueRow, LedgerStore
 from delivery.types import EmailBackend, OutgoingMessage, SendResult, provider_categories
+from drip import metrics
 from drip.config import Settings
 from drip.models import Campaign, Step, SubscriberStatus, utcnow
 from drip.runtime import Runtime
@@ -106,6 +108,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.lease = timedelta(seconds=self.settings.lease_seconds)
         self.batch_size = claim_size(self.settings, backend)
+        self.backend_name = str(getattr(backend, "name", type(backend).__name__))
+        metrics.prepare_backend(self.backend_name)
 
     # -- public
     def tick(self, max_batches: int | None = None) -> TickReport:
@@ -141,7 +145,9 @@ class Dispatcher:
         # what the provider accepted since the last record (at most one chunk), not the whole claim.
         step = 1000 if getattr(self.backend, "sends_groups", False) else self.settings.record_every
         for i in range(0, len(messages), max(1, step)):
+            started = perf_counter()
             results = self.backend.send_batch(messages[i : i + step])
+            metrics.observe_send(self.backend_name, perf_counter() - started, results)
             self._record(now, rows, results, versions, [], [], [], report)
         return report
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from drip.errors import ConfigurationError
 
-SECRET_KEYS = {"secret_key", "sendgrid_api_key", "smtp_password"}
+SECRET_KEYS = {"secret_key", "sendgrid_api_key", "smtp_password", "metrics_token"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ class Settings:
     # none: anything on the host could otherwise claim any client address past the rate limits.
     trusted_proxies: str = ""
     worker_stale_seconds: float = 120.0  # no heartbeat for this long: /healthz and staff pages say sending stopped
+    metrics_token: str = field(default="", repr=False)  # bearer token for /metrics off loopback
+    log_format: str = "text"  # text | json (one JSON object per line, for log shippers)
 
     @property
     def db_url(self) -> str:
@@ -152,6 +154,8 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
     settings = replace(base, clinic=replace(base.clinic, **clinic_values), **values)
     if settings.backend not in {"outbox", "smtp", "sendgrid"}:
         raise ConfigurationError(f"DRIP_BACKEND: unknown backend {settings.backend!r} (outbox, smtp, sendgrid)")
+    if settings.log_format not in {"text", "json"}:
+        raise ConfigurationError(f"DRIP_LOG_FORMAT: unknown format {settings.log_format!r} (text, json)")
     if settings.frequency_cap < 1:
         raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
     if settings.batch_size < 0:

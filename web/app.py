@@ -28,11 +28,13 @@ from drip.config import secret_key
 from drip.models import utcnow
 from drip.runtime import Runtime, open_runtime
 from subscribers.tokens import TokenSigner
-from web import api, public, signup, staff, webhooks
+from web import api, metrics, public, signup, staff, webhooks
 from web.context import Clock, WebContext, web_context
 from web.csrf import FormGuard
 from web.pages import make_templates, render
+from web.request_id import RequestIdMiddleware
 from web.security import SecurityHeadersMiddleware, proxy_middleware
+from web.security import SecurityHeadersMiddleware
 
 log = logging.getLogger("drip.web")
 
@@ -43,10 +45,10 @@ class RoutesModule(Protocol):
     def routes(self, ctx: WebContext) -> list[BaseRoute]: ...
 
 
-ROUTE_MODULES: list[RoutesModule] = [public, webhooks, staff, signup, api]  # type: ignore[list-item]
+ROUTE_MODULES: list[RoutesModule] = [public, webhooks, staff, signup, api, metrics]  # type: ignore[list-item]
 
 # Paths answered with JSON errors rather than HTML pages (machines, not people).
-_MACHINE_PREFIXES = ("/webhooks/", "/healthz", "/api/")
+_MACHINE_PREFIXES = ("/webhooks/", "/healthz", "/api/", "/metrics")
 
 
 async def healthz(request: Request) -> Response:
@@ -92,6 +94,14 @@ async def server_error(request: Request, exc: Exception) -> Response:
                   {"title": "Something went wrong", "detail": "Please try again in a few minutes."}, status_code=500)
 
 
+class _App(Starlette):
+    """Starlette with the request id outermost: even a 500 answered by Starlette's error
+    middleware carries it, in its header and its log lines."""
+
+    def build_middleware_stack(self):  # type: ignore[no-untyped-def]
+        return RequestIdMiddleware(super().build_middleware_stack())
+
+
 def create_app(
     runtime: Runtime | None = None,
     *,
@@ -119,7 +129,7 @@ def create_app(
         if owns_runtime:
             rt.close()
 
-    app = Starlette(
+    app = _App(
         routes=routes,
         middleware=[*proxy_middleware(rt.settings.trusted_proxies),
                     Middleware(SecurityHeadersMiddleware, hsts=rt.settings.base_url.startswith("https://"))],

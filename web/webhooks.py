@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from delivery.events import EventCounts, apply_events, normalize_sendgrid
+from drip.metrics import observe_webhook
 from web.context import WebContext
 
 log = logging.getLogger("drip.web.webhooks")
@@ -118,6 +119,7 @@ class SendGridWebhook:
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             return _problem("body must be a JSON list of event objects", 400)
         counts = await run_in_threadpool(self._apply, data)
+        observe_webhook("sendgrid", counts.by_type, counts.duplicates)
         return JSONResponse(counts.as_dict())
 
     def _apply(self, data: list[dict]) -> EventCounts:

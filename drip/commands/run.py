@@ -34,10 +34,24 @@ def _print(report: TickReport) -> None:
 def run_cmd(
     once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
     interval: Optional[float] = typer.Option(None, "--interval", help="Seconds between ticks (default DRIP_TICK_SECONDS)."),
+    metrics_port: Optional[int] = typer.Option(
+        None, "--metrics-port", min=0, max=65535, envvar="DRIP_WORKER_METRICS_PORT",
+        help="Serve the worker's Prometheus /metrics on this port (send latency, backend errors)."),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", envvar="DRIP_WORKER_METRICS_HOST",
+                                     help="Address for --metrics-port (off loopback: DRIP_METRICS_TOKEN required)."),
 ) -> None:
     """The worker: send due emails until SIGTERM/SIGINT (finishes the batch in hand, then exits)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from drip.logs import configure_logging
+
     rt = open_runtime()
+    configure_logging(rt.settings.log_format)
+    if metrics_port is not None and not once:
+        from drip.metrics import ledger_registry, serve_worker_metrics
+        from drip.models import utcnow
+
+        server = serve_worker_metrics(metrics_host, metrics_port, rt.settings.metrics_token,
+                                      ledger_registry(rt.read_sessions, utcnow))
+        logging.getLogger("drip.metrics").info("worker metrics on http://%s:%s/metrics", *server.server_address[:2])
     with get_backend(rt.settings) as backend:
         dispatcher = Dispatcher(rt, backend)
         tune_worker_gc()

@@ -23,6 +23,8 @@ def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "in
         proxy_headers=False,
         server_header=False,
         lifespan="on",
+        log_config=None,  # uvicorn's lines go through drip's handler: DRIP_LOG_FORMAT, request ids
+
     )
     return uvicorn.Server(config)
 
@@ -32,8 +34,10 @@ def serve_cmd(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
 ) -> None:
     """Run the web app: unsubscribe and preference pages, the SendGrid event webhook, /healthz."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from drip.logs import configure_logging
+
     runtime = open_runtime()
+    configure_logging(runtime.settings.log_format)
     try:
         build_server(runtime, host, port).run()
     finally:
