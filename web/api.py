@@ -171,6 +171,16 @@ def _subscriber(s: Session, subscriber_id: int) -> Subscriber:
     return sub
 
 
+def _campaign(s: Session, slug: str) -> Campaign:
+    """The campaign with this slug; a 404 that says where the slugs are (a fresh install has none)."""
+    campaign = s.scalar(select(Campaign).where(Campaign.slug == slug))
+    if campaign is None:
+        raise HTTPException(404, f"no campaign {slug!r}: GET {API_PREFIX}/campaigns lists the slugs; staff create "
+                                 "one by uploading an article on /staff/campaigns or with "
+                                 f"`drip import FILE --campaign {slug} --publish`")
+    return campaign
+
+
 def _subscriber_out(sub: Subscriber, tags: list[str]) -> dict:
     return {
         "id": sub.id, "email": sub.email, "name": sub.name, "tz": sub.tz, "status": sub.status, "tags": tags,
@@ -208,7 +218,7 @@ def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response) -> dict:
     now = ctx.clock()
     clinic_tz = ctx.settings.clinic.timezone
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "enroll"}):
-        campaign = get_campaign(s, body.enroll) if body.enroll else None  # 404 before anything is written
+        campaign = _campaign(s, body.enroll) if body.enroll else None  # 404 before anything is written
         source = body.consent.source if body.consent else "api"
         sub, created = upsert_subscriber(s, body.email, body.name or "", body.tz, body.tags, source, now,
                                          clinic_tz=clinic_tz)
@@ -314,7 +324,7 @@ def create_enrollment(subscriber_id: SubscriberId, body: EnrollmentIn, ctx: Ctx)
     now = ctx.clock()
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "campaign"}):
         sub = _subscriber(s, subscriber_id)
-        campaign = get_campaign(s, body.campaign)
+        campaign = _campaign(s, body.campaign)
         enrollment = enroll(s, sub, campaign, now, clinic_tz=ctx.settings.clinic.timezone, source="api")
         return _enrollment_out(s, enrollment, campaign.slug)
 

@@ -21,6 +21,7 @@ from campaigns.split import split_file
 from drip.errors import DripError, InputError, NotFoundError, SendError
 from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
+from web.staff.signup import signup_warning
 from web.staff.emails import PREVIEW_HEADERS, render_sample, send_test, step_content
 from web.staff.stats import StepStats, campaign_summaries, step_stats
 from web.staff.uploads import display_name, saved_upload, shown_error
@@ -38,7 +39,7 @@ def _list_page(req: StaffRequest, *, error: str = "", form: dict[str, str] | Non
     with req.ctx.runtime.read_sessions() as db:
         return req.render("campaigns.html", {
             "nav": "campaigns", "summaries": campaign_summaries(db), "error": error,
-            "form": form or DEFAULT_FORM,
+            "form": form or DEFAULT_FORM, "signup_warning": signup_warning(req, db),
         }, status_code=status_code)
 
 

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from drip.config import secret_key
 from web.context import WebContext
-from web.staff import account, campaigns, newsletters, subscribers
+from web.staff import account, campaigns, newsletters, signup, subscribers
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext
 
@@ -61,6 +61,9 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
               name="subscriber_unsubscribe"),
         Route("/subscribers/{id:int}/suppress", page(subscribers.subscriber_suppress), methods=POST,
               name="subscriber_suppress"),
+        # sign-up form
+        Route("/signup", page(signup.signup_page), methods=GET, name="signup"),
+        Route("/signup", page(signup.signup_set), methods=POST, name="signup_set"),
         # newsletters
         Route("/newsletters", page(newsletters.newsletter_list), methods=GET, name="newsletters"),
         Route("/newsletters/create", page(newsletters.newsletter_create, uploads=True), methods=POST,

@@ -46,6 +46,7 @@ from subscribers.suppression import cancel_pending, suppress, suppression_of
 from subscribers.tokens import LinkClaims
 from subscribers.unsubscribe import unsubscribe
 from web.staff.base import StaffRequest
+from web.staff.signup import signup_warning
 from web.staff.uploads import display_name, saved_upload, shown_error
 
 PAGE_SIZE = 50
@@ -87,7 +88,7 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
             "pages": max(1, -(-total // PAGE_SIZE)), "statuses": STATUSES, "tag_names": _tag_names(db),
             "filter_error": filter_error, "report": report, "report_name": report_name, "import_error": import_error,
             "add_error": add_error, "add_form": add_form or {"email": "", "name": "", "tz": "", "tags": ""},
-            "filtered": bool(q or status or tag),
+            "filtered": bool(q or status or tag), "signup_warning": signup_warning(req, db),
         }, status_code=status_code)
 
 
