@@ -145,11 +145,25 @@ class Dispatcher:
         # what the provider accepted since the last record (at most one chunk), not the whole claim.
         step = 1000 if getattr(self.backend, "sends_groups", False) else self.settings.record_every
         for i in range(0, len(messages), max(1, step)):
+            chunk = self._still_enrolled(messages[i : i + step], rows, now, versions, report)
+            if not chunk:
+                continue
             started = perf_counter()
-            results = self.backend.send_batch(messages[i : i + step])
+            results = self.backend.send_batch(chunk)
             metrics.observe_send(self.backend_name, perf_counter() - started, results)
             self._record(now, rows, results, versions, [], [], [], report)
         return report
+
+    def _still_enrolled(self, chunk: list[OutgoingMessage], rows: list[DueRow], now, versions, report) -> list[OutgoingMessage]:
+        """Drop (and record as cancelled) messages whose patient exited since the claim: one query a chunk."""
+        step_rows = {r.id for r in rows if r.step_id is not None}
+        ids = [m.delivery_id for m in chunk if m.delivery_id in step_rows]
+        gone = self.store.exited(ids) if ids else {}
+        if not gone:
+            return chunk
+        report.cancelled += len(gone)
+        self._record(now, rows, [], versions, [{"did": did, "err": why} for did, why in gone.items()], [], [], report)
+        return [m for m in chunk if m.delivery_id not in gone]
 
     # -- steps of a batch
     def _check(self, rows: list[DueRow], now: datetime):

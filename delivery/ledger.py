@@ -136,6 +136,22 @@ class LedgerStore:
                 for r in s.execute(q)
             ]
 
+    def exited(self, ids: list[int]) -> dict[int, str]:
+        """Of these claimed rows, those whose enrollment is no longer active -> why (one query).
+
+        Asked just before a chunk is handed to the backend: a patient can exit (staff, API, an
+        exit condition) after the claim, and the exit only cancels rows still `scheduled`.
+        """
+        if not ids:
+            return {}
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Delivery.id, Enrollment.state, Enrollment.exit_reason)
+                .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+                .where(Delivery.id.in_(ids), Enrollment.state != "active")
+            )
+            return {did: f"enrollment {state}" + (f": {reason}" if reason else "") for did, state, reason in rows}
+
     def sent_times(self, subscriber_ids: Iterable[int], since: datetime) -> dict[int, list[datetime]]:
         """When each subscriber was last sent to (for the per-local-day frequency cap)."""
         ids = list(set(subscriber_ids))

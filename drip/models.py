@@ -87,6 +87,7 @@ class EnrollmentState(str, enum.Enum):
     ACTIVE = "active"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    EXITED = "exited"  # stopped by staff, the API or an exit condition; reason in exit_reason
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -219,6 +220,89 @@ class Enrollment(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[str] = mapped_column(String(16), default=EnrollmentState.ACTIVE.value)
     source: Mapped[str] = mapped_column(String(64), default="cli")
+    exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    exit_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class ExitKind(str, enum.Enum):
+    TAG_ADDED = "tag-added"
+    TAG_REMOVED = "tag-removed"
+    ATTRIBUTE_CHANGED = "attribute-changed"
+    EVENT = "event"
+
+
+class CampaignExit(Base):
+    """An exit condition: when it happens to an enrolled patient, their enrollment stops."""
+
+    __tablename__ = "campaign_exits"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "kind", "value", name="uq_campaign_exits_condition"),
+        Index("ix_campaign_exits_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))  # ExitKind
+    value: Mapped[str] = mapped_column(String(100))  # tag name, attribute key or event name
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriberEvent(Base):
+    """Something the clinic's other systems reported about a patient (e.g. appointment_booked)."""
+
+    __tablename__ = "subscriber_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64), default="api")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignupForm(Base):
+    """Which campaign a sign-up form starts (name "default" is /subscribe), and the list it adds to."""
+
+    __tablename__ = "signup_forms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"), nullable=True)
+    tag: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AttributeType(str, enum.Enum):
+    TEXT = "text"
+    NUMBER = "number"
+    DATE = "date"
+    YESNO = "yesno"
+    CHOICE = "choice"
+
+
+class AttributeDefinition(Base):
+    """A custom field the clinic defined (e.g. first_visit: date)."""
+
+    __tablename__ = "attribute_definitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    type: Mapped[str] = mapped_column(String(16))  # AttributeType
+    choices: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriberAttribute(Base):
+    """One patient's value of one attribute, stored canonically as text (see subscribers/attributes.py)."""
+
+    __tablename__ = "subscriber_attributes"
+
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    attribute_id: Mapped[int] = mapped_column(
+        ForeignKey("attribute_definitions.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Broadcast(Base):

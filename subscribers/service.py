@@ -284,6 +284,8 @@ def link_tags(
             dialect_insert(session, SubscriberTag.__table__).on_conflict_do_nothing(),
             [{"subscriber_id": sid, "tag_id": tid} for sid, tid in new],
         )
+    if new:
+        _tag_exits(session, new, {t.id: name for name, t in tags.items()}, "tag-added", now)
     enrolled = 0
     campaign_tags = {t.id for t in tags.values() if t.campaign_id is not None}
     if campaign_tags:
@@ -312,6 +314,36 @@ def tag_subscribers(
     names = [clean_tag(n) for n in tag_names]
     ids = list(ids)
     return link_tags(session, [(i, n) for i in ids for n in names], now or utcnow(), clinic_tz=clinic_tz).enrolled
+
+
+def _tag_exits(session: Session, pairs: Sequence[tuple[int, int]], names: dict[int, str], kind: str,
+               now: datetime) -> None:
+    """Apply the campaigns' exit conditions on these (subscriber, tag) changes: one query when none match."""
+    from campaigns.exits import apply_exits
+    from drip.models import CampaignExit
+
+    wanted = sorted({names[tid] for _, tid in pairs})
+    hits = set(session.scalars(select(CampaignExit.value).where(CampaignExit.kind == kind,
+                                                                CampaignExit.value.in_(wanted))))
+    for name in sorted(hits):
+        apply_exits(session, [sid for sid, tid in pairs if names[tid] == name], kind, [name], now)
+
+
+def untag_subscribers(session: Session, subscriber_id: int, tag_names: Iterable[str], now: datetime) -> list[str]:
+    """Remove these tags from one subscriber; apply `tag-removed` exit conditions. Returns the tags removed."""
+    names = sorted({clean_tag(n) for n in tag_names})
+    if not names:
+        return []
+    rows = session.execute(
+        select(Tag.id, Tag.name).join(SubscriberTag, SubscriberTag.tag_id == Tag.id).where(
+            SubscriberTag.subscriber_id == subscriber_id, Tag.name.in_(names))
+    ).all()
+    if not rows:
+        return []
+    session.execute(SubscriberTag.__table__.delete().where(
+        SubscriberTag.subscriber_id == subscriber_id, SubscriberTag.tag_id.in_([tid for tid, _ in rows])))
+    _tag_exits(session, [(subscriber_id, tid) for tid, _ in rows], dict(rows), "tag-removed", now)
+    return sorted(name for _, name in rows)
 
 
 def tags_of(session: Session, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:

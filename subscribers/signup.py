@@ -10,9 +10,10 @@ The form is not authenticated, so a request may only touch what it created itsel
   email: a stranger must not be able to change a patient's data, and a suppressed address is
   never sent to again. The page answers the same in every case (no account enumeration).
 
-Confirming activates a pending subscriber, enrolls them in `settings.signup_campaign` (when it
-exists and is published; otherwise that is logged and they are activated and tagged only) and
-tags them with `settings.signup_tag`. It never undoes an unsubscribe, a bounce or a complaint:
+Confirming activates a pending subscriber, enrolls them in the campaign staff chose for the form
+(subscribers/signup_forms.py; `settings.signup_campaign` when none is stored) when it exists and
+is published (otherwise that is logged and they are activated and tagged only), and tags them
+with the form's list (`settings.signup_tag` when none is stored). It never undoes an unsubscribe, a bounce or a complaint:
 an old confirmation link must not bring back someone who left.
 """
 
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.enrollment import NotEnrollable, enroll
 from drip.config import Settings
-from drip.models import Campaign, CampaignStatus, Subscriber, SubscriberStatus, Suppression
+from drip.models import Subscriber, SubscriberStatus, Suppression
+from subscribers.signup_forms import SignupChoice, signup_choice
 from subscribers.service import clean_name, find_subscriber, normalize_email, tag_subscribers, validate_zone
 from subscribers.suppression import is_suppressed
 
@@ -125,21 +127,18 @@ def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, setti
     sub.updated_at = now
     session.flush()
     clinic_tz = settings.clinic.timezone
-    enrolled = _enroll_signup(session, sub, settings.signup_campaign, now, clinic_tz)
-    if settings.signup_tag.strip():
-        tag_subscribers(session, [sub.id], [settings.signup_tag], now, clinic_tz=clinic_tz)
+    choice = signup_choice(session, settings)
+    enrolled = _enroll_signup(session, sub, choice, now, clinic_tz)
+    if choice.tag:
+        tag_subscribers(session, [sub.id], [choice.tag], now, clinic_tz=clinic_tz)
     return ConfirmOutcome("confirmed", sub.email, enrolled)
 
 
-def _enroll_signup(session: Session, sub: Subscriber, slug: str, now: datetime, clinic_tz: str) -> str | None:
-    if not slug.strip():
-        return None
-    campaign = session.scalar(select(Campaign).where(Campaign.slug == slug.strip()))
+def _enroll_signup(session: Session, sub: Subscriber, choice: SignupChoice, now: datetime, clinic_tz: str) -> str | None:
+    campaign = choice.campaign
     if campaign is None:
-        log.warning("sign-up confirmed without enrollment: no campaign %r (setting signup_campaign)", slug)
-        return None
-    if campaign.status != CampaignStatus.PUBLISHED.value:
-        log.warning("sign-up confirmed without enrollment: campaign %r is %s, not published", slug, campaign.status)
+        if choice.warning:
+            log.warning("sign-up confirmed without enrollment: %s", choice.warning)
         return None
     try:
         enroll(session, sub, campaign, now, clinic_tz=clinic_tz, source=SOURCE)

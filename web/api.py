@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, aliased
 from starlette.routing import BaseRoute, Mount
 
 from campaigns.enrollment import NotEnrollable, enroll
+from campaigns.exits import record_event, stop_in_campaign
 from campaigns.service import get_campaign, list_campaigns
 from drip.errors import InputError, NotFoundError
 from drip.models import (
@@ -68,6 +69,7 @@ from subscribers.service import (
     list_subscribers,
     tag_subscribers,
     tags_of,
+    untag_subscribers,
     upsert_subscriber,
     validate_zone,
 )
@@ -84,8 +86,11 @@ from web.api_models import (
     EnrollmentIn,
     EnrollmentOut,
     ErrorOut,
+    EventIn,
+    EventOut,
     SearchText,
     Slug,
+    StopIn,
     SubscriberCreated,
     SubscriberIn,
     SubscriberOut,
@@ -174,6 +179,16 @@ def _subscriber(s: Session, subscriber_id: int) -> Subscriber:
     return sub
 
 
+def _campaign(s: Session, slug: str) -> Campaign:
+    """The campaign with this slug; a 404 that says where the slugs are (a fresh install has none)."""
+    campaign = s.scalar(select(Campaign).where(Campaign.slug == slug))
+    if campaign is None:
+        raise HTTPException(404, f"no campaign {slug!r}: GET {API_PREFIX}/campaigns lists the slugs; staff create "
+                                 "one by uploading an article on /staff/campaigns or with "
+                                 f"`drip import FILE --campaign {slug} --publish`")
+    return campaign
+
+
 def _subscriber_out(sub: Subscriber, tags: list[str]) -> dict:
     return {
         "id": sub.id, "email": sub.email, "name": sub.name, "tz": sub.tz, "status": sub.status, "tags": tags,
@@ -189,7 +204,8 @@ def _enrollment_out(s: Session, enrollment: Enrollment, slug: str) -> Enrollment
             Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SCHEDULED.value)
     ).one()
     return EnrollmentOut(id=enrollment.id, campaign=slug, state=enrollment.state, enrolled_at=enrollment.enrolled_at,
-                         scheduled=count, next_due_at=next_due)
+                         scheduled=count, next_due_at=next_due, exited_at=enrollment.exited_at,
+                         exit_reason=enrollment.exit_reason or "")
 
 
 def _active_enrollment(s: Session, subscriber_id: int, campaign_id: int) -> Enrollment | None:
@@ -211,7 +227,7 @@ def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response) -> dict:
     now = ctx.clock()
     clinic_tz = ctx.settings.clinic.timezone
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "enroll"}):
-        campaign = get_campaign(s, body.enroll) if body.enroll else None  # 404 before anything is written
+        campaign = _campaign(s, body.enroll) if body.enroll else None  # 404 before anything is written
         source = body.consent.source if body.consent else "api"
         sub, created = upsert_subscriber(s, body.email, body.name or "", body.tz, body.tags, source, now,
                                          clinic_tz=clinic_tz)
@@ -274,9 +290,7 @@ def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ct
         remove = sorted({clean_tag(t) for t in body.remove_tags})
         add = [clean_tag(t) for t in body.add_tags]
         if remove:
-            tag_ids = select(Tag.id).where(Tag.name.in_(remove)).scalar_subquery()
-            s.execute(delete(SubscriberTag).where(SubscriberTag.subscriber_id == sub.id,
-                                                  SubscriberTag.tag_id.in_(tag_ids)))
+            untag_subscribers(s, sub.id, remove, now)  # applies the campaigns' tag-removed exits
         if add:
             tag_subscribers(s, [sub.id], add, now, clinic_tz=ctx.settings.clinic.timezone)
         if body.status is not None:
@@ -329,9 +343,41 @@ def create_enrollment(subscriber_id: SubscriberId, body: EnrollmentIn, ctx: Ctx)
     now = ctx.clock()
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "campaign"}):
         sub = _subscriber(s, subscriber_id)
-        campaign = get_campaign(s, body.campaign)
+        campaign = _campaign(s, body.campaign)
         enrollment = enroll(s, sub, campaign, now, clinic_tz=ctx.settings.clinic.timezone, source="api")
         return _enrollment_out(s, enrollment, campaign.slug)
+
+
+@router.post("/subscribers/{subscriber_id}/enrollments/{campaign}/stop", response_model=EnrollmentOut,
+             tags=["subscribers"], responses={404: _ERRORS[404]})
+def stop_enrollment_endpoint(subscriber_id: SubscriberId, campaign: Annotated[Slug, Path()], body: StopIn,
+                             ctx: Ctx) -> EnrollmentOut:
+    """Stop the patient's active enrollment in this campaign: its scheduled emails are cancelled, with the reason."""
+    now = ctx.clock()
+    with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--reason": "reason", "--campaign": "campaign"}):
+        _subscriber(s, subscriber_id)
+        found = _campaign(s, campaign)
+        done = stop_in_campaign(s, subscriber_id, found, body.reason, now)
+        enrollment = s.get(Enrollment, done.enrollment_id)
+        s.refresh(enrollment)
+        return _enrollment_out(s, enrollment, found.slug)
+
+
+@router.post("/subscribers/{subscriber_id}/events", response_model=EventOut, status_code=201,
+             tags=["subscribers"], responses={404: _ERRORS[404]})
+def post_event(subscriber_id: SubscriberId, body: EventIn, ctx: Ctx) -> dict:
+    """Report what happened to a patient (e.g. `appointment_booked`); campaigns with it as an exit condition stop."""
+    now = ctx.clock()
+    with ctx.runtime.sessions.begin() as s, domain_errors(fields={"value": "name"}):
+        _subscriber(s, subscriber_id)
+        event, exited = record_event(s, subscriber_id, body.name, now, source=body.source or "api")
+        stopped = []
+        for done in exited:
+            enrollment = s.get(Enrollment, done.enrollment_id)
+            s.refresh(enrollment)
+            stopped.append(_enrollment_out(s, enrollment, done.campaign_slug))
+        return {"id": event.id, "subscriber_id": subscriber_id, "name": event.name, "occurred_at": event.occurred_at,
+                "exited": stopped}
 
 
 # --------------------------------------------------------------------------- campaigns, deliveries

@@ -81,6 +81,19 @@ class EnrollmentIn(_In):
     campaign: Slug
 
 
+EventName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+
+
+class StopIn(_In):
+    reason: _text(500, 1) = Field(description="Why the enrollment stops (recorded), e.g. 'booked by phone'.")  # type: ignore[valid-type]
+
+
+class EventIn(_In):
+    name: EventName = Field(description="What happened, e.g. 'appointment_booked'; campaigns with this "
+                                        "event as an exit condition stop for the patient.")
+    source: SourceText | None = Field(None, description="Which system reports it, e.g. 'booking-system'.")
+
+
 class Consent(BaseModel):
     source: str | None
     at: datetime | None
@@ -95,6 +108,16 @@ class EnrollmentOut(BaseModel):
     enrolled_at: datetime
     scheduled: int = Field(description="Deliveries of this enrollment still waiting to go out.")
     next_due_at: datetime | None = Field(description="When the next of them is due (UTC).")
+    exited_at: datetime | None = Field(None, description="When it was stopped (state 'exited').")
+    exit_reason: str = Field("", description="Why it was stopped.")
+
+
+class EventOut(BaseModel):
+    id: int
+    subscriber_id: int
+    name: str
+    occurred_at: datetime
+    exited: list[EnrollmentOut] = Field(description="Enrollments this event stopped (exit conditions).")
 
 
 class SubscriberOut(BaseModel):

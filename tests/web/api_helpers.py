@@ -14,6 +14,8 @@ OPERATIONS = [
     ("PATCH", "/subscribers/1", {"name": "X"}),
     ("DELETE", "/subscribers/1", None),
     ("POST", "/subscribers/1/enrollments", {"campaign": "onboarding"}),
+    ("POST", "/subscribers/1/enrollments/onboarding/stop", {"reason": "booked"}),
+    ("POST", "/subscribers/1/events", {"name": "appointment_booked"}),
     ("GET", "/campaigns", None),
     ("GET", "/deliveries", None),
 ]

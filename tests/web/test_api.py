@@ -387,7 +387,9 @@ def test_openapi_document_and_docs_page(client):
     assert doc["servers"] == [{"url": API}]
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert set(doc["paths"]) == {"/subscribers", "/subscribers/{subscriber_id}",
-                                 "/subscribers/{subscriber_id}/enrollments", "/campaigns", "/deliveries"}
+                                 "/subscribers/{subscriber_id}/enrollments", "/campaigns", "/deliveries",
+                                 "/subscribers/{subscriber_id}/enrollments/{campaign}/stop",
+                                 "/subscribers/{subscriber_id}/events"}
     docs = client.get(f"{API}/docs")
     assert docs.status_code == 200 and f"{API}/openapi.json" in docs.text
     csp = docs.headers["content-security-policy"]

@@ -153,6 +153,7 @@ class StaffContext:
             "flashes": [(str(k), str(m)) for k, m in flashes if isinstance(k, str)],
             "staff_css": self.stylesheet.version,
             "nav": "",
+            "signup_warning": "",
             "when": self.when,
             "wall": self.wall,
             **(context or {}),

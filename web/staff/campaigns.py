@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from campaigns import service
+from campaigns import exits, service
 from campaigns.schedule import format_duration, parse_duration
 from campaigns.service import StepEdit, latest_versions
 from campaigns.split import split_file
 from drip.errors import DripError, InputError, NotFoundError, SendError
 from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
+from web.staff.signup import signup_warning
 from web.staff.emails import PREVIEW_HEADERS, render_sample, send_test, step_content
 from web.staff.stats import StepStats, campaign_summaries, step_stats
 from web.staff.uploads import display_name, saved_upload, shown_error
@@ -38,7 +39,7 @@ def _list_page(req: StaffRequest, *, error: str = "", form: dict[str, str] | Non
     with req.ctx.runtime.read_sessions() as db:
         return req.render("campaigns.html", {
             "nav": "campaigns", "summaries": campaign_summaries(db), "error": error,
-            "form": form or DEFAULT_FORM,
+            "form": form or DEFAULT_FORM, "signup_warning": signup_warning(req, db),
         }, status_code=status_code)
 
 
@@ -125,6 +126,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "enrolled_total": sum(enrolled.values()), "enrolled_active": enrolled.get(EnrollmentState.ACTIVE.value, 0),
             "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
             "warnings": _warnings(steps),
+            "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
         })
 
 
@@ -183,6 +185,28 @@ def campaign_status(req: StaffRequest) -> Response:
             "resume": "is sending again", "pause": "is paused: nothing more goes out until you resume it",
             "archive": "is archived: emails not yet sent were cancelled"}[action]
     req.flash(f"“{title}” {done}.")
+    return req.redirect("staff:campaign", slug=slug)
+
+
+def campaign_exits(req: StaffRequest) -> Response:
+    """Add or remove an exit condition (form fields: action, kind, value)."""
+    slug = req.request.path_params["slug"]
+    action = req.field("action")
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            campaign = _campaign(db, slug)
+            if action == "remove":
+                exits.remove_exit(db, campaign, req.field("kind"), req.field("value"))
+                message = "Exit condition removed."
+            else:
+                row = exits.add_exit(db, campaign, req.field("kind"), req.field("value"), req.now)
+                message = f"Patients now leave this campaign on {exits.describe(row.kind, row.value)}."
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        req.flash(str(exc).split(": ", 1)[-1], "error")
+        return req.redirect("staff:campaign", slug=slug)
+    req.flash(message)
     return req.redirect("staff:campaign", slug=slug)
 
 

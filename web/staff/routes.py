@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from drip.config import secret_key
 from web.context import WebContext
-from web.staff import account, campaigns, newsletters, subscribers
+from web.staff import account, campaigns, newsletters, signup, subscribers
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext
 
@@ -43,6 +43,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/campaigns/upload", page(campaigns.campaign_upload, uploads=True), methods=POST, name="campaign_upload"),
         Route("/campaigns/{slug}", page(campaigns.campaign_page), methods=GET, name="campaign"),
         Route("/campaigns/{slug}/status", page(campaigns.campaign_status), methods=POST, name="campaign_status"),
+        Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits), methods=POST, name="campaign_exits"),
         Route(step, page(campaigns.step_page), methods=BOTH, name="step"),
         Route(step + "/preview", page(campaigns.step_preview), methods=GET, name="step_preview"),
         Route(step + "/email", page(campaigns.step_email), methods=GET, name="step_email"),
@@ -57,10 +58,14 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/subscribers/{id:int}/tags", page(subscribers.subscriber_tags), methods=POST, name="subscriber_tags"),
         Route("/subscribers/{id:int}/enroll", page(subscribers.subscriber_enroll), methods=POST,
               name="subscriber_enroll"),
+        Route("/subscribers/{id:int}/stop", page(subscribers.subscriber_stop), methods=POST, name="subscriber_stop"),
         Route("/subscribers/{id:int}/unsubscribe", page(subscribers.subscriber_unsubscribe), methods=POST,
               name="subscriber_unsubscribe"),
         Route("/subscribers/{id:int}/suppress", page(subscribers.subscriber_suppress), methods=POST,
               name="subscriber_suppress"),
+        # sign-up form
+        Route("/signup", page(signup.signup_page), methods=GET, name="signup"),
+        Route("/signup", page(signup.signup_set), methods=POST, name="signup_set"),
         # newsletters
         Route("/newsletters", page(newsletters.newsletter_list), methods=GET, name="newsletters"),
         Route("/newsletters/create", page(newsletters.newsletter_create, uploads=True), methods=POST,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from campaigns.enrollment import NotEnrollable, enroll
+from campaigns.exits import stop_in_campaign
 from campaigns.schedule import resolve_zone
 from campaigns.service import latest_versions
 from delivery.status import status_rows
@@ -26,6 +27,7 @@ from drip.models import (
     Campaign,
     CampaignStatus,
     Enrollment,
+    EnrollmentState,
     Step,
     Subscriber,
     SubscriberStatus,
@@ -40,12 +42,14 @@ from subscribers.service import (
     list_subscribers,
     tag_subscribers,
     tags_of,
+    untag_subscribers,
     upsert_subscriber,
 )
 from subscribers.suppression import cancel_pending, suppress, suppression_of
 from subscribers.tokens import LinkClaims
 from subscribers.unsubscribe import unsubscribe
 from web.staff.base import StaffRequest
+from web.staff.signup import signup_warning
 from web.staff.uploads import display_name, saved_upload, shown_error
 
 PAGE_SIZE = 50
@@ -87,7 +91,7 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
             "pages": max(1, -(-total // PAGE_SIZE)), "statuses": STATUSES, "tag_names": _tag_names(db),
             "filter_error": filter_error, "report": report, "report_name": report_name, "import_error": import_error,
             "add_error": add_error, "add_form": add_form or {"email": "", "name": "", "tz": "", "tags": ""},
-            "filtered": bool(q or status or tag),
+            "filtered": bool(q or status or tag), "signup_warning": signup_warning(req, db),
         }, status_code=status_code)
 
 
@@ -173,6 +177,9 @@ def _timeline(db: Session, sub: Subscriber, clinic_tz: str) -> list[TimelineEntr
         campaign_ids.add(e.campaign_id)
         entries.append(TimelineEntry(e.enrolled_at.astimezone(tz), "enrolled", f"Enrolled in “{title}”",
                                      f"by {e.source}", e.state))
+        if e.exited_at is not None:
+            entries.append(TimelineEntry(e.exited_at.astimezone(tz), "exited", f"Stopped “{title}”",
+                                         e.exit_reason, "exited"))
     subjects = _subjects(db, campaign_ids)
     for row in status_rows(db, clinic_tz, email=sub.email_key):
         if row.campaign.startswith("newsletter:"):
@@ -196,6 +203,10 @@ def subscriber_page(req: StaffRequest) -> Response:
             "nav": "subscribers", "sub": sub, "tags": tags_of(db, [sub.id]).get(sub.id, []),
             "suppression": suppression_of(db, sub.email_key), "timeline": _timeline(db, sub, clinic_tz),
             "zone": resolve_zone(sub.tz, clinic_tz).key, "campaigns": campaigns, "tag_names": _tag_names(db),
+            "active_enrollments": db.execute(
+                select(Campaign.slug, Campaign.title).join(Enrollment, Enrollment.campaign_id == Campaign.id)
+                .where(Enrollment.subscriber_id == sub.id, Enrollment.state == EnrollmentState.ACTIVE.value)
+                .order_by(Campaign.title)).all(),
         }
         return req.render("subscriber.html", context)
 
@@ -227,10 +238,7 @@ def subscriber_tags(req: StaffRequest) -> Response:
     def apply(db: Session, sub: Subscriber) -> str:
         if req.field("action") == "remove":
             name = clean_tag(req.field("tag"))
-            tag_id = db.scalar(select(Tag.id).where(Tag.name == name))
-            if tag_id is not None:
-                db.execute(delete(SubscriberTag).where(SubscriberTag.subscriber_id == sub.id,
-                                                       SubscriberTag.tag_id == tag_id))
+            untag_subscribers(db, sub.id, [name], req.now)  # applies the campaigns' tag-removed exits
             return f"Tag “{name}” removed."
         names = _split_tags(req.field("tags"))
         if not names:
@@ -238,6 +246,20 @@ def subscriber_tags(req: StaffRequest) -> Response:
         enrolled = tag_subscribers(db, [sub.id], names, req.now, clinic_tz=req.ctx.settings.clinic.timezone)
         extra = f" and enrolled in {enrolled} campaign{'s' if enrolled != 1 else ''}" if enrolled else ""
         return f"Tagged {', '.join(names)}{extra}."
+    return _change(req, apply)
+
+
+def subscriber_stop(req: StaffRequest) -> Response:
+    def apply(db: Session, sub: Subscriber) -> str:
+        campaign = db.scalar(select(Campaign).where(Campaign.slug == req.field("campaign")))
+        if campaign is None:
+            raise InputError("choose a campaign", where="campaign")
+        try:
+            done = stop_in_campaign(db, sub.id, campaign, req.field("reason"), req.now)
+        except NotFoundError as exc:
+            raise InputError(str(exc).split(": ", 1)[-1]) from None
+        return (f"{sub.email} no longer gets “{campaign.title}”: {done.cancelled} scheduled email"
+                f"{'s' if done.cancelled != 1 else ''} cancelled.")
     return _change(req, apply)
 
 

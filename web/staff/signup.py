@@ -1,0 +1,50 @@
+"""The sign-up page: which campaign the public form starts, and the list it adds patients to.
+
+Until a published campaign is chosen, this page, the campaign list and the subscriber list warn
+that sign-ups get no emails (subscribers/signup_forms.py says what counts as chosen).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from drip.errors import InputError
+from drip.models import Campaign, CampaignStatus
+from subscribers.signup_forms import DEFAULT_FORM, set_signup_campaign, signup_choice
+from web.staff.base import StaffRequest
+
+
+def signup_warning(req: StaffRequest, db) -> str:
+    """The warning other staff pages show (empty when sign-ups start a live campaign)."""
+    return signup_choice(db, req.ctx.settings).warning
+
+
+def _page(req: StaffRequest, *, error: str = "", status_code: int = 200) -> Response:
+    with req.ctx.runtime.read_sessions() as db:
+        choice = signup_choice(db, req.ctx.settings)
+        campaigns = list(db.scalars(select(Campaign).where(Campaign.status != CampaignStatus.ARCHIVED.value)
+                                    .order_by(Campaign.title)))
+        return req.render("signup.html", {
+            "nav": "signup", "choice": choice, "campaigns": campaigns, "error": error,
+            "signup_warning": choice.warning,
+        }, status_code=status_code)
+
+
+def signup_page(req: StaffRequest) -> Response:
+    return _page(req)
+
+
+def signup_set(req: StaffRequest) -> Response:
+    slug = req.field("campaign").strip()
+    tag = req.field("tag")
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            set_signup_campaign(db, slug or None, req.now, form=DEFAULT_FORM, tag=tag)
+            choice = signup_choice(db, req.ctx.settings)
+            message = (f"Sign-ups now start “{choice.campaign.title}”." if choice.campaign is not None
+                       else "Saved. " + choice.warning)
+    except InputError as exc:
+        return _page(req, error=str(exc).split(": ", 1)[-1], status_code=400)
+    req.flash(message, "success" if choice.campaign is not None else "error")
+    return req.redirect("staff:signup")
