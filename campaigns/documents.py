@@ -142,7 +142,14 @@ def parse_bytes(data: bytes, suffix: str, where: str) -> Document:
         text = decode_text(data, where, html=suffix in (".html", ".htm"))
         if not text.strip():
             raise DocumentError("empty file (only whitespace)", where=where)
-        doc = _reader(suffix)(text)
+        try:
+            doc = _reader(suffix)(text)
+        except DocumentError as exc:
+            if exc.where is None:
+                raise DocumentError(str(exc), where=where) from None
+            raise
+        except RecursionError:  # a safety net: the readers check nesting before they recurse
+            raise DocumentError("document nested too deeply to read", where=where) from None
     if not any(b.text.strip() for b in doc.blocks):
         raise DocumentError("no readable text in the document", where=where)
     return doc
