@@ -23,7 +23,7 @@ _FORWARD = re.compile(
     re.I,
 )
 _BOUNDARY = re.compile(r"""boundary\s*=\s*"?([^";\s]+)"?""", re.I)
-_QP_HINT = re.compile(r"=(?:[0-9A-F]{2}|\n)")
+_QP_HINT = re.compile(r"(?<!=)=[0-9A-F]{2}|(?<=[^\s=])=\n(?=\S)")  # "=E2=80=99", a soft break in a word
 _SENT_FROM = re.compile(r"^\s*(?:Sent from my \w+|Get Outlook for \w+)", re.I)
 
 
@@ -69,7 +69,7 @@ def unwrap_email(text: str) -> tuple[str, str]:
         if bmatch:
             body, qp = _first_text_part(body, bmatch.group(1), qp)
         lines = body
-    if qp or len(_QP_HINT.findall("\n".join(lines))) >= 3:
+    if qp or len(_QP_HINT.findall("\n".join(lines))) >= 4:
         lines = _decode_qp("\n".join(lines)).split("\n")
     out: list[str] = []
     k = 0
