@@ -23,6 +23,7 @@ class Block:
     bold_title: str = ""  # leading bold text (**x**, <strong>, a bold run), as written
     line: int = 0  # 1-based source line when the format has lines, else 0
     in_table: bool = False  # text from a table cell: never taken for a heading
+    label: str = ""  # "Tip 3: " typed before the text in place of a list marker (kept if not an item)
 
 
 @dataclass(frozen=True)

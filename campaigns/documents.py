@@ -20,6 +20,7 @@ __all__ = ["Block", "Document", "DocumentError", "SUPPORTED", "decode_text", "pa
 
 SUPPORTED = (".txt", ".text", ".md", ".markdown", ".html", ".htm", ".docx")
 MAX_BYTES = 20 * 1024 * 1024  # an article, not an archive
+MAX_UNPACKED = 200 * 1024 * 1024  # a .docx's members, inflated: a 200-page article is ~10 MB of XML
 
 _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -81,12 +82,36 @@ def _docx(data: bytes, where: str) -> Document:
         raise DocumentError(
             "not a Word .docx file (not a zip package; old .doc files must be saved as .docx)", where=where
         )
+    _check_zip_sizes(data, where)
     try:
         return parse_docx(io.BytesIO(data))
     except DocumentError:
         raise
     except Exception as exc:  # python-docx raises KeyError/ValueError/lxml errors for broken packages
         raise DocumentError(f"not a readable Word .docx file ({exc.__class__.__name__}: {exc})", where=where) from None
+
+
+def _check_zip_sizes(data: bytes, where: str) -> None:
+    """Refuse a zip bomb from its directory, before inflating anything (python-docx reads every part).
+
+    zipfile stops each member at the size its directory declares, so the declared sizes bound
+    what reading can cost.
+    """
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise DocumentError(f"not a readable Word .docx file (broken zip: {exc})", where=where) from None
+    total = sum(max(i.file_size, 0) for i in infos)
+    if len(infos) > 10_000 or total > MAX_UNPACKED:
+        mb = total // (1024 * 1024)
+        raise DocumentError(
+            f"not a plausible Word .docx file: it inflates to {mb} MB in {len(infos)} parts "
+            f"(at most {MAX_UNPACKED // (1024 * 1024)} MB)", where=where,
+        )
 
 
 def _reader(suffix: str) -> Callable[[str], Document]:
@@ -117,7 +142,14 @@ def parse_bytes(data: bytes, suffix: str, where: str) -> Document:
         text = decode_text(data, where, html=suffix in (".html", ".htm"))
         if not text.strip():
             raise DocumentError("empty file (only whitespace)", where=where)
-        doc = _reader(suffix)(text)
+        try:
+            doc = _reader(suffix)(text)
+        except DocumentError as exc:
+            if exc.where is None:
+                raise DocumentError(str(exc), where=where) from None
+            raise
+        except RecursionError:  # a safety net: the readers check nesting before they recurse
+            raise DocumentError("document nested too deeply to read", where=where) from None
     if not any(b.text.strip() for b in doc.blocks):
         raise DocumentError("no readable text in the document", where=where)
     return doc

@@ -15,6 +15,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from campaigns.blocks import Block, Document
 from campaigns.readers.plaintext import blocks_from_paragraph, split_marker
+from campaigns.readers.tables import table_lines
+from drip.errors import DocumentError
 
 _NOISE = ", ".join([
     "script", "style", "noscript", "template", "nav", "aside", "footer", "form", "iframe", "svg",
@@ -46,9 +48,30 @@ def _children(node: LexborNode):
         child = child.next
 
 
+_BLOCK_TAGS = frozenset(set(_HEADINGS) | set(_LISTS) | _PARAS | _CONTAINERS | {"li", "hr"})
+_BLOCK_SELECTOR = ", ".join(sorted(_BLOCK_TAGS - {"html", "body"}))
+_WRAPS: set[int] = set()  # mem_ids of inline elements that wrap blocks (set per parse; readers are not threaded)
+
+
 def _is_block(node: LexborNode) -> bool:
     tag = node.tag or ""
-    return tag in _HEADINGS or tag in _LISTS or tag in _PARAS or tag in _CONTAINERS or tag in ("li", "hr")
+    return tag in _BLOCK_TAGS or (bool(_WRAPS) and node.mem_id in _WRAPS)
+
+
+_WEIGHT = re.compile(r"font-weight\s*:\s*([\w-]+)", re.I)
+
+
+def _bold_style(node: LexborNode, inherited: bool) -> bool:
+    """Bold from the tag and from an inline style (Google Docs and page builders style spans)."""
+    bold = inherited or node.tag in _BOLD
+    style = node.attributes.get("style") if node.attributes else None
+    if style and (m := _WEIGHT.search(style)):
+        w = m.group(1).lower()
+        if w in ("bold", "bolder") or (w.isdigit() and int(w) >= 600):
+            return True
+        if w in ("normal", "lighter") or (w.isdigit() and int(w) < 600):
+            return False
+    return bold
 
 
 class _Inline:
@@ -56,21 +79,38 @@ class _Inline:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.bold: str | None = None  # leading bold, once found
+        self.bold_parts: list[str] = []
+        self.leading = True  # no non-bold text seen yet
 
-    def add(self, node: LexborNode) -> None:
+    @property
+    def bold(self) -> str:
+        return "".join(self.bold_parts).strip()
+
+    def add(self, node: LexborNode, bold: bool = False) -> None:
         if _is_text(node):
-            self.parts.append(_WS.sub(" ", node.text_content or ""))
+            t = _WS.sub(" ", node.text_content or "")
+            self.parts.append(t)
+            if self.leading:
+                if t.strip():
+                    if bold:
+                        self.bold_parts.append(t)
+                    else:
+                        self.leading = False
+                elif self.bold_parts:
+                    self.bold_parts.append(t)
         elif node.tag == "br":
             self.parts.append("\n")
-        elif node.tag in _BOLD and self.bold is None and not "".join(self.parts).strip():
-            start = len(self.parts)
-            for child in _children(node):
-                self.add(child)
-            self.bold = "".join(self.parts[start:]).strip()
+            if self.leading and self.bold_parts:
+                self.leading = False  # "<b>Title</b><br>body": the bold title ends with the line
         elif node.tag and not node.tag.startswith(("_", "!", "#")) and node.tag not in ("img",):
+            inner = _bold_style(node, bold)
+            block = node.tag in _BLOCK_TAGS
+            if block:
+                self.parts.append(" ")
             for child in _children(node):
-                self.add(child)
+                self.add(child, inner)
+            if block:
+                self.parts.append(" ")
 
     def text(self) -> str:
         lines = ("".join(self.parts)).split("\n")
@@ -79,19 +119,20 @@ class _Inline:
     def flush(self, out: list[Block], depth: int) -> None:
         text = self.text()
         if text:
-            out.extend(blocks_from_paragraph(text, depth=depth, bold_title=self.bold or ""))
-        self.parts, self.bold = [], None
+            out.extend(blocks_from_paragraph(text, depth=depth, bold_title=self.bold))
+        self.parts, self.bold_parts, self.leading = [], [], True
 
 
 def _walk(node: LexborNode, depth: int, out: list[Block]) -> None:
     """Children of a container: inline runs become paragraphs, block children are dispatched."""
     run = _Inline()
+    bold = _bold_style(node, False) if node.tag not in _BLOCK_TAGS else False
     for child in _children(node):
         if _is_block(child):
             run.flush(out, depth)
             _block(child, depth, out)
         else:
-            run.add(child)
+            run.add(child, bold)
     run.flush(out, depth)
 
 
@@ -104,11 +145,54 @@ def _block(node: LexborNode, depth: int, out: list[Block]) -> None:
     elif tag == "li":  # a stray <li> outside a list
         _entry(node, depth, False, out)
     elif tag == "table":
-        cells: list[Block] = []
-        _walk(node, depth, cells)
-        out.extend(replace(b, in_table=True) for b in cells)
-    elif tag in _PARAS or tag in _CONTAINERS:
+        _table(node, depth, out)
+    elif tag != "hr":  # paragraphs, containers and inline elements that wrap blocks
         _walk(node, depth, out)
+
+
+def _rows(table: LexborNode):
+    """(row, in <thead>?) of this table, not of tables nested in its cells."""
+    for child in _children(table):
+        if child.tag == "tr":
+            yield child, False
+        elif child.tag in ("thead", "tbody", "tfoot"):
+            for tr in _children(child):
+                if tr.tag == "tr":
+                    yield tr, child.tag == "thead"
+
+
+_LAYOUT = "table, ul, ol, h1, h2, h3, h4, h5, h6, blockquote"
+
+
+def _table(node: LexborNode, depth: int, out: list[Block]) -> None:
+    """A data table: a line per row ("Header: value"); a layout table (cells of blocks): its cells in order."""
+    rows: list[list[str]] = []
+    header = False
+    caption = ""
+    for child in _children(node):
+        if child.tag == "caption":
+            run = _Inline()
+            run.add(child)
+            caption = run.text()
+    for k, (tr, in_head) in enumerate(_rows(node)):
+        cells = [c for c in _children(tr) if c.tag in ("td", "th")]
+        for c in cells:
+            if c.css_first(_LAYOUT) is not None or len(c.css("p, div")) > 1:
+                cells_out: list[Block] = []
+                _walk(node, depth, cells_out)
+                out.extend(replace(b, in_table=True) for b in cells_out)
+                return
+        texts = []
+        for c in cells:
+            run = _Inline()
+            run.add(c)
+            texts.append(" ".join(run.text().split("\n")))
+        if k == 0 and cells and (in_head or all(c.tag == "th" for c in cells)):
+            header = True
+        rows.append(texts)
+    lines = ([caption] if caption else []) + table_lines(rows, header_row=header)
+    if lines:
+        out.append(Block("para", "\n".join(lines), depth=depth, in_table=True))
 
 
 def _heading(node: LexborNode, out: list[Block]) -> None:
@@ -154,7 +238,7 @@ def _entry(node: LexborNode, depth: int, numbered: bool, out: list[Block]) -> No
     text = run.text()
     if text:
         _, text = split_marker(text)  # "1. Title" typed inside an <ol>
-        bold = run.bold or ""
+        bold = run.bold
         if bold:
             _, bold = split_marker(bold)
         bold = bold if text.startswith(bold) else ""
@@ -179,19 +263,122 @@ def _root(tree: LexborHTMLParser) -> LexborNode | None:
     return tree.body
 
 
+MAX_DEPTH = 250  # real pages nest 20-40 deep; the walk recurses once or twice per level
+
+
+def _check_depth(tree: LexborHTMLParser) -> None:
+    """Refuse absurd nesting before walking (a crafted page must not end in a RecursionError)."""
+    root = tree.root
+    if root is None:
+        return
+    stack = [(root, 0)]
+    while stack:
+        node, d = stack.pop()
+        if d > MAX_DEPTH:
+            raise DocumentError(f"HTML nested more than {MAX_DEPTH} elements deep; not an article page")
+        child = node.child
+        while child is not None:
+            if child.tag != "-text":
+                stack.append((child, d + 1))
+            child = child.next
+
+
+# Page furniture inside the article, by the hints themes and builders put on it: a class or id
+# part ("entry-meta", "post-navigation", "sharedaddy"), a role or an aria-label.
+_HINT = re.compile(
+    r"(?:^|[-_\s])(?:by-?line|author|authors|author-?(?:box|bio|info|profile)|share|shares|sharing|sharedaddy|"
+    r"social|related|relatedposts|post-?nav|navigation|nav-?links|pagination|pager|comments?|respond|disqus|"
+    r"advert\w*|ads?|adsbygoogle|sponsor\w*|promo|newsletter|subscribe|subscription|sign-?up|opt-?in|"
+    r"breadcrumbs?|crumbs|meta|entry-?meta|post-?meta|posted-?on|dateline|date|timestamp|published|tags|"
+    r"tag-?links|cat-?links|categories|sidebar|widget|cookies?|popup|modal|toc|table-of-contents|"
+    r"entry-?footer|post-?footer|read-?more|more-?posts|prev|next|previous)(?=$|[-_\s])",
+    re.I,
+)
+_ARIA_HINT = re.compile(r"share|breadcrumb|related|comment|social|author|pagination|advert|newsletter", re.I)
+
+
+def _alnum(text: str) -> int:
+    return sum(ch.isalnum() for ch in text)
+
+
+def _link_list(node: LexborNode) -> bool:
+    """A list or paragraph that is (nearly) all links: a menu, tag list, table of contents, post navigation."""
+    links = node.css("a")
+    if len(links) < 2:
+        return False
+    total = _alnum(node.text(deep=True) or "")
+    linked = sum(_alnum(a.text(deep=True) or "") for a in links)
+    return total > 0 and linked >= 0.8 * total
+
+
+def _furniture(node: LexborNode) -> bool:
+    attrs = node.attributes or {}
+    hints = " ".join(v for k, v in attrs.items() if k in ("class", "id", "itemprop") and v)
+    if hints and _HINT.search(hints):
+        return True
+    if (attrs.get("rel") or "") == "author":
+        return True
+    if (label := attrs.get("aria-label")) and _ARIA_HINT.search(label):
+        return True
+    return node.tag in ("ul", "ol", "p", "div", "section", "menu", "dl") and _link_list(node)
+
+
+def _short_block_of(node: LexborNode, root: LexborNode) -> LexborNode | None:
+    """The paragraph-sized block around a byline's <time> / author link, if it is short."""
+    cur = node.parent
+    while cur is not None and cur is not root and cur.tag not in _BLOCK_TAGS:
+        cur = cur.parent
+    if cur is None or cur.mem_id == root.mem_id or cur.tag in ("li", "td", "th"):
+        return None
+    return cur if len((cur.text(deep=True) or "").split()) <= 14 else None
+
+
+def _strip_furniture(root: LexborNode) -> None:
+    total = _alnum(root.text(deep=True) or "")
+    for node in root.css("*"):
+        if node.parent is None or node.mem_id == root.mem_id:
+            continue
+        if _furniture(node) and _alnum(node.text(deep=True) or "") < 0.5 * max(total, 1):
+            node.decompose()
+    for node in root.css("time, [rel=author], [itemprop=author], [itemprop=datePublished]"):
+        block = _short_block_of(node, root)
+        (block or node).decompose()
+
+
+def _mark_wrappers(root: LexborNode) -> None:
+    """Inline elements that contain blocks act as containers (Google Docs wraps a paste in one <b>)."""
+    _WRAPS.clear()
+    for node in root.css(_BLOCK_SELECTOR):
+        cur = node.parent
+        while cur is not None and cur.mem_id != root.mem_id and cur.mem_id not in _WRAPS:
+            if cur.tag not in _BLOCK_TAGS:
+                _WRAPS.add(cur.mem_id)
+            cur = cur.parent
+
+
+def _read(root: LexborNode, depth: int) -> list[Block]:
+    out: list[Block] = []
+    _strip_furniture(root)
+    _mark_wrappers(root)
+    try:
+        _walk(root, depth, out)
+    finally:
+        _WRAPS.clear()
+    return out
+
+
 def html_blocks(html: str, *, depth: int = 0) -> list[Block]:
     """Blocks of an HTML fragment (also used for raw HTML inside Markdown)."""
     tree = LexborHTMLParser(html)
+    _check_depth(tree)
     for node in tree.css(_NOISE):
         node.decompose()
-    out: list[Block] = []
-    if tree.body is not None:
-        _walk(tree.body, depth, out)
-    return out
+    return _read(tree.body, depth) if tree.body is not None else []
 
 
 def parse_html(html: str) -> Document:
     tree = LexborHTMLParser(html)
+    _check_depth(tree)
     title_node = tree.css_first("title")
     title_hint = " ".join((title_node.text() if title_node is not None else "").split())
     title_hint = re.split(r"\s+[|·–—-]\s+", title_hint)[0] if title_hint else ""  # "Page | Clinic name"
@@ -200,8 +387,5 @@ def parse_html(html: str) -> Document:
     for header in tree.css("header"):
         if header.css_first("h1") is None:  # a site banner, not the article's own header
             header.decompose()
-    out: list[Block] = []
     root = _root(tree)
-    if root is not None:
-        _walk(root, 0, out)
-    return Document(out, title_hint=title_hint)
+    return Document(_read(root, 0) if root is not None else [], title_hint=title_hint)

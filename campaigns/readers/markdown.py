@@ -17,18 +17,23 @@ from markdown_it.token import Token
 from campaigns.blocks import Block, Document
 from campaigns.readers.html import html_blocks
 from campaigns.readers.plaintext import blocks_from_paragraph, split_marker
+from campaigns.readers.tables import table_lines
 
-_MD = MarkdownIt("commonmark")
-# YAML front matter (static-site generators, CMS exports): metadata, not article text
+_MD = MarkdownIt("commonmark").enable("table")  # GFM tables: page-to-markdown captures are full of them
+# YAML (---) and TOML (+++, Hugo) front matter: metadata, not article text
 _FRONT_MATTER = re.compile(
-    r"\A---[ \t]*\n((?:[ \t]*\n|[\w-]+[ \t]*:.*\n|[ \t]+.*\n|-[ \t].*\n)*?)(?:---|\.\.\.)[ \t]*(?:\n|\Z)"
+    r"\A\s*---[ \t]*\n((?:[ \t]*\n|#.*\n|[\w\"'-][\w \"'-]*[ \t]*:.*\n|[ \t]+.*\n|-[ \t].*\n)*?)(?:---|\.\.\.)[ \t]*(?:\n|\Z)"
 )
-_FM_TITLE = re.compile(r"^title[ \t]*:[ \t]*(.+?)[ \t]*$", re.M)
+_TOML = re.compile(r"\A\s*\+\+\+[ \t]*\n((?:.*\n){0,200}?)\+\+\+[ \t]*(?:\n|\Z)")
+_FM_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(.+?)[ \t]*$", re.M)
+# footnotes: "[^1]" markers in the text, "[^1]: Source." definitions (indented lines continue one)
+_FN_DEF = re.compile(r"^\[\^[^\]\s]+\]:[ \t]*(.*(?:\n(?:    |\t).*)*)", re.M)
+_FN_REF = re.compile(r"\[\^[^\]\s]+\]")
 
 
 def front_matter(text: str) -> tuple[str, str]:
     """(title from the front matter or "", text with the front matter blanked out, line numbers kept)."""
-    m = _FRONT_MATTER.match(text)
+    m = _FRONT_MATTER.match(text) or _TOML.match(text)
     if not m:
         return "", text
     title = _FM_TITLE.search(m.group(1))
@@ -36,12 +41,29 @@ def front_matter(text: str) -> tuple[str, str]:
     return value, "\n" * m.group(0).count("\n") + text[m.end():]
 
 
-def _inline(token: Token) -> tuple[str, str]:
-    """(plain text, leading bold text) of an inline token."""
+def footnotes(text: str) -> tuple[list[str], str]:
+    """(definition texts, text without markers or definitions; line numbers kept)."""
+    notes: list[str] = []
+
+    def take(m: re.Match[str]) -> str:
+        notes.append(" ".join(m.group(1).split()))
+        return "\n" * m.group(0).count("\n")
+
+    text = _FN_DEF.sub(take, text)
+    return [n for n in notes if n], _FN_REF.sub("", text)
+
+
+def _inline_lines(token: Token) -> list[tuple[str, str]]:
+    """(plain text, leading bold text) of each line of an inline token."""
+    lines: list[tuple[str, str]] = []
     parts: list[str] = []
-    bold: list[str] | None = None  # collecting the leading **bold** while not None
+    bold: list[str] | None = None  # collecting the line's leading **bold** while not None
     bold_done = False
     strong = 0
+
+    def end_line() -> None:
+        lines.append(("".join(parts), "".join(bold).strip() if bold is not None and bold_done else ""))
+
     for child in token.children or []:
         t = child.type
         if t == "strong_open":
@@ -54,6 +76,10 @@ def _inline(token: Token) -> tuple[str, str]:
             if bold is not None and strong == 0:
                 bold_done = True
             continue
+        if t in ("softbreak", "hardbreak") and strong == 0:
+            end_line()
+            parts, bold, bold_done = [], None, False
+            continue
         if t in ("softbreak", "hardbreak"):
             piece = "\n"
         elif t in ("text", "code_inline"):
@@ -63,12 +89,32 @@ def _inline(token: Token) -> tuple[str, str]:
         parts.append(piece)
         if bold is not None and not bold_done:
             bold.append(piece)
-    return "".join(parts), ("".join(bold).strip() if bold is not None and bold_done else "")
+    end_line()
+    return lines
+
+
+def _inline(token: Token) -> tuple[str, str]:
+    """(plain text, leading bold text) of an inline token."""
+    lines = _inline_lines(token)
+    return "\n".join(t for t, _ in lines), lines[0][1] if lines else ""
+
+
+def _bold_led(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A paragraph of "**Title.** body" lines typed without blank lines: one paragraph per bold-led line."""
+    starts = [k for k, (t, b) in enumerate(lines) if b and len(b.split()) <= 12 and t.strip().startswith(b)]
+    if len(starts) < 2:
+        return [("\n".join(t for t, _ in lines), lines[0][1] if lines else "")]
+    if starts[0] != 0:
+        starts = [0, *starts]
+    bounds = [*starts, len(lines)]
+    return [("\n".join(t for t, _ in lines[a:b]), lines[a][1]) for a, b in zip(bounds, bounds[1:])]
 
 
 def parse_markdown(text: str) -> Document:
     title_hint, text = front_matter(text)
+    notes, text = footnotes(text)
     blocks: list[Block] = []
+    rows: list[list[str]] | None = None  # the open GFM table's rows
     lists: list[bool] = []  # numbered? for each open list
     entries: list[bool] = []  # for each open list entry: has its first paragraph been taken?
     heading: int | None = None
@@ -87,6 +133,18 @@ def parse_markdown(text: str) -> Document:
             heading = int(tok.tag[1])
         elif t == "heading_close":
             heading = None
+        elif t == "table_open":
+            rows = []
+        elif t == "tr_open" and rows is not None:
+            rows.append([])
+        elif t == "table_close" and rows is not None:
+            lines = table_lines(rows, header_row=True)
+            if lines:
+                blocks.append(Block("para", "\n".join(lines), depth=len(lists), line=line, in_table=True))
+            rows = None
+        elif t == "inline" and rows is not None:
+            if rows:
+                rows[-1].append(" ".join(_inline(tok)[0].split()))
         elif t == "inline":
             body, bold = _inline(tok)
             if heading is not None:
@@ -101,10 +159,13 @@ def parse_markdown(text: str) -> Document:
                 blocks.append(Block("item", body, depth=len(lists) - 1, numbered=lists[-1], bold_title=bold,
                                     line=line))
             else:
-                blocks.extend(blocks_from_paragraph(body, depth=len(lists), bold_title=bold,
-                                                    line=line))
+                for k, (part, part_bold) in enumerate(_bold_led(_inline_lines(tok))):
+                    blocks.extend(blocks_from_paragraph(part, depth=len(lists), bold_title=part_bold,
+                                                        line=line + k if line else 0))
         elif t in ("fence", "code_block"):
             blocks.extend(blocks_from_paragraph(tok.content.strip("\n"), depth=len(lists), line=line))
         elif t == "html_block":
             blocks.extend(html_blocks(tok.content, depth=len(lists)))
+    if notes:  # kept, as one sources note at the end: never items, never lost
+        blocks.append(Block("para", "\n".join(["Sources:", *notes])))
     return Document(blocks, title_hint=title_hint)

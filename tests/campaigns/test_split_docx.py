@@ -48,10 +48,10 @@ def test_list_styles_bold_runs_and_typed_numbers_make_items(leaflet):
     ]
 
 
-def test_merged_table_cells_are_read_once_and_kept(leaflet):
+def test_merged_table_cells_are_read_once_and_rows_become_lines(leaflet):
     draft = split_file(leaflet)
     assert draft.steps[-1].kind == "outro"
-    assert draft.steps[-1].text == "Call the clinic to book.\n\nOpening hours\n\nMon\n\nClosed"
+    assert draft.steps[-1].text == "Call the clinic to book.\n\nOpening hours\nMon: Closed"
     source = words("Cupping Therapy Explained Cupping is an old technique. This leaflet explains it. How Cupping Works "
                    "Suction the cups lift skin and muscle. Blood Flow More blood reaches the treated area. Relaxation: "
                    "many people find it calming. What to Expect Marks round marks fade within days. Duration sessions "

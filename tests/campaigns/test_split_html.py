@@ -90,7 +90,7 @@ def test_numbered_headings_and_table_cells():
         "<h3>3. Circulation</h3><p>Better flow.</p><table><tr><td>Mon</td><td>Closed</td></tr></table>"
     )
     assert [s.title for s in draft.items] == ["Endorphins", "Circulation"]
-    assert draft.items[1].text == "Better flow.\n\nMon\n\nClosed"  # table cells are never headings
+    assert draft.items[1].text == "Better flow.\n\nMon: Closed"  # a table row is one line, never a heading
 
 
 def test_windows_1252_page_that_declares_its_charset():
