@@ -106,6 +106,14 @@ def create_broadcast(
     return b
 
 
+def health_wording(b: Broadcast) -> list:
+    """Places where the newsletter speaks of the reader's own health (campaigns/privacy.py): a
+    newsletter goes to a whole list through a provider, so staff confirm before scheduling."""
+    from campaigns.privacy import personal_health_wording
+
+    return personal_health_wording("\n".join((b.subject or "", b.preheader or "", b.title or "", b.body or "")))
+
+
 def get_broadcast(session: Session, slug: str) -> Broadcast:
     b = session.scalar(select(Broadcast).where(Broadcast.slug == slug))
     if b is None:

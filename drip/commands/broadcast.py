@@ -54,15 +54,38 @@ def schedule_cmd(
     at: Optional[str] = typer.Option(None, "--at", help="'YYYY-MM-DD HH:MM' in the clinic's zone."),
     local: bool = typer.Option(False, "--local", help="With --at: that wall time in each subscriber's own zone."),
     cron: Optional[str] = typer.Option(None, "--cron", help="Recurring, e.g. '0 9 * * mon' (clinic's zone)."),
+    yes: bool = typer.Option(False, "--yes", help="Schedule even if the wording addresses the reader's own health."),
 ) -> None:
     """Schedule once (--at [--local]) or recurring (--cron)."""
     rt = open_runtime()
     with rt.sessions.begin() as s:
         b = broadcasts.get_broadcast(s, slug)
+        _confirm_wording(b, yes)
         n = broadcasts.schedule(s, b, at=at, local=local, cron=cron, clinic_tz=rt.settings.clinic.timezone, now=utcnow())
         when = b.send_at
     what = f"cron {cron}, next {when:%Y-%m-%d %H:%M} UTC" if cron else f"{at}{' local' if local else ''}: {n} recipients"
     console.print(f"{slug} scheduled ({what}).")
+
+
+def _confirm_wording(b, yes: bool) -> None:
+    """Wording about the reader's own health is asked about first: at a terminal, a question; in a script, --yes."""
+    import sys
+
+    from rich.console import Console
+
+    from drip.errors import InputError
+
+    found = broadcasts.health_wording(b)
+    if not found or yes:
+        return
+    err = Console(stderr=True, highlight=False)
+    for hit in found:
+        err.print(str(hit), markup=False)
+    if sys.stdin.isatty() and typer.confirm("This newsletter goes to a whole list; schedule it anyway?", default=False,
+                                            err=True):
+        return
+    raise InputError(f"the newsletter addresses the reader's own health ({len(found)} place(s), listed above): "
+                     "reword it, or re-run with --yes", where=b.slug)
 
 
 @app_.command("reschedule")

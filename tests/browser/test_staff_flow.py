@@ -79,8 +79,14 @@ def test_staff_runs_a_campaign_end_to_end(page, live_server, shoot, seed_path, t
     sent = email.message_from_bytes((live_server.outbox / "0.eml").read_bytes(), policy=policy.default)
     assert sent["To"].addresses[0].addr_spec == EMAIL and sent["Subject"] == f"[TEST] {subject}"
 
-    # Publish.
+    # Publish: the seed's review warnings are listed, and publishing asks to confirm them first.
     page.goto(campaign_url)
+    assert page.locator(".warning-line").count() == 3
+    shoot(page, "01b-review-warnings")
+    page.click("button:has-text('Publish')")
+    page.wait_for_selector(".flash-error:has-text('review warnings still open')")
+    assert page.locator("h1 .badge-draft").count() == 1
+    page.check("input[name=confirm]")
     page.click("button:has-text('Publish')")
     page.wait_for_selector("h1 .badge-published")
     page.click("nav.mainnav a:has-text('Campaigns')")
@@ -129,5 +135,5 @@ def test_staff_runs_a_campaign_end_to_end(page, live_server, shoot, seed_path, t
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(campaign_url)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert page.locator("nav.mainnav a").count() == 3
+    assert page.locator("nav.mainnav a").count() == 4  # campaigns, subscribers, newsletters, sign-up
     shoot(page, "10-phone-campaign")

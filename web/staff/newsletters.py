@@ -158,6 +158,7 @@ def newsletter_page(req: StaffRequest) -> Response:
             "can_pause": b.status == BroadcastStatus.SCHEDULED.value,
             "can_resume": b.status == BroadcastStatus.PAUSED.value,
             "schedule": {"mode": req.query("mode", "once"), "at": "", "local": False, "cron": ""},
+            "health_wording": broadcasts.health_wording(b),
         })
 
 
@@ -175,6 +176,10 @@ def newsletter_schedule(req: StaffRequest) -> Response:
     try:
         with req.ctx.runtime.sessions.begin() as db:
             b = _broadcast(db, slug)
+            if b.status == BroadcastStatus.DRAFT.value and req.field("confirm_wording") != "1" \
+                    and broadcasts.health_wording(b):
+                raise InputError("the wording addresses the reader's own health (see the warning): reword it, "
+                                 "or tick “I have checked the wording” to schedule anyway", where="wording")
             if mode == "cron":
                 cron = req.field("cron").strip()
                 if not cron:
