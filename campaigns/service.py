@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.draft import Draft
 from campaigns.schedule import parse_window
-from campaigns.subjects import check_subject
+from campaigns.subjects import check_subject, heading_for
 from drip.errors import InputError, NotFoundError
 from drip.models import (
     Campaign,
@@ -97,7 +97,7 @@ def create_campaign(
                 step_id=step.id,
                 version=1,
                 section=ds.section,
-                title=ds.title or draft.title,
+                title=ds.title or heading_for(ds.kind, ds.section, draft.title),
                 subject=ds.subject,
                 preheader=ds.preheader,
                 body=ds.text,

@@ -311,7 +311,7 @@ def split_document(doc: Document, *, name: str = "", where: str | None = None) -
         else:  # between items: a lead-in to its section's items, or what follows them
             nxt = segments[k + 1]
             step_kind = "intro" if nxt[0] == "item" and nxt[1] == section else "outro"
-        subject = subject_for(item_title, section, title)
+        subject = subject_for(item_title, section, title, text)
         step = DraftStep(step_kind, section, item_title, subject, text)  # type: ignore[arg-type]
         steps.append(replace(step, preheader=preheader_for(step)))
     return Draft(title=title, steps=steps)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-MAX_SUBJECT = 78  # what most inboxes show before cutting off
+MAX_SUBJECT = 60  # what a phone's inbox shows before cutting off
 MAX_PREHEADER = 110
 
 CONDITION_WORDS = (
@@ -40,6 +40,16 @@ _NOT_A_TOPIC = {"the", "a", "an", "how", "why", "what", "when", "where", "your",
                 # title-opening verbs ("Understanding Acupuncture"); "Cupping" or "Needling" are topics
                 "understanding", "managing", "treating", "living", "coping", "getting", "finding", "improving",
                 "choosing", "preparing", "using", "exploring", "reducing", "relieving", "easing", "beating"}
+
+
+# A "topic" that is really a kind of post ("5 Tips", "News", "FAQ") makes "Tips and hydration:
+# what to know": phrases no one would write. Such titles give no topic.
+_GENERIC_TOPICS = {"tip", "tips", "way", "ways", "reason", "reasons", "step", "steps", "benefit", "benefits", "fact",
+                   "facts", "thing", "things", "idea", "ideas", "guide", "faq", "faqs", "question", "questions", "news",
+                   "update", "updates", "newsletter", "blog", "article", "post", "welcome", "hello", "introduction",
+                   "overview", "summary", "notes", "week", "month", "today", "stay", "keep", "stop", "start", "try"}
+# Cut points for a long heading: "Scientific Evidence Supporting Acupuncture | for Pain Relief ...".
+_CLAUSE = re.compile(r"\s+(?:for|and|in|with|to|of|on|as|after|during|through|by)\s+|\s*[:|–—]\s*|\s+-\s+", re.I)
 
 
 class _StepLike(Protocol):
@@ -76,7 +86,9 @@ def topic_of(doc_title: str) -> str:
     """The main subject of a title: 'Acupuncture for Pain Relief' -> 'Acupuncture' ('' if unclear)."""
     head = _TOPIC_SPLIT.split(one_line(doc_title), maxsplit=1)[0].strip()
     words = head.split()
-    if not 1 <= len(words) <= 3 or words[0].lower() in _NOT_A_TOPIC:
+    if not 1 <= len(words) <= 3 or words[0].lower() in _NOT_A_TOPIC or words[0][:1].isdigit():
+        return ""
+    if any(w.lower().strip(".,!?") in _GENERIC_TOPICS for w in words):
         return ""
     return head
 
@@ -97,19 +109,37 @@ def _impersonal(text: str) -> str:
 
 
 def _fit(text: str, limit: int) -> str:
+    """At most `limit` characters: whole clauses where a cut at "for/and/..." leaves a phrase, else words + "…"."""
     text = one_line(text)
     if len(text) <= limit:
         return text
+    cuts = [m.start() for m in _CLAUSE.finditer(text) if 3 * limit // 5 <= m.start() <= limit]
+    if cuts:
+        return text[: cuts[-1]].rstrip(" ,;:-–—")
     cut = text[: limit - 1]
     if " " in cut:
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip(" ,;:-–—") + "…"
 
 
-def subject_for(title: str, section: str, doc_title: str) -> str:
-    """Subject from a step's title (or, for intro/outro steps, the heading it sits under or the document title)."""
+def is_furniture(text: str) -> bool:
+    """Site chrome ("Share this", "Leave a comment") is never a subject or a heading."""
+    from campaigns.review import FURNITURE
+
+    return bool(FURNITURE.search(text)) or one_line(text).lower().rstrip(":!. ") in {"share", "comments", "menu", "tags"}
+
+
+def subject_for(title: str, section: str, doc_title: str, text: str | None = None) -> str:
+    """Subject from a step's title (or, for intro/outro steps, the heading it sits under or the document title).
+
+    The article's topic leads ("Acupuncture and chronic pain: what to know") only when it is a
+    real topic and, given the step's `text`, that text speaks of it; otherwise the title stands
+    alone, so no section word is glued to an item.
+    """
     base = _impersonal(title).rstrip(" :-–—")
     topic = _impersonal(topic_of(doc_title))
+    if topic and text is not None and topic.lower() not in f"{one_line(section)} {one_line(text)}".lower():
+        topic = ""
     if base:
         mentions_topic = bool(topic) and topic.lower() in base.lower()
         how = re.search(r"^how\b.*\bworks?\b", one_line(section), re.IGNORECASE) is not None
@@ -117,17 +147,27 @@ def subject_for(title: str, section: str, doc_title: str) -> str:
         if topic and not mentions_topic and how:
             candidates.append(f"How {_lower(topic)} works: {_lower(base)}")
         if topic and not mentions_topic:
-            lead = _sentence(topic)
-            candidates += [f"{lead} and {_lower(base)}: what to know", f"{lead} and {_lower(base)}"]
+            candidates.append(f"{_sentence(topic)} and {_lower(base)}: what to know")
         if len(base.split()) <= 6 and not base.endswith("?"):
             candidates.append(f"{_sentence(base)}: what to know")
         candidates.append(base)
     else:
-        candidates = [_impersonal(section).rstrip(" :-–—"), _impersonal(doc_title)]
-    candidates = [c for c in (one_line(c) for c in candidates) if c and not about_reader(c)]
+        candidates = [_fit(_impersonal(section).rstrip(" :-–—"), MAX_SUBJECT), _impersonal(doc_title)]
+    candidates = [c for c in (one_line(c) for c in candidates) if c and not about_reader(c) and not is_furniture(c)]
     if not candidates:
         return _fit(topic and f"{topic}: what to know" or "News from the clinic", MAX_SUBJECT)
     return next((c for c in candidates if len(c) <= MAX_SUBJECT), _fit(candidates[-1], MAX_SUBJECT))
+
+
+def heading_for(kind: str, section: str, doc_title: str) -> str:
+    """The heading of an untitled intro or outro email: its own section, not the campaign's title."""
+    own = _impersonal(section).rstrip(" :-–—")
+    if own and not is_furniture(own) and not about_reader(own):
+        return own
+    topic = topic_of(doc_title)
+    if kind == "intro":
+        return f"An introduction to {_lower(topic)}" if topic else "An introduction"
+    return f"{_sentence(topic)}: putting it together" if topic else "Putting it together"
 
 
 def preheader_for(step: _StepLike) -> str:

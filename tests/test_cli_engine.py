@@ -74,7 +74,7 @@ def test_publishing_with_review_warnings_needs_yes(env, seed_path, drip):
     r = drip("campaigns", "publish", "seed", env=env)  # not a terminal: no question, a refusal
     assert r.returncode == 2 and "work may work" in r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
-        "drip: error: seed: 3 review warning(s) open (listed above); fix them or re-run with --yes")
+        "drip: error: seed: 2 review warning(s) open (listed above); fix them or re-run with --yes")
     assert count(env, Campaign, Campaign.status == "published") == 0
     r = drip("import", str(seed_path), "--campaign", "seed-2", "--publish", env=env)
     assert r.returncode == 2 and count(env, Campaign) == 1  # nothing half-written: the import rolled back
@@ -92,7 +92,7 @@ def count(env, model, *where) -> int:
 
 def test_import_enroll_run_status(env, seed_path, drip):
     r = drip("import", str(seed_path), "--campaign", "onboarding", "--every", "0d", "--window", "daily 00:00-23:59",
-             "--publish", "--yes", env=env)  # the seed has three review warnings (test_review.py)
+             "--publish", "--yes", env=env)  # the seed has two review warnings (test_review.py)
     assert r.returncode == 0, r.stderr
     assert "13 steps" in r.stdout and "published" in r.stdout
     assert drip("subscribers", "add", "maria@example.org", "--name", "Maria", "--tz", "Europe/Berlin", env=env).returncode == 0

@@ -81,7 +81,7 @@ def test_staff_runs_a_campaign_end_to_end(page, live_server, shoot, seed_path, t
 
     # Publish: the seed's review warnings are listed, and publishing asks to confirm them first.
     page.goto(campaign_url)
-    assert page.locator(".warning-line").count() == 3
+    assert page.locator(".warning-line").count() == 2
     shoot(page, "01b-review-warnings")
     page.click("button:has-text('Publish')")
     page.wait_for_selector(".flash-error:has-text('review warnings still open')")

@@ -51,7 +51,7 @@ def test_table_lists_every_step(seed_path, capsys, monkeypatch):
     assert len(rows) == 13
     assert "How acupuncture works: release of endorphins" in rows[1] and "Release of Endorphins" in rows[1]
     assert rows[1].rstrip("│ ").endswith("21")  # words in the step's text
-    assert "\n10 items, 13 steps\n3 to review before publishing:\n" in out  # warnings follow (test_review.py)
+    assert "\n10 items, 13 steps\n2 to review before publishing:\n" in out  # warnings follow (test_review.py)
 
 
 @pytest.mark.parametrize(
