@@ -18,10 +18,24 @@ with a title: a leading bold run; a first line ending in ":" or " -"; "Title: bo
 first line with the body on the next lines; or a short entry (<= 12 words, no closing
 punctuation) with body text after it, unless it is one of a run of such entries (a plain list).
 
+Paragraph items (no list marker): "**Stretch first.** body" (a bold lead; a closing period
+is fine), "Bloating:" over its body, "Cucumber: Cooling and hydrating." (Title Case title,
+capitalised body). A section needs two or more of one kind, so a lone "Note: ..." stays text
+and the first entry of a section is never lost to its intro. "Tip 3: Title" / "Step 2 – Title"
+lines are list entries whose marker is the label (readers.plaintext.split_label); kept in the
+text when the entry turns out to be untitled ("Step 1: Wash your hands.").
+
 Bodies: an entry whose body is inline or nested takes only what is nested under it. A
 title-only entry takes what follows up to the next heading or titled entry of its own marker
 kind: paragraphs, sentence bullets and bullets of the other kind ("- body" under "1. Title:");
-a paragraph after those bullets ends it. Numbers are never read, so gaps cannot merge items.
+a paragraph after those bullets ends it. A paragraph item's body runs to the next item or
+heading, except that the last of a run keeps only its own paragraph. A sign-off ("Warm
+regards,") is never a body. Numbers are never read, so gaps cannot merge items.
+
+Not items: entries of a References / Sources / FAQ / Questions / Key takeaways / Summary
+section (its sub-headings and questions become its text), questions as bold leads, untitled
+bullet lists, untitled procedure steps. Decision for FAQs: the whole FAQ section is ONE text
+step (kind intro/outro by position, section "FAQ"), i.e. one FAQ email, never one per question.
 
 Everything else becomes `intro` (before the items of the document or its section) or `outro`
 steps. Nothing is dropped or reworded: title + section headings (once per run of steps) +
@@ -125,10 +139,10 @@ _CLOSING = re.compile(
 # sections whose entries are never items: the reader wants them kept, but in one email
 # (a FAQ email, the sources, the summary) rather than one email per question or citation
 _NOT_ITEMS = re.compile(
-    r"^(?:references?|sources?|citations?|bibliography|further reading|footnotes|notes|"
-    r"faqs?|frequently asked questions?|(?:common |your )?questions(?: and answers)?|q ?& ?a|"
-    r"(?:key |main )?takeaways?|summary|in summary|to sum up|tl;? ?dr|at a glance|the bottom line|bottom line|"
-    r"in a nutshell|quick facts|highlights|recap)\b",
+    r"^(?:(?:faqs?|frequently asked questions?)\b.*|"
+    r"(?:references?|sources?|citations?|bibliography|further reading|footnotes|notes|"
+    r"(?:common |your )?questions(?: and answers)?|q ?& ?a|(?:key |main )?takeaways?|summary|in summary|to sum up|"
+    r"tl;? ?dr|at a glance|(?:the )?bottom line|in a nutshell|quick facts|highlights|recap)\s*[:.]?)$",
     re.I,
 )
 
@@ -386,7 +400,10 @@ def _render(blocks: list[Block]) -> str:
         text = "\n".join(s for s in (line.strip() for line in b.text.split("\n")) if s)
         if not text:
             continue
-        if b.kind == "item":
+        if b.label:  # "Step 1: Wash your hands." was not an item: its label is its text again
+            end_run()
+            paras.append(b.label + text)
+        elif b.kind == "item":
             run.append(text)
         else:
             end_run()

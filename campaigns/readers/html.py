@@ -2,8 +2,16 @@
 
 Page chrome is removed first (script/style/nav/aside/footer/forms, hidden elements, a site
 <header> without the page's <h1>), then the content root is chosen (<main>, else the
-largest <article>, else <body>) and walked in document order. Inline text is gathered
-with whitespace collapsed as a browser would, <br> kept as a line break.
+largest <article>, else <body>). Inside it, furniture goes by the hints themes and builders
+put on it (a class/id part such as "entry-meta", "sharedaddy", "post-navigation",
+"comments", "newsletter", "breadcrumb"; rel=author; aria-labels), by structure (lists and
+paragraphs that are nearly all links; the short block around a byline's <time>), never by
+one site's wording, and never an element holding half the article. An inline element that
+wraps blocks is a container (a Google Docs paste is one <b style="font-weight:normal">);
+bold comes from <b>/<strong> and from font-weight styles. Data tables become a line per
+row ("Header: value"); layout tables are read cell by cell. Inline text is gathered with
+whitespace collapsed as a browser would, <br> kept as a line break. Pages nested more than
+MAX_DEPTH deep are refused with one line (no RecursionError).
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Markdown -> blocks with markdown-it-py (CommonMark), so list nesting and headings follow the spec.
+"""Markdown -> blocks with markdown-it-py (CommonMark + GFM tables), so list nesting and headings follow the spec.
 
-YAML front matter is metadata (its `title:` is a title hint). Only the structure is taken:
-emphasis and link markup are dropped, their words kept. A heading that starts with a number
-("### 2. Insomnia") is an item written as a heading. Paragraphs go through the plain-text
-line rules, because "•" or "2." inside a paragraph is not a CommonMark list but is one to
-the person who typed it.
+YAML (---) and TOML (+++) front matter is metadata (its `title` is a title hint, never body).
+Footnote markers are removed and their definitions kept as one "Sources:" note at the end.
+Tables become a line per row. Only the structure is taken: emphasis and link markup are
+dropped, their words kept; paragraphs and list runs that are all links (a captured page's
+menu, share row, post navigation) are dropped. A heading that starts with a number ("### 2.
+Insomnia") is an item written as a heading. Paragraphs go through the plain-text line rules,
+because "•" or "2." inside a paragraph is not a CommonMark list but is one to the person who
+typed it; "**Title.** body" lines typed without blank lines become a paragraph each.
 """
 
 from __future__ import annotations

@@ -302,3 +302,16 @@ def test_word_reader_never_resolves_styles_run_by_run(tmp_path, monkeypatch):
     monkeypatch.setattr(Run, "style", property(forbidden))
     monkeypatch.setattr(Paragraph, "style", property(forbidden))
     assert [s.title for s in split(data, ".docx").items] == [f"Title {k}" for k in range(20)]
+
+
+def test_untitled_labelled_steps_keep_their_labels_as_text():
+    md = ("# Guide\n\nIntro.\n\n- **Warmth:** softens tissue.\n- **Rest:** heals.\n\n## At Home\n\n"
+          "Step 1: Warm the pack.\nStep 2: Wrap it in a towel.\n")
+    draft = split(md, ".md")
+    assert [t for t, _ in items(draft)] == ["Warmth", "Rest"]
+    assert draft.steps[-1].text == "Step 1: Warm the pack.\n\nStep 2: Wrap it in a towel."
+
+
+def test_bold_labelled_title_in_html():
+    html = "<h1>Guide</h1><p>Intro.</p><p><b>Tip 1: Hydrate</b><br>Drink water.</p><p><b>Tip 2: Rest</b><br>Sleep.</p>"
+    assert items(split(html, ".html")) == [("Hydrate", "Drink water."), ("Rest", "Sleep.")]
