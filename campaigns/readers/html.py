@@ -299,7 +299,7 @@ _HINT = re.compile(
     r"advert\w*|ads?|adsbygoogle|sponsor\w*|promo|newsletter|subscribe|subscription|sign-?up|opt-?in|"
     r"breadcrumbs?|crumbs|meta|entry-?meta|post-?meta|posted-?on|dateline|date|timestamp|published|tags|"
     r"tag-?links|cat-?links|categories|sidebar|widget|cookies?|popup|modal|toc|table-of-contents|"
-    r"footer|entry-?footer|post-?footer|read-?more|more-?posts|prev|next|previous)(?=$|[-_\s])",
+    r"footer|entry-?footer|post-?footer|read-?more|more-?posts)(?=$|[-_\s])",
     re.I,
 )
 _ARIA_HINT = re.compile(r"share|breadcrumb|related|comment|social|author|pagination|advert|newsletter", re.I)

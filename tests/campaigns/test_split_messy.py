@@ -315,3 +315,12 @@ def test_untitled_labelled_steps_keep_their_labels_as_text():
 def test_bold_labelled_title_in_html():
     html = "<h1>Guide</h1><p>Intro.</p><p><b>Tip 1: Hydrate</b><br>Drink water.</p><p><b>Tip 2: Rest</b><br>Sleep.</p>"
     assert items(split(html, ".html")) == [("Hydrate", "Drink water."), ("Rest", "Sleep.")]
+
+
+def test_a_next_steps_box_is_content_and_a_long_tail_after_dashes_is_not_a_signature():
+    html = ('<h1>Guide</h1><p>Intro.</p><ol><li><b>Sleep:</b> rest.</li><li><b>Diet:</b> eat.</li></ol>'
+            '<div class="next-steps"><p>Book a follow-up visit.</p></div>')
+    assert "Book a follow-up visit." in everything(split(html, ".html"))
+    tail = "\n\n".join(f"{k}. Point {k}:\nBody {k}." for k in range(1, 6))
+    draft = split(f"Guide\n\nIntro.\n\n--\n\n{tail}\n", ".txt")
+    assert len(draft.items) == 5
