@@ -324,3 +324,16 @@ def test_a_next_steps_box_is_content_and_a_long_tail_after_dashes_is_not_a_signa
     tail = "\n\n".join(f"{k}. Point {k}:\nBody {k}." for k in range(1, 6))
     draft = split(f"Guide\n\nIntro.\n\n--\n\n{tail}\n", ".txt")
     assert len(draft.items) == 5
+
+
+def test_page_builder_widget_wrappers_are_content():
+    def widget(inner: str, kind: str = "text-editor") -> str:
+        return (f'<div class="elementor-element elementor-widget elementor-widget-{kind}">'
+                f'<div class="elementor-widget-container">{inner}</div></div>')
+
+    html = ("<body>" + widget("<h1>Guide</h1>", "heading") + widget("<p>Intro text.</p>")
+            + widget("<ul><li><b>Sleep:</b> rest.</li><li><b>Diet:</b> eat.</li></ul>")
+            + widget('<a href="#">Share on Facebook</a> <a href="#">Share on X</a>', "share-buttons") + "</body>")
+    draft = split(html, ".html")
+    assert draft.title == "Guide" and items(draft) == [("Sleep", "rest."), ("Diet", "eat.")]
+    assert "Share" not in everything(draft)
