@@ -18,10 +18,24 @@ with a title: a leading bold run; a first line ending in ":" or " -"; "Title: bo
 first line with the body on the next lines; or a short entry (<= 12 words, no closing
 punctuation) with body text after it, unless it is one of a run of such entries (a plain list).
 
+Paragraph items (no list marker): "**Stretch first.** body" (a bold lead; a closing period
+is fine), "Bloating:" over its body, "Cucumber: Cooling and hydrating." (Title Case title,
+capitalised body). A section needs two or more of one kind, so a lone "Note: ..." stays text
+and the first entry of a section is never lost to its intro. "Tip 3: Title" / "Step 2 – Title"
+lines are list entries whose marker is the label (readers.plaintext.split_label); kept in the
+text when the entry turns out to be untitled ("Step 1: Wash your hands.").
+
 Bodies: an entry whose body is inline or nested takes only what is nested under it. A
 title-only entry takes what follows up to the next heading or titled entry of its own marker
 kind: paragraphs, sentence bullets and bullets of the other kind ("- body" under "1. Title:");
-a paragraph after those bullets ends it. Numbers are never read, so gaps cannot merge items.
+a paragraph after those bullets ends it. A paragraph item's body runs to the next item or
+heading, except that the last of a run keeps only its own paragraph. A sign-off ("Warm
+regards,") is never a body. Numbers are never read, so gaps cannot merge items.
+
+Not items: entries of a References / Sources / FAQ / Questions / Key takeaways / Summary
+section (its sub-headings and questions become its text), questions as bold leads, untitled
+bullet lists, untitled procedure steps. Decision for FAQs: the whole FAQ section is ONE text
+step (kind intro/outro by position, section "FAQ"), i.e. one FAQ email, never one per question.
 
 Everything else becomes `intro` (before the items of the document or its section) or `outro`
 steps. Nothing is dropped or reworded: title + section headings (once per run of steps) +
@@ -114,6 +128,57 @@ def item_head(block: Block) -> _Head | None:
     return None
 
 
+# a sign-off line ("Warm regards,", "See you soon,"): never the body of the item above it
+_CLOSING = re.compile(
+    r"^(?:warm(?:est)?(?: regards| wishes)?|kind(?:est)? regards|best(?: wishes| regards)?|regards|sincerely|"
+    r"yours(?: truly| sincerely)?|with (?:warm |best |kind )?(?:wishes|regards|thanks|love|care)|take care|be well|"
+    r"stay well|in (?:good )?health|cheers|many thanks|thank you|thanks|see you\b.*|until next time|"
+    r"talk soon|love)\s*[,!.]?\s*$",
+    re.I,
+)
+# sections whose entries are never items: the reader wants them kept, but in one email
+# (a FAQ email, the sources, the summary) rather than one email per question or citation
+_NOT_ITEMS = re.compile(
+    r"^(?:(?:faqs?|frequently asked questions?)\b.*|"
+    r"(?:references?|sources?|citations?|bibliography|further reading|footnotes|notes|"
+    r"(?:common |your )?questions(?: and answers)?|q ?& ?a|(?:key |main )?takeaways?|summary|in summary|to sum up|"
+    r"tl;? ?dr|at a glance|(?:the )?bottom line|in a nutshell|quick facts|highlights|recap)\s*[:.]?)$",
+    re.I,
+)
+
+
+def _closing(block: Block) -> bool:
+    return block.kind == "para" and bool(_CLOSING.match(block.text.split("\n", 1)[0].strip()))
+
+
+def para_head(block: Block) -> tuple[str, _Head] | None:
+    """(kind, head) when a paragraph is written like an item without a list marker.
+
+    "**Stretch first.** body" (a bold lead, a closing period allowed), "Bloating:" over its
+    body, "Cucumber: Cooling and hydrating." (Title Case, capitalised body). The caller
+    only takes them as items when a section has two or more of one kind, so a lone
+    "Note: ..." stays text. Questions are not titles here: FAQs stay together.
+    """
+    if block.kind != "para" or block.depth or block.in_table or block.label:
+        return None
+    text = block.text.strip()
+    first, _, rest = text.partition("\n")
+    bold = block.bold_title.strip()
+    if bold and text.startswith(bold) and len(bold) < len(text):
+        core = bold.rstrip(".!").rstrip()
+        if not bold.endswith("?") and _title_like(core, max_words=12) and core[:1].isupper():
+            body = _BODY_LEAD.sub("", text[len(bold):], count=1).strip()
+            if body:
+                return "bold", _Head(clean_title(core), body, True, bold=True)
+    if rest and first.endswith(":") and _title_like(first, max_words=8) and first[:1].isupper():
+        return "colon", _Head(clean_title(first), rest.strip(), True)
+    m = _INLINE_COLON.match(first)
+    if m and _title_like(m.group(1), max_words=6) and _title_case(m.group(1)) and m.group(2)[:1].isupper():
+        body = "\n".join(p for p in (m.group(2), rest.strip()) if p)
+        return "inline", _Head(clean_title(m.group(1)), body, True)
+    return None
+
+
 class _Splitter:
     def __init__(self, blocks: list[Block]) -> None:
         self.blocks = blocks
@@ -122,6 +187,53 @@ class _Splitter:
         last_content = max((i for i, c in enumerate(cand) if c is None), default=-1)
         # headings with no content after them are text
         self.levels = [c if i < last_content else None for i, c in enumerate(cand)]
+        self._exclude_sections()
+        self.para_item = [False] * len(blocks)
+        self._para_items()
+
+    def _exclude_sections(self) -> None:
+        """Under a References/FAQ/Key takeaways heading: no items, and its sub-headings are its text."""
+        self.excluded = [False] * len(self.blocks)
+        rank: int | None = None  # level of the open excluded heading
+        for i, b in enumerate(self.blocks):
+            lv = self.levels[i]
+            if lv is not None or (b.kind == "item" and b.level):
+                own = lv if lv is not None else b.level
+                if rank is not None and own > rank:  # a question or sub-heading inside the FAQ
+                    self.levels[i] = None
+                    self.excluded[i] = True
+                    continue
+                rank = own if _NOT_ITEMS.match(clean_title(b.text)) and lv is not None else None
+                continue
+            if b.kind == "para" and b.depth == 0 and _NOT_ITEMS.match(b.text.strip()) and \
+                    len(b.text.split()) <= 4 and "\n" not in b.text.strip():
+                rank = _INFERRED  # "Key takeaways:" typed as a line of its own
+                continue
+            self.excluded[i] = rank is not None
+
+    def _para_items(self) -> None:
+        """Paragraphs written as items (see para_head): two or more of a kind in a section."""
+        section: list[tuple[int, str, _Head]] = []
+
+        def close() -> None:
+            kinds: dict[str, int] = {}
+            for _, kind, _ in section:
+                kinds[kind] = kinds.get(kind, 0) + 1
+            for i, kind, head in section:
+                if kinds[kind] >= 2:
+                    self.heads[i], self.para_item[i] = head, True
+            section.clear()
+
+        for i, b in enumerate(self.blocks):
+            if self.levels[i] is not None or (b.kind == "item" and b.level):
+                close()
+                continue
+            if self.excluded[i]:
+                continue
+            found = para_head(b)
+            if found is not None:
+                section.append((i, *found))
+        close()
 
     @staticmethod
     def _candidate(b: Block) -> int | None:
@@ -138,6 +250,10 @@ class _Splitter:
         """Does block j belong to the body of item i?"""
         t, head, c = self.blocks[i], self.heads[i], self.blocks[j]
         assert head is not None
+        if self.para_item[j] or _closing(c) or (self.excluded[j] and not self.excluded[i]):
+            return False
+        if self.para_item[i]:
+            return self._para_absorbs(i, j)
         if t.level:  # "### 2. Title": everything up to the next heading of its rank, or heading-item
             if c.kind == "heading" and self.levels[j] is not None:
                 return c.level > t.level
@@ -161,6 +277,19 @@ class _Splitter:
         # "1. Title:" + "- point" lines + a paragraph -> the paragraph is the document's again
         return not (has_body and self.blocks[j - 1].kind == "item")
 
+    def _para_absorbs(self, i: int, j: int) -> bool:
+        """A paragraph item's body runs to the next item or heading; the last one of its run keeps
+        only its own paragraph when it has one (what follows the run is the article's close)."""
+        c = self.blocks[j]
+        if self.levels[j] is not None or (c.kind == "item" and (c.level or self.item(j) is not None)):
+            return False
+        if self.heads[i] is not None and self.heads[i].body:  # type: ignore[union-attr]
+            later = next((k for k in range(j, len(self.blocks))
+                          if self.para_item[k] or self.levels[k] is not None or self.blocks[k].level), None)
+            if later is None or not self.para_item[later]:
+                return False
+        return True
+
     def _bare_list(self, i: int) -> bool:
         """Entry i directly follows a same-kind entry that has no body: a plain list, not items."""
         if i == 0:
@@ -171,7 +300,7 @@ class _Splitter:
 
     def item(self, i: int) -> _Head | None:
         head = self.heads[i]
-        if head is None or self.levels[i] is not None:
+        if head is None or self.levels[i] is not None or self.excluded[i]:
             return None
         if head.explicit:
             return head
@@ -271,7 +400,10 @@ def _render(blocks: list[Block]) -> str:
         text = "\n".join(s for s in (line.strip() for line in b.text.split("\n")) if s)
         if not text:
             continue
-        if b.kind == "item":
+        if b.label:  # "Step 1: Wash your hands." was not an item: its label is its text again
+            end_run()
+            paras.append(b.label + text)
+        elif b.kind == "item":
             run.append(text)
         else:
             end_run()

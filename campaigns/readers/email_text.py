@@ -80,8 +80,8 @@ def unwrap_email(text: str) -> tuple[str, str]:
             subject = subject or fwd.get("subject", "")
             k = end
             continue
-        if line in ("-- ", "--"):  # the signature delimiter: the rest is the sender's signature
-            break
+        if line in ("-- ", "--") and sum(1 for x in lines[k + 1:] if x.strip()) <= 8:
+            break  # the signature delimiter: the few lines after it are the sender's signature
         if _SENT_FROM.match(line):
             k += 1
             continue

@@ -2,8 +2,16 @@
 
 Page chrome is removed first (script/style/nav/aside/footer/forms, hidden elements, a site
 <header> without the page's <h1>), then the content root is chosen (<main>, else the
-largest <article>, else <body>) and walked in document order. Inline text is gathered
-with whitespace collapsed as a browser would, <br> kept as a line break.
+largest <article>, else <body>). Inside it, furniture goes by the hints themes and builders
+put on it (a class/id part such as "entry-meta", "sharedaddy", "post-navigation",
+"comments", "newsletter", "breadcrumb"; rel=author; aria-labels), by structure (lists and
+paragraphs that are nearly all links; the short block around a byline's <time>), never by
+one site's wording, and never an element holding half the article. An inline element that
+wraps blocks is a container (a Google Docs paste is one <b style="font-weight:normal">);
+bold comes from <b>/<strong> and from font-weight styles. Data tables become a line per
+row ("Header: value"); layout tables are read cell by cell. Inline text is gathered with
+whitespace collapsed as a browser would, <br> kept as a line break. Pages nested more than
+MAX_DEPTH deep are refused with one line (no RecursionError).
 """
 
 from __future__ import annotations
@@ -290,8 +298,8 @@ _HINT = re.compile(
     r"social|related|relatedposts|post-?nav|navigation|nav-?links|pagination|pager|comments?|respond|disqus|"
     r"advert\w*|ads?|adsbygoogle|sponsor\w*|promo|newsletter|subscribe|subscription|sign-?up|opt-?in|"
     r"breadcrumbs?|crumbs|meta|entry-?meta|post-?meta|posted-?on|dateline|date|timestamp|published|tags|"
-    r"tag-?links|cat-?links|categories|sidebar|widget|cookies?|popup|modal|toc|table-of-contents|"
-    r"entry-?footer|post-?footer|read-?more|more-?posts|prev|next|previous)(?=$|[-_\s])",
+    r"tag-?links|cat-?links|categories|sidebar|widget-?area|cookies?|popup|modal|toc|table-of-contents|"
+    r"footer|entry-?footer|post-?footer|read-?more|more-?posts)(?=$|[-_\s])",
     re.I,
 )
 _ARIA_HINT = re.compile(r"share|breadcrumb|related|comment|social|author|pagination|advert|newsletter", re.I)
@@ -333,16 +341,35 @@ def _short_block_of(node: LexborNode, root: LexborNode) -> LexborNode | None:
     return cur if len((cur.text(deep=True) or "").split()) <= 14 else None
 
 
+def _decompose_outermost(nodes: list[LexborNode]) -> None:
+    """Remove nodes, none after an ancestor of it was removed (a destroyed node's children are gone too)."""
+    chosen: set[int] = set()
+    keep: list[LexborNode] = []
+    for node in nodes:
+        if node.mem_id in chosen:
+            continue
+        cur, inside = node.parent, False
+        while cur is not None:
+            if cur.mem_id in chosen:
+                inside = True
+                break
+            cur = cur.parent
+        if not inside:
+            chosen.add(node.mem_id)
+            keep.append(node)
+    for node in keep:
+        node.decompose()
+
+
 def _strip_furniture(root: LexborNode) -> None:
     total = _alnum(root.text(deep=True) or "")
-    for node in root.css("*"):
-        if node.parent is None or node.mem_id == root.mem_id:
-            continue
-        if _furniture(node) and _alnum(node.text(deep=True) or "") < 0.5 * max(total, 1):
-            node.decompose()
-    for node in root.css("time, [rel=author], [itemprop=author], [itemprop=datePublished]"):
-        block = _short_block_of(node, root)
-        (block or node).decompose()
+    found = [node for node in root.css("*")
+             if node.mem_id != root.mem_id and _furniture(node)
+             and _alnum(node.text(deep=True) or "") < 0.5 * max(total, 1)]
+    _decompose_outermost(found)
+    bylines = [_short_block_of(node, root) or node
+               for node in root.css("time, [rel=author], [itemprop=author], [itemprop=datePublished]")]
+    _decompose_outermost(bylines)
 
 
 def _mark_wrappers(root: LexborNode) -> None:
@@ -371,8 +398,7 @@ def html_blocks(html: str, *, depth: int = 0) -> list[Block]:
     """Blocks of an HTML fragment (also used for raw HTML inside Markdown)."""
     tree = LexborHTMLParser(html)
     _check_depth(tree)
-    for node in tree.css(_NOISE):
-        node.decompose()
+    _decompose_outermost(tree.css(_NOISE))
     return _read(tree.body, depth) if tree.body is not None else []
 
 
@@ -382,10 +408,8 @@ def parse_html(html: str) -> Document:
     title_node = tree.css_first("title")
     title_hint = " ".join((title_node.text() if title_node is not None else "").split())
     title_hint = re.split(r"\s+[|·–—-]\s+", title_hint)[0] if title_hint else ""  # "Page | Clinic name"
-    for node in tree.css(_NOISE):
-        node.decompose()
-    for header in tree.css("header"):
-        if header.css_first("h1") is None:  # a site banner, not the article's own header
-            header.decompose()
+    _decompose_outermost(tree.css(_NOISE))
+    # a site banner, not the article's own header
+    _decompose_outermost([h for h in tree.css("header") if h.css_first("h1") is None])
     root = _root(tree)
     return Document(_read(root, 0) if root is not None else [], title_hint=title_hint)

@@ -1,10 +1,13 @@
-"""Markdown -> blocks with markdown-it-py (CommonMark), so list nesting and headings follow the spec.
+"""Markdown -> blocks with markdown-it-py (CommonMark + GFM tables), so list nesting and headings follow the spec.
 
-YAML front matter is metadata (its `title:` is a title hint). Only the structure is taken:
-emphasis and link markup are dropped, their words kept. A heading that starts with a number
-("### 2. Insomnia") is an item written as a heading. Paragraphs go through the plain-text
-line rules, because "•" or "2." inside a paragraph is not a CommonMark list but is one to
-the person who typed it.
+YAML (---) and TOML (+++) front matter is metadata (its `title` is a title hint, never body).
+Footnote markers are removed and their definitions kept as one "Sources:" note at the end.
+Tables become a line per row. Only the structure is taken: emphasis and link markup are
+dropped, their words kept; paragraphs and list runs that are all links (a captured page's
+menu, share row, post navigation) are dropped. A heading that starts with a number ("### 2.
+Insomnia") is an item written as a heading. Paragraphs go through the plain-text line rules,
+because "•" or "2." inside a paragraph is not a CommonMark list but is one to the person who
+typed it; "**Title.** body" lines typed without blank lines become a paragraph each.
 """
 
 from __future__ import annotations
@@ -99,6 +102,40 @@ def _inline(token: Token) -> tuple[str, str]:
     return "\n".join(t for t, _ in lines), lines[0][1] if lines else ""
 
 
+def _link_only(token: Token) -> int:
+    """How many links an inline token has when it is (nearly) all link text, else 0: menus, share rows."""
+    links = linked = total = 0
+    depth = 0
+    for child in token.children or []:
+        if child.type == "link_open":
+            links, depth = links + 1, depth + 1
+        elif child.type == "link_close":
+            depth -= 1
+        elif child.type in ("text", "code_inline"):
+            n = sum(ch.isalnum() for ch in child.content)
+            total += n
+            linked += n if depth else 0
+    return links if total and linked >= 0.8 * total else 0
+
+
+def _drop_link_lists(blocks: list[Block], links: list[int]) -> list[Block]:
+    """Paragraphs of two or more links, and runs of two or more link-only list entries, are page furniture."""
+    keep = [True] * len(blocks)
+    for k, b in enumerate(blocks):
+        if b.kind == "para" and links[k] >= 2:
+            keep[k] = False
+    k = 0
+    while k < len(blocks):
+        j = k
+        while j < len(blocks) and blocks[j].kind == "item" and links[j] >= 1 and blocks[j].depth == blocks[k].depth:
+            j += 1
+        if j - k >= 2:
+            for m in range(k, j):
+                keep[m] = False
+        k = max(j, k + 1)
+    return [b for b, ok in zip(blocks, keep) if ok]
+
+
 def _bold_led(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """A paragraph of "**Title.** body" lines typed without blank lines: one paragraph per bold-led line."""
     starts = [k for k, (t, b) in enumerate(lines) if b and len(b.split()) <= 12 and t.strip().startswith(b)]
@@ -115,6 +152,7 @@ def parse_markdown(text: str) -> Document:
     notes, text = footnotes(text)
     blocks: list[Block] = []
     rows: list[list[str]] | None = None  # the open GFM table's rows
+    links: list[int] = []  # per block: links when its text is all links (see _link_only)
     lists: list[bool] = []  # numbered? for each open list
     entries: list[bool] = []  # for each open list entry: has its first paragraph been taken?
     heading: int | None = None
@@ -147,6 +185,8 @@ def parse_markdown(text: str) -> Document:
                 rows[-1].append(" ".join(_inline(tok)[0].split()))
         elif t == "inline":
             body, bold = _inline(tok)
+            links += [0] * (len(blocks) - len(links))
+            linky = _link_only(tok) if heading is None else 0
             if heading is not None:
                 numbered, rest = split_marker(body.strip())
                 if numbered:
@@ -162,10 +202,13 @@ def parse_markdown(text: str) -> Document:
                 for k, (part, part_bold) in enumerate(_bold_led(_inline_lines(tok))):
                     blocks.extend(blocks_from_paragraph(part, depth=len(lists), bold_title=part_bold,
                                                         line=line + k if line else 0))
+            links += [linky] * (len(blocks) - len(links))
         elif t in ("fence", "code_block"):
             blocks.extend(blocks_from_paragraph(tok.content.strip("\n"), depth=len(lists), line=line))
         elif t == "html_block":
             blocks.extend(html_blocks(tok.content, depth=len(lists)))
+    links += [0] * (len(blocks) - len(links))
+    blocks = _drop_link_lists(blocks, links)
     if notes:  # kept, as one sources note at the end: never items, never lost
         blocks.append(Block("para", "\n".join(["Sources:", *notes])))
     return Document(blocks, title_hint=title_hint)

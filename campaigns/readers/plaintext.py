@@ -1,9 +1,12 @@
 """Plain text -> blocks, and the line rules every other reader reuses for hand-typed lists.
 
-People type "1. Title:", "2) Title", "- body", "• body" into Word paragraphs, HTML <p>s and
-Markdown paragraphs as often as into .txt files, so list markers found in any paragraph's
-lines become items here. Only plain text has meaningful indentation (nesting), "#" headings
-and underlined ("====") headings.
+People type "1. Title:", "2) Title", "- body", "• body", "Tip 3: Title" into Word paragraphs,
+HTML <p>s and Markdown paragraphs as often as into .txt files, so list markers found in any
+paragraph's lines become items here. Only plain text has meaningful indentation (nesting),
+"#" headings, underlined ("====") headings, Word's pasted sub-bullets ("o", "◦", "▪", "–"
+under "•") and hard wrapping (lines broken at a fixed column, e.g. 72, are rejoined when the
+next word would not have fitted). A forwarded or raw email is unwrapped first
+(readers.email_text).
 """
 
 from __future__ import annotations
@@ -193,6 +196,8 @@ def blocks_from_paragraph(text: str, *, depth: int = 0, bold_title: str = "", li
         first = blocks[0]
         if first.kind == "item":
             _, bold = split_marker(bold)  # <strong>1. Title:</strong>: the number is not part of the title
+            if first.label:
+                bold = split_label(bold)[1]  # <b>Tip 1: Title</b>: nor is the label
         if first.text.startswith(bold):
             blocks[0] = replace(first, bold_title=bold)
     return blocks

@@ -50,6 +50,7 @@ class Section:
     numbered: bool
     marker: str  # "." ")" or a bullet character
     gaps: tuple[int, ...]
+    plain: bool = False  # items typed as paragraphs without a list marker: "**Title.** Body." (two or more)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def section_st(draw, heading: str):
     items = tuple(draw(st.lists(item_st, min_size=0, max_size=4)))
     lead = tuple(draw(st.lists(paragraph, min_size=0 if items else 1, max_size=1)))
     return Section(heading, lead, items, numbered, draw(st.sampled_from(".)" if numbered else "-•*")),
-                   tuple(draw(st.lists(st.integers(1, 3), min_size=len(items), max_size=len(items)))))
+                   tuple(draw(st.lists(st.integers(1, 3), min_size=len(items), max_size=len(items)))),
+                   plain=len(items) >= 2 and draw(st.booleans()))
 
 
 @st.composite
@@ -119,7 +121,9 @@ def render_txt(doc: Doc) -> str:
         chunks += [sec.heading, *sec.lead]
         for mark, item in zip(_markers(sec), sec.items):
             body = " ".join(item.body)
-            if item.style == "inline":
+            if sec.plain:
+                chunks.append(f"**{item.title}.** {body}")
+            elif item.style == "inline":
                 chunks.append(f"{mark} {item.title}: {body}")
             elif item.style == "twoline":
                 chunks.append(f"{mark} {item.title}\n{body}")
@@ -138,7 +142,9 @@ def render_md(doc: Doc) -> str:
             body = " ".join(item.body)
             mark = mark if mark[0].isdigit() or mark == "*" else "-"  # "•" is not a Markdown list marker
             pad = " " * (len(mark) + 1)
-            if item.style == "inline":
+            if sec.plain:
+                chunks.append(f"**{item.title}.** {body}")
+            elif item.style == "inline":
                 chunks.append(f"{mark} **{item.title}:** {body}")
             elif item.style == "twoline":
                 chunks.append(f"{mark} {item.title}\n{pad}{body}")
@@ -154,7 +160,9 @@ def render_html(doc: Doc) -> str:
     out += [f"<h1>{e(doc.title)}</h1>", *(f"<p>{e(p)}</p>" for p in doc.intro)]
     for sec in doc.sections:
         out += [f"<h2>{e(sec.heading)}</h2>", *(f"<p>{e(p)}</p>" for p in sec.lead)]
-        if sec.items:
+        if sec.plain:
+            out += [f"<p><strong>{e(item.title)}.</strong> {e(' '.join(item.body))}</p>" for item in sec.items]
+        elif sec.items:
             tag = "ol" if sec.numbered else "ul"
             out.append(f"<{tag}>")
             for item in sec.items:
@@ -184,7 +192,9 @@ def render_docx(doc: Doc, path: Path) -> bytes:
         style = "List Number" if sec.numbered else "List Bullet"
         for item in sec.items:
             body = " ".join(item.body)
-            if item.style == "inline":
+            if sec.plain:
+                add_runs(d.add_paragraph(), [(item.title + ".", True), (" " + body, False)])
+            elif item.style == "inline":
                 add_runs(d.add_paragraph(style=style), [(item.title, True), (" " + body, False)])
             elif item.style == "twoline":
                 p = d.add_paragraph(item.title, style=style)

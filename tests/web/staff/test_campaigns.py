@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from campaigns.service import get_campaign, latest_versions
 from drip.models import Campaign, CampaignOptOut, Delivery, Event, Step, Suppression
+from tests.campaigns.hostile_docs import declared_bomb, deep_html
 from tests.conftest import SEED
 from tests.web.seed import T0, snapshot
 from tests.web.staff.conftest import STAFF_EMAIL, both_databases, post_form
@@ -63,6 +64,8 @@ def test_upload_splits_the_article_into_a_draft(runtime, staff):
     ("empty.txt", b"   \n", "empty.txt: empty file"),
     ("plain.txt", b"Just a paragraph of text with no list in it at all.\n", "plain.txt: no items found"),
     ("latin1.txt", "Caf\xe9 items\n1. Caf\xe9: body\n".encode("latin-1"), "latin1.txt"),
+    ("deep.html", deep_html(10_000), "deep.html: HTML nested more than 250 elements deep"),
+    ("bomb.docx", declared_bomb(), "bomb.docx: not a plausible Word .docx file"),
 ])
 def test_a_bad_document_shows_one_line_and_stores_nothing(runtime, staff, name, body, message):
     before = snapshot(runtime)
