@@ -33,6 +33,9 @@ log = logging.getLogger("drip.heartbeat")
 
 #: Rows of workers silent this long are deleted when a worker starts (restarts leave one row each).
 FORGET_AFTER = timedelta(days=7)
+#: A beat with nothing new to record is skipped when the last one is younger than this (a worker
+#: ticking every 0.5 s must not write its row twice a second).
+MIN_BEAT_GAP = timedelta(seconds=5)
 
 
 def default_worker_id() -> str:
@@ -50,6 +53,8 @@ class Heartbeat:
         self.mode = mode
         self.clock = clock
         self._lock = threading.Lock()
+        self._last_write: datetime | None = None
+        self._last_sent = 0  # as recorded in the row
 
     def start(self) -> None:
         """(Re)create this worker's row; forget workers silent for a week."""
@@ -59,6 +64,7 @@ class Heartbeat:
                    pid=int(pid) if pid.isdigit() else os.getpid(), mode=self.mode[:16], started_at=now,
                    last_beat_at=now, last_sent=0, sent_total=0, stopped_at=None)
         with self._lock:
+            self._last_write, self._last_sent = now, 0
             self._write(lambda s: (
                 s.execute(delete(WorkerHeartbeat).where((WorkerHeartbeat.worker_id == self.worker_id)
                                                         | (WorkerHeartbeat.last_beat_at < now - FORGET_AFTER))),
@@ -67,10 +73,17 @@ class Heartbeat:
 
     def beat(self, sent: int | None = None) -> None:
         """Alive now; with `sent`, the latest tick sent that many (added to the total)."""
-        values: dict = {"last_beat_at": self.clock(), "stopped_at": None}
+        now = self.clock()
+        values: dict = {"last_beat_at": now, "stopped_at": None}
         if sent is not None:
             values.update(last_sent=sent, sent_total=WorkerHeartbeat.sent_total + sent)
         with self._lock:
+            nothing_new = not sent and (sent is None or self._last_sent == 0)
+            if nothing_new and self._last_write is not None and now - self._last_write < MIN_BEAT_GAP:
+                return
+            self._last_write = now
+            if sent is not None:
+                self._last_sent = sent
             self._write(lambda s: s.execute(
                 update(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id).values(**values)))
 

@@ -107,3 +107,21 @@ def test_worker_beats_after_each_tick_and_stops_cleanly(sqlite_runtime):
     finally:
         worker.stop()
     assert row(sqlite_runtime, "w:9").stopped_at is not None and len(ticks) == 1
+
+
+def test_idle_beats_are_throttled_but_news_is_always_written(runtime):
+    clock = Clock(T)
+    hb = Heartbeat(runtime.sessions, "w:1", clock=clock)
+    hb.start()
+    clock.now = T + timedelta(seconds=1)
+    hb.beat(0)  # a tick that sent nothing, a second after the last write: skipped
+    hb.beat()
+    assert row(runtime, "w:1").last_beat_at == T
+    hb.beat(4)  # something sent: written at once
+    clock.now = T + timedelta(seconds=2)
+    hb.beat(0)  # the latest tick sent 0 now: written, so last_sent is not left at 4
+    r = row(runtime, "w:1")
+    assert (r.last_beat_at, r.last_sent, r.sent_total) == (T + timedelta(seconds=2), 0, 4)
+    clock.now = T + timedelta(seconds=8)
+    hb.beat()
+    assert row(runtime, "w:1").last_beat_at == T + timedelta(seconds=8)
