@@ -11,6 +11,11 @@ options are set on purpose:
   by the database's row claims).
 Recurring newsletters use `CronTrigger` arithmetic in `campaigns.broadcasts`, called from each tick,
 with their next fire time stored in the database.
+
+With a `Heartbeat` (delivery/heartbeat.py) the worker beats at start, after every tick and from a
+second job every `BEAT_SECONDS` (so a long tick still shows a live worker), and marks itself
+stopped on a clean exit. `start()`/`stop()` run it inside another process's life (`drip serve
+--worker`); `run_forever()` is `drip run`.
 """
 
 from __future__ import annotations
@@ -19,25 +24,35 @@ import logging
 import signal
 import threading
 from datetime import datetime
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from delivery.dispatcher import TickReport
 
+if TYPE_CHECKING:
+    from delivery.heartbeat import Heartbeat
+
 log = logging.getLogger("drip.scheduler")
+
+#: Seconds between heartbeats besides the one after each tick (well inside DRIP_WORKER_STALE_SECONDS).
+BEAT_SECONDS = 15.0
 
 
 class Worker:
     """`drip run`: tick every `interval` seconds until SIGTERM/SIGINT, then finish the batch and exit."""
 
-    def __init__(self, tick: Callable[[], TickReport], interval: float, on_report: Callable[[TickReport], None] | None = None) -> None:
+    def __init__(self, tick: Callable[[], TickReport], interval: float, on_report: Callable[[TickReport], None] | None = None,
+                 heartbeat: "Heartbeat | None" = None, beat_seconds: float = BEAT_SECONDS) -> None:
         self._tick = tick
         self.interval = interval
         self.on_report = on_report
+        self.heartbeat = heartbeat
+        self.beat_seconds = beat_seconds
         self.stopping = threading.Event()
         self.errors = 0
+        self._scheduler: BackgroundScheduler | None = None
 
     def _job(self) -> None:
         if self.stopping.is_set():
@@ -47,9 +62,17 @@ class Worker:
         except Exception:  # keep the clock running; the next tick retries (rows stay due)
             self.errors += 1
             log.exception("tick failed")
+            if self.heartbeat:
+                self.heartbeat.beat()
             return
+        if self.heartbeat:
+            self.heartbeat.beat(report.sent)
         if self.on_report:
             self.on_report(report)
+
+    def _beat(self) -> None:
+        if self.heartbeat and not self.stopping.is_set():
+            self.heartbeat.beat()
 
     def build_scheduler(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(timezone="UTC")
@@ -62,17 +85,34 @@ class Worker:
             coalesce=True,
             max_instances=1,
         )
+        if self.heartbeat:
+            scheduler.add_job(self._beat, IntervalTrigger(seconds=self.beat_seconds, timezone="UTC"), id="heartbeat",
+                              misfire_grace_time=None, coalesce=True, max_instances=1)
         return scheduler
 
+    def start(self) -> None:
+        """Start ticking in background threads (returns at once)."""
+        if self.heartbeat:
+            self.heartbeat.start()
+        self._scheduler = self.build_scheduler()
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        """Stop ticking; a tick in progress records its batch first (wait=True)."""
+        self.stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if self.heartbeat:
+            self.heartbeat.stop()
+
     def run_forever(self, install_signals: bool = True) -> None:
-        scheduler = self.build_scheduler()
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stopping.set())
-        scheduler.start()
+        self.start()
         try:
             while not self.stopping.wait(0.5):
                 pass
         finally:
-            # wait=True lets a tick in progress record its batch before the process exits
-            scheduler.shutdown(wait=True)
+            self.stop()

@@ -409,3 +409,23 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process (`drip run`, `drip serve --worker`): is anything sending?
+
+    Written by delivery/heartbeat.py every few seconds; read by /healthz and the staff pages,
+    which say plainly when no worker has beaten recently. `stopped_at` is set on a clean exit.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # = deliveries.claimed_by
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16), default="run")  # run | once | serve
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_beat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_sent: Mapped[int] = mapped_column(Integer, default=0)  # emails sent by the latest tick
+    sent_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

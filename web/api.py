@@ -15,7 +15,7 @@
   A web sign-up still waiting for its confirmation email (`pending`) becomes active when the
   clinic posts it with a `consent` record; without one it stays pending.
 - `PATCH /subscribers/{id}` never undoes an unsubscribe or a suppression (409): only the patient's
-  own opt-in does (the preference page from their email, or a confirmed sign-up).
+  own opt-in does (the preference page, from a link in an email they received).
 - `DELETE /subscribers/{id}` erases the patient's data and keeps the suppression entry
   (subscribers/erasure.py says exactly what).
 
@@ -313,8 +313,8 @@ def _change_status(s: Session, sub: Subscriber, target: str, now: datetime) -> N
         unsubscribe(s, LinkClaims(sub.id), "all", now=now, source="api")  # updates `sub` (same session)
         return
     if sub.status == SubscriberStatus.UNSUBSCRIBED.value:
-        raise PreferenceError("this patient unsubscribed; only they can opt in again (from the preference "
-                              "link in any email, or by signing up and confirming)", where="status")
+        raise PreferenceError("this patient unsubscribed; only they can opt in again, from the preference "
+                              "link in an email they received", where="status")
     if sub.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
         raise PreferenceError(f"this address is {sub.status}; preferences cannot be changed", where="status")
     if is_suppressed(s, sub.email_key):

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from delivery.heartbeat import WorkerHealth, worker_health
 from drip.config import secret_key
 from drip.models import utcnow
 from drip.runtime import Runtime, open_runtime
@@ -52,19 +53,26 @@ _MACHINE_PREFIXES = ("/webhooks/", "/healthz", "/api/", "/metrics")
 
 
 async def healthz(request: Request) -> Response:
-    """Liveness + database reachability, for a load balancer or `curl`."""
+    """Liveness, database reachability and whether any worker is sending, for a monitor or `curl`.
+
+    A stale worker is reported, not turned into a failure: the web app itself is healthy and must
+    stay in a load balancer's rotation (unsubscribe links must work). `?require=worker` makes it
+    a 503 as well, for a monitor that should page someone when sending has stopped.
+    """
     ctx = web_context(request)
 
-    def ping() -> None:  # a read session: a long write on SQLite does not make the app look down
+    def check() -> WorkerHealth:  # a read session: a long write on SQLite does not make the app look down
         with ctx.runtime.read_sessions() as s:
-            s.execute(text("SELECT 1"))
+            return worker_health(s, ctx.clock(), ctx.settings.worker_stale_seconds)
 
     try:
-        await run_in_threadpool(ping)
+        health = await run_in_threadpool(check)
     except Exception:  # any database failure means "not healthy"; the log has the detail
         log.exception("health check: database unreachable")
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    body = {"status": "ok" if health.sending else "degraded", "database": "ok", "worker": health.as_json()}
+    failing = request.query_params.get("require") == "worker" and not health.sending
+    return JSONResponse(body, status_code=503 if failing else 200, headers={"Cache-Control": "no-store"})
 
 
 async def stylesheet(request: Request) -> Response:
@@ -107,8 +115,13 @@ def create_app(
     *,
     clock: Clock = utcnow,
     route_modules: Sequence[RoutesModule] | None = None,
+    worker: bool = False,
 ) -> Starlette:
-    """The web app. Without a runtime it opens (and on shutdown closes) its own from the environment."""
+    """The web app. Without a runtime it opens (and on shutdown closes) its own from the environment.
+
+    With `worker`, the sending worker runs in this process too, started and stopped with the app
+    (`drip serve --worker`: one command for a small clinic).
+    """
     owns_runtime = runtime is None
     rt = runtime or open_runtime()
     key = secret_key(rt.settings)
@@ -125,9 +138,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if owns_runtime:
-            rt.close()
+        embedded = None
+        if worker:
+            from drip.worker import EmbeddedWorker
+
+            embedded = EmbeddedWorker(rt)
+            await run_in_threadpool(embedded.start)
+        try:
+            yield
+        finally:
+            if embedded is not None:
+                await run_in_threadpool(embedded.stop)
+            if owns_runtime:
+                rt.close()
 
     app = _App(
         routes=routes,

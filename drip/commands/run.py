@@ -12,6 +12,7 @@ from delivery.backends import get_backend
 from delivery.dispatcher import Dispatcher, TickReport
 from delivery.status import status_rows, status_table
 from drip.runtime import open_runtime, tune_worker_gc
+from drip.worker import beat_once, build_worker
 
 console = Console()
 
@@ -56,11 +57,11 @@ def run_cmd(
         dispatcher = Dispatcher(rt, backend)
         tune_worker_gc()
         if once:
-            _print(dispatcher.tick())
+            report = dispatcher.tick()
+            beat_once(rt)(report.sent)
+            _print(report)
             return
-        from scheduler import Worker
-
-        Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=_print).run_forever()
+        build_worker(rt, dispatcher, interval, mode="run", on_report=_print).run_forever()
     console.print("worker stopped")
 
 

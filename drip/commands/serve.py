@@ -1,4 +1,5 @@
-"""`drip serve`: the web app (unsubscribe/preference pages, SendGrid webhook) under uvicorn."""
+"""`drip serve [--worker]`: the web app (unsubscribe/preference pages, SendGrid webhook, staff
+pages, API) under uvicorn; with `--worker` the sending worker runs in the same process."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import uvicorn
 from drip.runtime import Runtime, open_runtime
 
 
-def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "info") -> uvicorn.Server:
+def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "info",
+                 worker: bool = False) -> uvicorn.Server:
     """A uvicorn server for the app; `serve_cmd` runs it, tests run it on port 0 in a thread."""
     from web.app import create_app
 
     config = uvicorn.Config(
-        create_app(runtime),
+        create_app(runtime, worker=worker),
         host=host,
         port=port,
         log_level=log_level,
@@ -32,6 +34,7 @@ def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "in
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put a TLS proxy in front for the internet)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    worker: bool = typer.Option(False, "--worker", help="Also send the emails (the `drip run` worker) in this process."),
 ) -> None:
     """Run the web app: unsubscribe and preference pages, the SendGrid event webhook, /healthz."""
     from drip.logs import configure_logging
@@ -39,7 +42,8 @@ def serve_cmd(
     runtime = open_runtime()
     configure_logging(runtime.settings.log_format)
     try:
-        build_server(runtime, host, port).run()
+        # uvicorn handles SIGTERM/SIGINT; the app's shutdown then stops the worker after its batch
+        build_server(runtime, host, port, worker=worker).run()
     finally:
         runtime.close()
 

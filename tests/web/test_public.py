@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -197,9 +198,24 @@ def test_not_found_is_a_branded_page(sqlite_client):
     assert r.status_code == 404 and "Page not found" in r.text and "Riverside" in r.text
 
 
-def test_healthz(client):
+def test_healthz_reports_whether_a_worker_is_sending(runtime, client, clock):
+    from delivery.heartbeat import Heartbeat
+
+    r = client.get("/healthz")  # the web app is up, but nothing has ever sent
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    assert r.json() == {"status": "degraded", "database": "ok",
+                        "worker": {"status": "never", "live": 0, "last_beat": None}}
+    assert client.get("/healthz?require=worker").status_code == 503
+
+    Heartbeat(runtime.sessions, "box:1", clock=lambda: clock.now).start()
+    r = client.get("/healthz?require=worker")
+    assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["worker"]["status"] == "running"
+
+    clock.now += timedelta(seconds=runtime.settings.worker_stale_seconds + 1)
     r = client.get("/healthz")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200 and r.json()["status"] == "degraded"
+    assert r.json()["worker"] == {"status": "stale", "live": 0, "last_beat": "2026-12-01T14:00:00+00:00"}
+    assert client.get("/healthz?require=worker").status_code == 503
 
 
 def test_healthz_reports_an_unreachable_database(sqlite_client, sqlite_runtime):

@@ -14,6 +14,7 @@ the Origin header on our own form posts (`Referrer-Policy: same-origin`).
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
@@ -21,6 +22,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -35,6 +37,8 @@ from web.csrf import FormGuard, same_origin
 from web.pages import render
 from web.staff.auth import RevokedSessions, StaffIdentity, current_staff, ensure_sid
 from web.staff.ratelimit import LoginLimiter
+
+log = logging.getLogger("drip.staff")
 
 # Staff pages: our own stylesheet only, no script at all, frames only from us (email previews).
 STAFF_CSP = (
@@ -156,12 +160,44 @@ class StaffContext:
             "signup_warning": "",
             "when": self.when,
             "wall": self.wall,
+            "sending_stopped": self.sending_stopped() if user is not None else "",
             **(context or {}),
         }
         all_headers = dict(STAFF_HEADERS)
         all_headers.update(headers or {})
         return render(self.ctx.templates, request, f"staff/{template}", full, status_code=status_code,
                       headers=all_headers)
+
+    def sending_stopped(self) -> str:
+        """The banner every staff page shows when no worker is sending ("" while one is).
+
+        Emails go out only while a worker runs (`drip run`, `drip serve --worker`); without this,
+        nothing on the pages said that a campaign "published" an hour ago had sent nothing.
+        """
+        from delivery.heartbeat import worker_health
+        from drip.models import Delivery, DeliveryStatus
+
+        now = self.ctx.clock()
+        try:
+            with self.ctx.runtime.read_sessions() as db:
+                health = worker_health(db, now, self.ctx.settings.worker_stale_seconds)
+                if health.sending:
+                    return ""
+                waiting = db.scalar(select(func.count()).select_from(Delivery).where(
+                    Delivery.status == DeliveryStatus.SCHEDULED.value, Delivery.due_at <= now)) or 0
+        except Exception:  # a page must still render; /healthz reports the database itself
+            log.exception("worker status could not be read")
+            return ""
+        if health.last_beat is None:
+            since = "no worker has ever run"
+        else:
+            zone = ZoneInfo(self.ctx.settings.clinic.timezone)
+            last, today = health.last_beat.astimezone(zone), now.astimezone(zone)
+            since = f"no worker has run since {last:%H:%M}" if last.date() == today.date() else \
+                f"no worker has run since {last:%a %d %b %Y, %H:%M}"
+        due = f" {waiting} email{'s are' if waiting != 1 else ' is'} due and waiting." if waiting else ""
+        return (f"Sending is stopped: {since}.{due} Emails go out only while `drip run` "
+                f"(or `drip serve --worker`) is running.")
 
     def refuse(self, request: Request, user: StaffIdentity | None) -> Response:
         return self.render(request, "error.html", {

@@ -1,0 +1,82 @@
+"""The worker as a part that can run anywhere: `drip run` runs it alone, `drip serve --worker`
+runs it inside the web server's process, so a small clinic runs one command.
+
+Either way it is the same `scheduler.Worker` ticking the same `Dispatcher`, with a heartbeat row
+(delivery/heartbeat.py) so /healthz and the staff pages can tell whether anything is sending.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Callable
+
+from drip.runtime import Runtime
+
+if TYPE_CHECKING:
+    from delivery.dispatcher import Dispatcher, TickReport
+    from scheduler import Worker
+
+log = logging.getLogger("drip.worker")
+
+
+def build_worker(rt: Runtime, dispatcher: "Dispatcher", interval: float | None, *, mode: str,
+                 on_report: "Callable[[TickReport], None] | None" = None) -> "Worker":
+    """The ticking worker with its heartbeat row, id = the dispatcher's `claimed_by`."""
+    from delivery.heartbeat import Heartbeat
+    from scheduler import Worker
+
+    heartbeat = Heartbeat(rt.sessions, dispatcher.store.worker_id, mode=mode)
+    return Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=on_report, heartbeat=heartbeat)
+
+
+def beat_once(rt: Runtime) -> Callable[[int], None]:
+    """`drip run --once` (e.g. from cron) beats once per run, in one row per host, and does not
+    mark itself stopped: run every minute, it counts as a live worker."""
+    from delivery.heartbeat import Heartbeat
+
+    heartbeat = Heartbeat(rt.sessions, f"{socket.gethostname()}:once", mode="once")
+
+    def beat(sent: int) -> None:
+        heartbeat.start()
+        heartbeat.beat(sent)
+
+    return beat
+
+
+class EmbeddedWorker:
+    """The worker inside another process (the web server): `start()` at start-up, `stop()` at
+    shutdown. Ticks run in the scheduler's threads, never on the server's event loop."""
+
+    def __init__(self, rt: Runtime, interval: float | None = None) -> None:
+        self.rt = rt
+        self.interval = interval
+        self._stack = ExitStack()
+        self.worker: "Worker | None" = None
+
+    def start(self) -> None:
+        from delivery.backends import get_backend
+        from delivery.dispatcher import Dispatcher
+
+        backend = self._stack.enter_context(get_backend(self.rt.settings))
+        dispatcher = Dispatcher(self.rt, backend)
+        self.worker = build_worker(self.rt, dispatcher, self.interval, mode="serve", on_report=_log_report)
+        self.worker.start()
+        log.info("worker started in this process (every %.0f s)", self.worker.interval)
+
+    def stop(self) -> None:
+        try:
+            if self.worker is not None:
+                self.worker.stop()  # a tick in progress records its batch first
+                log.info("worker stopped")
+        finally:
+            self._stack.close()
+
+
+def _log_report(report: "TickReport") -> None:
+    if report.claimed or report.reclaimed:
+        log.info("sent %d, retry %d, deferred %d, failed %d, cancelled %d", report.sent, report.retried,
+                 report.deferred, report.failed, report.cancelled)
+    for slug in report.paused_campaigns:
+        log.warning("campaign %s auto-paused after consecutive send errors", slug)
