@@ -3,7 +3,9 @@
 A backend subclass says how to split a batch into groups (`group`) and how to send one group
 (`send_group`, which builds its request through a separate, I/O-free payload step where the
 provider has one). The loop turns `SendError`s into per-message `SendResult`s so one bad group
-never stops the batch; `ConfigurationError` is not a `SendError` and always propagates.
+never stops the batch, except a server-level one (`SendError.server`: the backend is unwell),
+after which the rest is reported "not attempted" at once; `ConfigurationError` is not a
+`SendError` and always propagates.
 """
 
 from __future__ import annotations
@@ -42,10 +44,20 @@ class BaseBackend:
     # -- the loop
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         results: list[SendResult] = []
+        down: SendError | None = None  # a server-level failure: the rest of the batch is not tried
         for group in self.group(messages):
+            if down is not None:
+                results.extend(
+                    SendResult(m.delivery_id, ok=False, error=f"not attempted: {down}", transient=True,
+                               retry_after=down.retry_after, server=True)
+                    for m in group
+                )
+                continue
             try:
                 results.extend(self.send_group(group))
             except SendError as exc:
+                if exc.server:
+                    down = exc
                 results.extend(
                     SendResult(
                         delivery_id=m.delivery_id,
@@ -53,6 +65,8 @@ class BaseBackend:
                         error=str(exc),
                         transient=exc.transient,
                         retry_after=exc.retry_after,
+                        server=exc.server,
+                        bounce=exc.bounce,
                     )
                     for m in group
                 )

@@ -27,8 +27,11 @@ def _print(report: TickReport) -> None:
             f"sent {report.sent}, retry {report.retried}, deferred {report.deferred}, failed {report.failed}, "
             f"cancelled {report.cancelled}" + (f", reclaimed {report.reclaimed}" if report.reclaimed else "")
         )
+    if report.backend_down:
+        console.print(f"[yellow]backend unavailable: {report.released} emails stay due; "
+                      f"next try in {report.held_for:.0f} s[/]")
     for slug in report.paused_campaigns:
-        console.print(f"[red]campaign {slug} auto-paused after consecutive send errors[/]")
+        console.print(f"[red]campaign {slug} auto-paused after consecutive recipient failures[/]")
 
 
 def run_cmd(
@@ -37,7 +40,9 @@ def run_cmd(
 ) -> None:
     """The worker: send due emails until SIGTERM/SIGINT (finishes the batch in hand, then exits)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    rt = open_runtime()
+    # A database locked (SQLite) or not up yet (PostgreSQL) at start is waited for, not a traceback
+    # (SIGTERM meanwhile ends the process at once: nothing is claimed yet).
+    rt = open_runtime(wait_for_database=True)
     with get_backend(rt.settings) as backend:
         dispatcher = Dispatcher(rt, backend)
         tune_worker_gc()
