@@ -161,6 +161,8 @@ class Dispatcher:
         # what the provider accepted since the last record (at most one chunk), not the whole claim.
         step = max(1, 1000 if getattr(self.backend, "sends_groups", False) else self.settings.record_every)
         pause_after = self.settings.pause_after_errors
+        groups = getattr(self.backend, "sends_groups", False)
+        early_stop = getattr(self.backend, "early_stop", False) and hasattr(self.backend, "keep_going")
         failures = {r.campaign_id: r.campaign_failures for r in rows if r.campaign_id is not None}
         paused: set[int] = set()
         pending = messages
@@ -173,14 +175,23 @@ class Dispatcher:
                                  why="not sent: the campaign was auto-paused")
                 if not pending:
                     break
-            size = 1 if self.breaker.half_open else step  # half-open: one message probes the backend
-            # Never send more of a campaign than it has failures left before auto-pause: the pause
-            # lands on the exact failure that trips it and nothing after it goes out.
-            margin = min((pause_after - failures.get(by_id[m.delivery_id].campaign_id, 0)
-                          for m in pending[:size] if by_id[m.delivery_id].campaign_id is not None), default=size)
-            size = max(1, min(size, margin))
+            probing = self.breaker.half_open
+            size = 1 if probing else step  # half-open: one message probes the backend
+            if not early_stop and not groups:
+                # A backend that cannot stop inside a chunk gets no more of a campaign than it has
+                # failures left before auto-pause, so the pause lands on the failure that trips it.
+                margin = min((pause_after - failures.get(by_id[m.delivery_id].campaign_id, 0)
+                              for m in pending[:size] if by_id[m.delivery_id].campaign_id is not None), default=size)
+                size = max(1, min(size, margin))
             chunk, pending = pending[:size], pending[size:]
-            results = self._send(chunk)
+            results = self._send(chunk, self._pause_watch(by_id, failures) if early_stop else None)
+            if len(results) < len(chunk):  # stopped early: a campaign tripped; the rest was not tried
+                done = {r.delivery_id for r in results}
+                pending = [m for m in chunk if m.delivery_id not in done] + pending
+            if probing:  # a 4xx to the probe says the backend is still unwell, not this recipient
+                for r in results:
+                    if not r.ok and r.transient:
+                        r.server = True
             down = next((r for r in results if r.server), None)
             if down is not None:
                 wait = self.breaker.failure(down.error, down.retry_after)
@@ -200,17 +211,43 @@ class Dispatcher:
             paused.update(rec.paused)
         return report
 
-    def _send(self, chunk: list[OutgoingMessage]) -> list[SendResult]:
+    def _pause_watch(self, by_id: dict[int, DueRow], failures: dict[int, int]) -> Callable[[list[SendResult]], bool]:
+        """For `backend.keep_going`: False as soon as a campaign reaches its auto-pause count, so
+        no message after the failure that trips it goes out."""
+        streak = dict(failures)
+        limit, max_attempts = self.settings.pause_after_errors, self.settings.max_attempts
+
+        def keep_going(results: list[SendResult]) -> bool:
+            for r in results:
+                row = by_id[r.delivery_id]
+                if row.campaign_id is None or r.server:
+                    continue
+                if r.ok:
+                    streak[row.campaign_id] = 0
+                elif not r.transient or row.attempts >= max_attempts:  # a permanent recipient failure
+                    streak[row.campaign_id] = streak.get(row.campaign_id, 0) + 1
+                    if streak[row.campaign_id] >= limit:
+                        return False
+            return True
+
+        return keep_going
+
+    def _send(self, chunk: list[OutgoingMessage], keep_going=None) -> list[SendResult]:
         """One chunk to the backend. A configuration error found while sending (login refused, TLS
         certificate not trusted, sender refused) is logged as an error and holds the backend like
         an outage: it is fixed on the server's side as often as in ours, and sending must resume by
         itself when it is. Missing settings fail at start-up instead (the backends' constructors)."""
+        if keep_going is not None:
+            self.backend.keep_going = keep_going  # type: ignore[attr-defined]
         try:
             return self.backend.send_batch(chunk)
         except ConfigurationError as exc:
             log.error("backend %s refused the configuration: %s", getattr(self.backend, "name", "?"), exc)
             return [SendResult(m.delivery_id, ok=False, error=f"configuration: {exc}", transient=True, server=True)
                     for m in chunk]
+        finally:
+            if keep_going is not None:
+                self.backend.keep_going = None  # type: ignore[attr-defined]
 
     # -- steps of a batch
     def _check(self, rows: list[DueRow], now: datetime):

@@ -10,7 +10,7 @@ after which the rest is reported "not attempted" at once; `ConfigurationError` i
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from drip.config import Settings
 from drip.errors import SendError
@@ -23,9 +23,14 @@ class BaseBackend:
     # True: one provider request per group of up to 1,000 (SendGrid): a claim fills a request and is
     # recorded per request. False: one message at a time, recorded every `record_every` messages.
     sends_groups = False
+    # The dispatcher may set `keep_going` for one `send_batch`: called with each group's results,
+    # False stops the batch there (the rest is left out of the results: not attempted). This is how
+    # an auto-pause lands on the exact failure that trips it. Backends whose loop honours it say so.
+    early_stop = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.keep_going: Callable[[list[SendResult]], bool] | None = None
 
     # -- lifecycle: backends that hold a connection open it lazily and reuse it
     def open(self) -> None:
@@ -54,11 +59,11 @@ class BaseBackend:
                 )
                 continue
             try:
-                results.extend(self.send_group(group))
+                group_results = self.send_group(group)
             except SendError as exc:
                 if exc.server:
                     down = exc
-                results.extend(
+                group_results = [
                     SendResult(
                         delivery_id=m.delivery_id,
                         ok=False,
@@ -69,7 +74,10 @@ class BaseBackend:
                         bounce=exc.bounce,
                     )
                     for m in group
-                )
+                ]
+            results.extend(group_results)
+            if self.keep_going is not None and not self.keep_going(group_results):
+                break
         return results
 
     def group(self, messages: Sequence[OutgoingMessage]) -> Iterable[Sequence[OutgoingMessage]]:

@@ -213,6 +213,7 @@ class SendGridBackend(BaseBackend):
     name = "sendgrid"
     uses_shared_content = True
     sends_groups = True
+    early_stop = False  # one request is one group of up to 1,000: nothing to stop inside it
 
     def __init__(
         self,

@@ -217,6 +217,8 @@ class SMTPBackend(BaseBackend):
         results: list[SendResult] = []
         streak = 0
         for msg in messages:
+            if results and self.keep_going is not None and not self.keep_going(results[-1:]):
+                break  # the dispatcher stops here (a campaign just auto-paused)
             try:
                 results.extend(self.send_group([msg]))
                 streak = 0
