@@ -209,6 +209,10 @@ class Dispatcher:
                                renew=[m.delivery_id for m in pending])
             failures.update(rec.failures)
             paused.update(rec.paused)
+            if pending and len(rec.kept) < len(pending):  # lost to another worker while we waited
+                lost = len(pending) - len(rec.kept)
+                log.warning("%d claimed emails were reclaimed by another worker meanwhile; not sending them here", lost)
+                pending = [m for m in pending if m.delivery_id in rec.kept]
         return report
 
     def _pause_watch(self, by_id: dict[int, DueRow], failures: dict[int, int]) -> Callable[[list[SendResult]], bool]:

@@ -65,6 +65,7 @@ class RecordResult:
 
     paused: dict[int, tuple[str, str]] = field(default_factory=dict)
     failures: dict[int, int] = field(default_factory=dict)
+    kept: set[int] = field(default_factory=set)  # rows of `renew` still this worker's: the only ones it may send
 
 
 class LedgerStore:
@@ -197,7 +198,9 @@ class LedgerStore:
         or the batch stopped): due again at once, their attempt returned. `bounces`: hard bounces
         ({"key", "err"}): the address is suppressed, the subscriber marked bounced and their pending
         mail cancelled. `renew`: the claim's rows not yet sent get a fresh lease in the same
-        transaction, so a chunk in flight never outlives its lease (README, Delivery guarantees).
+        transaction, so a chunk in flight never outlives its lease (README, Delivery guarantees);
+        `kept` says which are still this worker's (a row reclaimed by another worker while this one
+        waited for the database must not be sent by both).
         """
         result = RecordResult()
         t = Delivery.__table__
@@ -222,10 +225,11 @@ class LedgerStore:
             if renew and renew[0]:
                 ids, until = renew
                 for i in range(0, len(ids), 500):
-                    s.execute(
+                    result.kept.update(s.scalars(
                         update(t).where(t.c.id.in_(ids[i:i + 500]), t.c.claimed_by == self.worker_id,
-                                        t.c.status == DeliveryStatus.SENDING.value).values(lease_until=until)
-                    )
+                                        t.c.status == DeliveryStatus.SENDING.value)
+                        .values(lease_until=until).returning(t.c.id)
+                    ))
             if bounces:
                 self._suppress_bounces(s, bounces, now)
             for cid, (ok, errors, why) in campaign_outcomes.items():

@@ -153,3 +153,30 @@ def test_retry_refuses_a_draft_or_archived_campaign(runtime):
             service.retry_failed(s, c)
     with runtime.sessions() as s:
         assert s.scalar(select(Delivery.status)) == "cancelled"
+
+
+def test_rows_taken_over_by_another_worker_meanwhile_are_not_sent_here(runtime):
+    """"Recorded or still leased": each record renews the lease of the claim's rows not yet sent
+    and reports which are still this worker's; one reclaimed by another worker while this one
+    waited (a long database lock) is left to that worker, not sent by both."""
+    from sqlalchemy import update
+
+    runtime.settings = runtime.settings.with_(record_every=2)
+    setup(runtime, n_subs=6, n_items=0)
+
+    class TakenOver(ScriptedBackend):
+        def send_batch(self, messages):
+            results = super().send_batch(messages)
+            if len(self.sent) == 2:  # after the first chunk, another worker holds the last two rows
+                with runtime.sessions.begin() as s:
+                    s.execute(update(Delivery).where(Delivery.id.in_([5, 6])).values(claimed_by="other"))
+            return results
+
+    backend = TakenOver(runtime.settings)
+    d = Dispatcher(runtime, backend, clock=Clock(T0), worker_id="me")
+    report = d.tick()
+    assert [m.delivery_id for m in backend.sent] == [1, 2, 3, 4] and report.sent == 4
+    with runtime.sessions() as s:
+        held = dict(s.execute(select(Delivery.id, Delivery.claimed_by).where(Delivery.status == "sending")).all())
+        leases = set(s.scalars(select(Delivery.lease_until).where(Delivery.id.in_([5, 6]))))
+    assert held == {5: "other", 6: "other"} and leases != {None}
