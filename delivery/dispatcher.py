@@ -164,6 +164,7 @@ class Dispatcher:
         groups = getattr(self.backend, "sends_groups", False)
         early_stop = getattr(self.backend, "early_stop", False) and hasattr(self.backend, "keep_going")
         failures = {r.campaign_id: r.campaign_failures for r in rows if r.campaign_id is not None}
+        leased_at = now  # when the claim's lease was last set
         paused: set[int] = set()
         pending = messages
         while pending:
@@ -205,14 +206,20 @@ class Dispatcher:
                     log.warning("backend %s is sending again after %.1f s", getattr(self.backend, "name", "?"), lasted)
             rest, pending = (pending, []) if down is not None else ([], pending)
             rec = self._record(now, by_id, results, versions, report, released=rest,
-                               why=f"held: {down.error}" if down is not None else "",
-                               renew=[m.delivery_id for m in pending])
+                               why=f"held: {down.error}" if down is not None else "")
             failures.update(rec.failures)
             paused.update(rec.paused)
-            if pending and len(rec.kept) < len(pending):  # lost to another worker while we waited
-                lost = len(pending) - len(rec.kept)
-                log.warning("%d claimed emails were reclaimed by another worker meanwhile; not sending them here", lost)
-                pending = [m for m in pending if m.delivery_id in rec.kept]
+            if pending and self.clock() - leased_at >= self.lease / 3:
+                # The claim has taken a third of its lease (a slow server, a wait for the database):
+                # renew it before the next chunk goes, and send only rows still ours.
+                ids = [m.delivery_id for m in pending]
+                leased_at = self.clock()
+                kept = retry_unavailable(lambda: self.store.renew(ids, self.clock() + self.lease),
+                                         "renewing the claim's lease", cap=self.settings.db_retry_max_seconds)
+                if len(kept) < len(pending):
+                    log.warning("%d claimed emails were reclaimed by another worker meanwhile; not sending them here",
+                                len(pending) - len(kept))
+                    pending = [m for m in pending if m.delivery_id in kept]
         return report
 
     def _pause_watch(self, by_id: dict[int, DueRow], failures: dict[int, int]) -> Callable[[list[SendResult]], bool]:
@@ -394,8 +401,8 @@ class Dispatcher:
         return messages, used_versions, failed
 
     def _record(self, now, by_id: dict[int, DueRow], results: list[SendResult], versions, report: TickReport, *,
-                cancelled=(), deferred=(), render_failed=(), released: list[OutgoingMessage] = (), why: str = "",
-                renew: list[int] | None = None) -> RecordResult:
+                cancelled=(), deferred=(), render_failed=(), released: list[OutgoingMessage] = (),
+                why: str = "") -> RecordResult:
         sent: list[dict] = []
         failed: list[dict] = list(render_failed)
         retry: list[dict] = list(deferred)
@@ -432,11 +439,10 @@ class Dispatcher:
         report.sent += len(sent)
         report.failed += len(failed)
         report.released += len(back)
-        renewal = (renew, self.clock() + self.lease) if renew else None
         result = retry_unavailable(
             lambda: self.store.record(
                 now, sent, failed, retry, list(cancelled), {k: tuple(v) for k, v in outcomes.items()},
-                self.settings.pause_after_errors, released=back, bounces=bounces, renew=renewal,
+                self.settings.pause_after_errors, released=back, bounces=bounces,
             ),
             "recording sent emails", cap=self.settings.db_retry_max_seconds,
         )

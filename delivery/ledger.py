@@ -65,7 +65,6 @@ class RecordResult:
 
     paused: dict[int, tuple[str, str]] = field(default_factory=dict)
     failures: dict[int, int] = field(default_factory=dict)
-    kept: set[int] = field(default_factory=set)  # rows of `renew` still this worker's: the only ones it may send
 
 
 class LedgerStore:
@@ -187,7 +186,6 @@ class LedgerStore:
         *,
         released: list[dict] | None = None,
         bounces: list[dict] | None = None,
-        renew: tuple[list[int], datetime] | None = None,
     ) -> RecordResult:
         """Write a chunk's outcomes in one transaction.
 
@@ -197,10 +195,7 @@ class LedgerStore:
         campaign with the reason. `released`: rows given back as they were (the backend was down,
         or the batch stopped): due again at once, their attempt returned. `bounces`: hard bounces
         ({"key", "err"}): the address is suppressed, the subscriber marked bounced and their pending
-        mail cancelled. `renew`: the claim's rows not yet sent get a fresh lease in the same
-        transaction, so a chunk in flight never outlives its lease (README, Delivery guarantees);
-        `kept` says which are still this worker's (a row reclaimed by another worker while this one
-        waited for the database must not be sent by both).
+        mail cancelled.
         """
         result = RecordResult()
         t = Delivery.__table__
@@ -222,14 +217,6 @@ class LedgerStore:
             for params, values in statements:
                 if params:
                     s.execute(update(t).where(held).values(**values), params)
-            if renew and renew[0]:
-                ids, until = renew
-                for i in range(0, len(ids), 500):
-                    result.kept.update(s.scalars(
-                        update(t).where(t.c.id.in_(ids[i:i + 500]), t.c.claimed_by == self.worker_id,
-                                        t.c.status == DeliveryStatus.SENDING.value)
-                        .values(lease_until=until).returning(t.c.id)
-                    ))
             if bounces:
                 self._suppress_bounces(s, bounces, now)
             for cid, (ok, errors, why) in campaign_outcomes.items():
@@ -248,6 +235,21 @@ class LedgerStore:
                     )
                     result.paused[cid] = (campaign.slug, campaign.paused_reason)
         return result
+
+    def renew(self, ids: list[int], until: datetime) -> set[int]:
+        """A fresh lease for claimed rows not sent yet; returns those still this worker's. A row
+        another worker reclaimed meanwhile (this one waited longer than the lease, for the
+        database or a slow server) is not in the answer and must not be sent here too."""
+        t = Delivery.__table__
+        kept: set[int] = set()
+        with self.sessions.begin() as s:
+            for i in range(0, len(ids), 500):
+                kept.update(s.scalars(
+                    update(t).where(t.c.id.in_(ids[i:i + 500]), t.c.claimed_by == self.worker_id,
+                                    t.c.status == DeliveryStatus.SENDING.value)
+                    .values(lease_until=until).returning(t.c.id)
+                ))
+        return kept
 
     @staticmethod
     def _suppress_bounces(s: Session, bounces: list[dict], now: datetime) -> None:

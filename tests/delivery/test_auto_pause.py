@@ -5,6 +5,7 @@ rows of a paused campaign can be retried (CLI), and the half-open probe is one m
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -156,24 +157,27 @@ def test_retry_refuses_a_draft_or_archived_campaign(runtime):
 
 
 def test_rows_taken_over_by_another_worker_meanwhile_are_not_sent_here(runtime):
-    """"Recorded or still leased": each record renews the lease of the claim's rows not yet sent
-    and reports which are still this worker's; one reclaimed by another worker while this one
-    waited (a long database lock) is left to that worker, not sent by both."""
+    """"Recorded or still leased": once a claim has taken a third of its lease, the rows not yet
+    sent get a fresh lease before the next chunk, and only rows still this worker's are sent; one
+    another worker took over meanwhile (this one waited on a slow server or a locked database) is
+    left to that worker, not sent by both."""
     from sqlalchemy import update
 
-    runtime.settings = runtime.settings.with_(record_every=2)
+    runtime.settings = runtime.settings.with_(record_every=2, lease_seconds=60)
     setup(runtime, n_subs=6, n_items=0)
+    clock = Clock(T0)
 
     class TakenOver(ScriptedBackend):
         def send_batch(self, messages):
             results = super().send_batch(messages)
+            clock.now += timedelta(seconds=30)  # a slow server: half the lease per chunk
             if len(self.sent) == 2:  # after the first chunk, another worker holds the last two rows
                 with runtime.sessions.begin() as s:
                     s.execute(update(Delivery).where(Delivery.id.in_([5, 6])).values(claimed_by="other"))
             return results
 
     backend = TakenOver(runtime.settings)
-    d = Dispatcher(runtime, backend, clock=Clock(T0), worker_id="me")
+    d = Dispatcher(runtime, backend, clock=clock, worker_id="me")
     report = d.tick()
     assert [m.delivery_id for m in backend.sent] == [1, 2, 3, 4] and report.sent == 4
     with runtime.sessions() as s:
