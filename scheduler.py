@@ -59,9 +59,14 @@ class Worker:
             return
         try:
             report = self._tick()
-        except Exception:  # keep the clock running; the next tick retries (rows stay due)
+        except Exception as exc:  # keep the clock running; the next tick retries (rows stay due)
             self.errors += 1
-            log.exception("tick failed")
+            from drip.db import is_unavailable, short_reason
+
+            if is_unavailable(exc):  # locked or unreachable: expected, one line, no traceback
+                log.warning("tick skipped: database unavailable (%s); the next tick retries", short_reason(exc))
+            else:
+                log.exception("tick failed")
             if self.heartbeat:
                 self.heartbeat.beat()
             return

@@ -18,6 +18,7 @@ BENCHES: dict[str, str] = {
     "import": "bench.csv_import",
     "smtp": "bench.smtp",
     "split": "bench.split",
+    "flaky": "bench.flaky",
 }
 
 

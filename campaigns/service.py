@@ -245,3 +245,26 @@ def set_status(session: Session, campaign: Campaign, status: str, now: datetime 
         )
     session.flush()
     return campaign
+
+
+def retry_failed(session: Session, campaign: Campaign, now: datetime | None = None) -> int:
+    """Failed emails of a campaign become due again, with fresh attempts (staff fixed the
+    cause: a template, a relay setting). Returns how many. They go out once the campaign is
+    published (a paused one holds them until it is resumed); addresses suppressed since are still
+    cancelled at send time, so a hard bounce is never retried into."""
+    if campaign.status not in (CampaignStatus.PUBLISHED.value, CampaignStatus.PAUSED.value):
+        raise InputError(f"campaign {campaign.slug!r} is {campaign.status}: only a published or paused "
+                         "campaign's failed emails can be retried", where="retry")
+    now = now or utcnow()
+    step_ids = select(Step.id).where(Step.campaign_id == campaign.id).scalar_subquery()
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.step_id.in_(step_ids), Delivery.status == DeliveryStatus.FAILED.value)
+        # due_at is kept: they were due already, so they go at once and in their first order
+        .values(status=DeliveryStatus.SCHEDULED.value, attempts=0, claimed_by=None,
+                lease_until=None, last_error=f"retry requested {now:%Y-%m-%d %H:%M} UTC")
+        .execution_options(synchronize_session=False)
+    )
+    campaign.consecutive_failures = 0
+    session.flush()
+    return result.rowcount or 0

@@ -26,10 +26,13 @@ from sqlalchemy import func, select
 from campaigns.render import EmailContent, Renderer
 from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next_send_at, parse_window, resolve_zone
 from campaigns.service import latest_versions
-from delivery.ledger import DueRow, LedgerStore
+from delivery.breaker import CircuitBreaker
+from delivery.ledger import DueRow, LedgerStore, RecordResult
 from delivery.types import EmailBackend, OutgoingMessage, SendResult, provider_categories
 from drip import metrics
 from drip.config import Settings
+from drip.db import retry_unavailable
+from drip.errors import ConfigurationError
 from drip.models import Campaign, Step, SubscriberStatus, utcnow
 from drip.runtime import Runtime
 from subscribers.tokens import TokenSigner
@@ -57,11 +60,16 @@ class TickReport:
     deferred: int = 0
     reclaimed: int = 0
     newsletters_fired: int = 0
+    released: int = 0  # claimed rows given back untouched (backend down, or the batch stopped)
+    backend_down: bool = False  # the backend failed at server level during this tick
+    held_for: float = 0.0  # the circuit breaker holds the backend this many more seconds
     paused_campaigns: list[str] = field(default_factory=list)
 
     def add(self, other: "TickReport") -> None:
-        for name in ("claimed", "sent", "failed", "retried", "cancelled", "deferred", "reclaimed"):
+        for name in ("claimed", "sent", "failed", "retried", "cancelled", "deferred", "reclaimed", "released"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.backend_down = self.backend_down or other.backend_down
+        self.held_for = max(self.held_for, other.held_for)
         self.paused_campaigns += other.paused_campaigns
 
 
@@ -95,6 +103,7 @@ class Dispatcher:
         clock: Clock = utcnow,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.settings = runtime.settings
         self.backend = backend
@@ -110,10 +119,14 @@ class Dispatcher:
         self.batch_size = claim_size(self.settings, backend)
         self.backend_name = str(getattr(backend, "name", type(backend).__name__))
         metrics.prepare_backend(self.backend_name)
+        self.breaker = breaker or CircuitBreaker(
+            base=self.settings.breaker_base_seconds, cap=self.settings.breaker_max_seconds, rng=self.rng
+        )
 
     # -- public
     def tick(self, max_batches: int | None = None) -> TickReport:
-        """Send everything due now, batch by batch. Returns what happened."""
+        """Send everything due now, batch by batch. Returns what happened. While the circuit
+        breaker holds the backend, nothing is claimed (rows stay due, untouched)."""
         now = self.clock()
         report = TickReport(reclaimed=self.store.reclaim_expired(now))
         from campaigns.broadcasts import run_due
@@ -122,48 +135,152 @@ class Dispatcher:
             report.newsletters_fired = run_due(s, now, self.settings.clinic.timezone)
         batches = 0
         while max_batches is None or batches < max_batches:
+            if not self.breaker.allows():
+                report.held_for = self.breaker.remaining()
+                break
             batch = self.run_batch()
             report.add(batch)
             batches += 1
-            if batch.claimed < self.batch_size:
+            if batch.claimed < self.batch_size or batch.backend_down:
                 break
         return report
 
     def run_batch(self) -> TickReport:
+        if not self.breaker.allows():
+            return TickReport(held_for=self.breaker.remaining())
         now = self.clock()
         ids = self.store.claim(now, self.batch_size, self.lease)
         report = TickReport(claimed=len(ids))
         if not ids:
             return report
         rows = self.store.load(ids)
+        by_id = {r.id: r for r in rows}
         sendable, cancelled, deferred = self._check(rows, now)
         report.cancelled, report.deferred = len(cancelled), len(deferred)
         messages, versions, render_failed = self._build(sendable)
         if cancelled or deferred or render_failed:
-            self._record(now, rows, [], versions, cancelled, deferred, render_failed, report)
+            self._record(now, by_id, [], versions, report, cancelled=cancelled, deferred=deferred,
+                         render_failed=render_failed)
         # Record after every chunk, not once per claim: a worker killed mid-batch can only resend
         # what the provider accepted since the last record (at most one chunk), not the whole claim.
-        step = 1000 if getattr(self.backend, "sends_groups", False) else self.settings.record_every
-        for i in range(0, len(messages), max(1, step)):
-            chunk = self._still_enrolled(messages[i : i + step], rows, now, versions, report)
+        step = max(1, 1000 if getattr(self.backend, "sends_groups", False) else self.settings.record_every)
+        pause_after = self.settings.pause_after_errors
+        groups = getattr(self.backend, "sends_groups", False)
+        early_stop = getattr(self.backend, "early_stop", False) and hasattr(self.backend, "keep_going")
+        failures = {r.campaign_id: r.campaign_failures for r in rows if r.campaign_id is not None}
+        leased_at = now  # when the claim's lease was last set
+        paused: set[int] = set()
+        pending = messages
+        while pending:
+            if paused:  # a campaign auto-paused mid-batch: its rows not yet sent stay due
+                stopped = [m for m in pending if by_id[m.delivery_id].campaign_id in paused]
+                pending = [m for m in pending if by_id[m.delivery_id].campaign_id not in paused]
+                if stopped:
+                    self._record(now, by_id, [], versions, report, released=stopped,
+                                 why="not sent: the campaign was auto-paused")
+                if not pending:
+                    break
+            probing = self.breaker.half_open
+            size = 1 if probing else step  # half-open: one message probes the backend
+            if not early_stop and not groups:
+                # A backend that cannot stop inside a chunk gets no more of a campaign than it has
+                # failures left before auto-pause, so the pause lands on the failure that trips it.
+                margin = min((pause_after - failures.get(by_id[m.delivery_id].campaign_id, 0)
+                              for m in pending[:size] if by_id[m.delivery_id].campaign_id is not None), default=size)
+                size = max(1, min(size, margin))
+            chunk, pending = pending[:size], pending[size:]
+            chunk = self._still_enrolled(chunk, by_id, now, versions, report)
             if not chunk:
                 continue
-            started = perf_counter()
-            results = self.backend.send_batch(chunk)
-            metrics.observe_send(self.backend_name, perf_counter() - started, results)
-            self._record(now, rows, results, versions, [], [], [], report)
+            results = self._send(chunk, self._pause_watch(by_id, failures) if early_stop else None)
+            if len(results) < len(chunk):  # stopped early: a campaign tripped; the rest was not tried
+                done = {r.delivery_id for r in results}
+                pending = [m for m in chunk if m.delivery_id not in done] + pending
+            if probing:  # a 4xx to the probe says the backend is still unwell, not this recipient
+                for r in results:
+                    if not r.ok and r.transient:
+                        r.server = True
+            down = next((r for r in results if r.server), None)
+            if down is not None:
+                wait = self.breaker.failure(down.error, down.retry_after)
+                report.backend_down, report.held_for = True, wait
+                log.warning("backend %s unavailable, held %.1f s (failure %d in a row); %d emails stay due: %s",
+                            getattr(self.backend, "name", "?"), wait, self.breaker.failures,
+                            sum(1 for r in results if not r.ok) + len(pending), down.error[:300])
+            elif any(r.ok for r in results):
+                lasted = self.breaker.success()
+                if lasted is not None:
+                    log.warning("backend %s is sending again after %.1f s", getattr(self.backend, "name", "?"), lasted)
+            rest, pending = (pending, []) if down is not None else ([], pending)
+            rec = self._record(now, by_id, results, versions, report, released=rest,
+                               why=f"held: {down.error}" if down is not None else "")
+            failures.update(rec.failures)
+            paused.update(rec.paused)
+            if pending and self.clock() - leased_at >= self.lease / 3:
+                # The claim has taken a third of its lease (a slow server, a wait for the database):
+                # renew it before the next chunk goes, and send only rows still ours.
+                ids = [m.delivery_id for m in pending]
+                leased_at = self.clock()
+                kept = retry_unavailable(lambda: self.store.renew(ids, self.clock() + self.lease),
+                                         "renewing the claim's lease", cap=self.settings.db_retry_max_seconds)
+                if len(kept) < len(pending):
+                    log.warning("%d claimed emails were reclaimed by another worker meanwhile; not sending them here",
+                                len(pending) - len(kept))
+                    pending = [m for m in pending if m.delivery_id in kept]
         return report
 
-    def _still_enrolled(self, chunk: list[OutgoingMessage], rows: list[DueRow], now, versions, report) -> list[OutgoingMessage]:
+    def _still_enrolled(self, chunk: list[OutgoingMessage], by_id: dict[int, DueRow], now, versions,
+                        report) -> list[OutgoingMessage]:
         """Drop (and record as cancelled) messages whose patient exited since the claim: one query a chunk."""
-        step_rows = {r.id for r in rows if r.step_id is not None}
-        ids = [m.delivery_id for m in chunk if m.delivery_id in step_rows]
+        ids = [m.delivery_id for m in chunk if by_id[m.delivery_id].step_id is not None]
         gone = self.store.exited(ids) if ids else {}
         if not gone:
             return chunk
         report.cancelled += len(gone)
-        self._record(now, rows, [], versions, [{"did": did, "err": why} for did, why in gone.items()], [], [], report)
+        self._record(now, by_id, [], versions, report,
+                     cancelled=[{"did": did, "err": why} for did, why in gone.items()])
         return [m for m in chunk if m.delivery_id not in gone]
+
+    def _pause_watch(self, by_id: dict[int, DueRow], failures: dict[int, int]) -> Callable[[list[SendResult]], bool]:
+        """For `backend.keep_going`: False as soon as a campaign reaches its auto-pause count, so
+        no message after the failure that trips it goes out."""
+        streak = dict(failures)
+        limit, max_attempts = self.settings.pause_after_errors, self.settings.max_attempts
+
+        def keep_going(results: list[SendResult]) -> bool:
+            for r in results:
+                row = by_id[r.delivery_id]
+                if row.campaign_id is None or r.server:
+                    continue
+                if r.ok:
+                    streak[row.campaign_id] = 0
+                elif not r.transient or row.attempts >= max_attempts:  # a permanent recipient failure
+                    streak[row.campaign_id] = streak.get(row.campaign_id, 0) + 1
+                    if streak[row.campaign_id] >= limit:
+                        return False
+            return True
+
+        return keep_going
+
+    def _send(self, chunk: list[OutgoingMessage], keep_going=None) -> list[SendResult]:
+        """One chunk to the backend. A configuration error found while sending (login refused, TLS
+        certificate not trusted, sender refused) is logged as an error and holds the backend like
+        an outage: it is fixed on the server's side as often as in ours, and sending must resume by
+        itself when it is. Missing settings fail at start-up instead (the backends' constructors)."""
+        if keep_going is not None:
+            self.backend.keep_going = keep_going  # type: ignore[attr-defined]
+        started = perf_counter()
+        try:
+            results = self.backend.send_batch(chunk)
+            metrics.observe_send(self.backend_name, perf_counter() - started, results)
+            return results
+        except ConfigurationError as exc:
+            log.error("backend %s refused the configuration: %s", getattr(self.backend, "name", "?"), exc)
+            return [SendResult(m.delivery_id, ok=False, error=f"configuration: {exc}", transient=True, server=True)
+                    for m in chunk]
+        finally:
+            if keep_going is not None:
+                self.backend.keep_going = None  # type: ignore[attr-defined]
 
     # -- steps of a batch
     def _check(self, rows: list[DueRow], now: datetime):
@@ -305,37 +422,53 @@ class Dispatcher:
                 failed.append({"did": row.id, "err": f"render failed: {exc}"})
         return messages, used_versions, failed
 
-    def _record(self, now, rows, results: list[SendResult], versions, cancelled, deferred, render_failed, report):
-        by_id = {r.id: r for r in rows}
+    def _record(self, now, by_id: dict[int, DueRow], results: list[SendResult], versions, report: TickReport, *,
+                cancelled=(), deferred=(), render_failed=(), released: list[OutgoingMessage] = (),
+                why: str = "") -> RecordResult:
         sent: list[dict] = []
         failed: list[dict] = list(render_failed)
         retry: list[dict] = list(deferred)
-        outcomes: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        back: list[dict] = []
+        bounces: list[dict] = []
+        # per campaign, in send order: [a recipient was sent to, permanent failures since, last reason]
+        outcomes: dict[int, list] = defaultdict(lambda: [False, 0, ""])
         for res in results:
             row = by_id[res.delivery_id]
             if res.ok:
                 sent.append({"did": res.delivery_id, "mid": res.message_id, "vid": versions.get(res.delivery_id)})
                 if row.campaign_id:
-                    outcomes[row.campaign_id][0] += 1
+                    o = outcomes[row.campaign_id]
+                    o[0], o[1] = True, 0
+            elif res.server:  # the backend failed, not the recipient: the row goes back as it was
+                back.append({"did": res.delivery_id, "att": max(0, row.attempts - 1), "err": f"held: {res.error}"[:2000]})
             elif res.transient and row.attempts < self.settings.max_attempts:
                 wait = max(res.retry_after or 0.0, backoff(row.attempts, rng=self.rng))
                 retry.append({"did": res.delivery_id, "due": now + timedelta(seconds=wait), "err": res.error[:2000],
                               "att": row.attempts})
                 report.retried += 1
-                if row.campaign_id:
-                    outcomes[row.campaign_id][1] += 1
             else:
                 prefix = f"gave up after {row.attempts} attempts: " if res.transient else ""
                 failed.append({"did": res.delivery_id, "err": (prefix + res.error)[:2000]})
+                if res.bounce:
+                    bounces.append({"key": row.email_key, "err": res.error, "did": row.id})
                 if row.campaign_id:
-                    outcomes[row.campaign_id][1] += 1
+                    o = outcomes[row.campaign_id]
+                    o[1] += 1
+                    o[2] = f"delivery {row.id}: {prefix}{res.error}"
+        for m in released:
+            row = by_id[m.delivery_id]
+            back.append({"did": row.id, "att": max(0, row.attempts - 1), "err": (why or "not sent")[:2000]})
         report.sent += len(sent)
         report.failed += len(failed)
-        paused = self.store.record(
-            now, sent, failed, retry, cancelled, {k: tuple(v) for k, v in outcomes.items()},
-            self.settings.pause_after_errors,
+        report.released += len(back)
+        result = retry_unavailable(
+            lambda: self.store.record(
+                now, sent, failed, retry, list(cancelled), {k: tuple(v) for k, v in outcomes.items()},
+                self.settings.pause_after_errors, released=back, bounces=bounces,
+            ),
+            "recording sent emails", cap=self.settings.db_retry_max_seconds,
         )
-        for slug in paused:
-            log.warning("campaign %s auto-paused after consecutive send errors", slug)
-        report.paused_campaigns += paused
-        return report
+        for slug, reason in result.paused.values():
+            log.warning("campaign %s %s", slug, reason)
+            report.paused_campaigns.append(slug)
+        return result

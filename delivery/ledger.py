@@ -10,7 +10,7 @@ before recording it (at most one batch per crash; see README "Delivery guarantee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -55,6 +55,16 @@ class DueRow:
     broadcast_id: int | None
     step_slug: str | None = None
     step_position: int | None = None
+    campaign_failures: int = 0  # the campaign's consecutive recipient failures when loaded
+
+
+@dataclass
+class RecordResult:
+    """What a record did beyond the rows: campaigns it auto-paused (id -> (slug, reason)) and each
+    touched campaign's consecutive recipient failures now (to size the next chunk)."""
+
+    paused: dict[int, tuple[str, str]] = field(default_factory=dict)
+    failures: dict[int, int] = field(default_factory=dict)
 
 
 class LedgerStore:
@@ -113,6 +123,7 @@ class LedgerStore:
                     Delivery.step_id, Campaign.id.label("campaign_id"), Campaign.slug, Campaign.status.label("cstatus"),
                     Campaign.send_window, Enrollment.state, CampaignOptOut.subscriber_id.label("optout"),
                     Delivery.broadcast_id, Step.slug.label("step_slug"), Step.position,
+                    Campaign.consecutive_failures,
                 )
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .outerjoin(Suppression, Suppression.email_key == Subscriber.email_key)
@@ -132,6 +143,7 @@ class LedgerStore:
                     tz=r[7], subscriber_status=r[8], suppressed=r[9] is not None, step_id=r[10], campaign_id=r[11],
                     campaign_slug=r[12], campaign_status=r[13], send_window=r[14], enrollment_state=r[15],
                     opted_out=r[16] is not None, broadcast_id=r[17], step_slug=r[18], step_position=r[19],
+                    campaign_failures=r[20] or 0,
                 )
                 for r in s.execute(q)
             ]
@@ -177,7 +189,7 @@ class LedgerStore:
         with self.sessions() as s:
             return {b.id: b for b in s.scalars(select(Broadcast).where(Broadcast.id.in_(ids)))}
 
-    # -- recording (one transaction per batch, only rows this worker still holds)
+    # -- recording (one transaction per chunk, only rows this worker still holds)
     def record(
         self,
         now: datetime,
@@ -185,11 +197,23 @@ class LedgerStore:
         failed: list[dict],
         retry: list[dict],
         cancelled: list[dict],
-        campaign_outcomes: dict[int, tuple[int, int]],
+        campaign_outcomes: dict[int, tuple[bool, int, str]],
         pause_after: int,
-    ) -> list[str]:
-        """Write a batch's outcomes; returns slugs of campaigns auto-paused by consecutive errors."""
-        paused: list[str] = []
+        *,
+        released: list[dict] | None = None,
+        bounces: list[dict] | None = None,
+    ) -> RecordResult:
+        """Write a chunk's outcomes in one transaction.
+
+        `campaign_outcomes`: campaign id -> (a recipient was sent to, recipient-level permanent
+        failures after the last success, the last failure's reason): the consecutive count resets
+        on a success and grows by the trailing failures; reaching `pause_after` auto-pauses the
+        campaign with the reason. `released`: rows given back as they were (the backend was down,
+        or the batch stopped): due again at once, their attempt returned. `bounces`: hard bounces
+        ({"key", "err"}): the address is suppressed, the subscriber marked bounced and their pending
+        mail cancelled.
+        """
+        result = RecordResult()
         t = Delivery.__table__
         held = (t.c.id == bindparam("did")) & (t.c.claimed_by == self.worker_id) & (
             t.c.status == DeliveryStatus.SENDING.value
@@ -202,23 +226,63 @@ class LedgerStore:
             (retry, dict(status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
                          due_at=bindparam("due"), last_error=bindparam("err"), attempts=bindparam("att"))),
             (cancelled, dict(status=DeliveryStatus.CANCELLED.value, lease_until=None, last_error=bindparam("err"))),
+            (released or [], dict(status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
+                                  attempts=bindparam("att"), last_error=bindparam("err"))),
         ]
         with self.sessions.begin() as s:
             for params, values in statements:
                 if params:
                     s.execute(update(t).where(held).values(**values), params)
-            for cid, (ok, errors) in campaign_outcomes.items():
+            if bounces:
+                self._suppress_bounces(s, bounces, now)
+            for cid, (ok, errors, why) in campaign_outcomes.items():
                 campaign = s.get(Campaign, cid, with_for_update=self.dialect == "postgresql")
                 if campaign is None:
                     continue
                 if ok:
                     campaign.consecutive_failures = 0
                 campaign.consecutive_failures += errors
+                result.failures[cid] = campaign.consecutive_failures
                 if errors and campaign.consecutive_failures >= pause_after and campaign.status == "published":
                     campaign.status = "paused"
-                    campaign.paused_reason = f"auto-paused after {campaign.consecutive_failures} consecutive send errors"
-                    paused.append(campaign.slug)
-        return paused
+                    campaign.paused_reason = (
+                        f"auto-paused after {campaign.consecutive_failures} consecutive recipient failures "
+                        f"(last: {why[:300]}); fix the cause, then retry the failed emails and resume"
+                    )
+                    result.paused[cid] = (campaign.slug, campaign.paused_reason)
+        return result
+
+    def renew(self, ids: list[int], until: datetime) -> set[int]:
+        """A fresh lease for claimed rows not sent yet; returns those still this worker's. A row
+        another worker reclaimed meanwhile (this one waited longer than the lease, for the
+        database or a slow server) is not in the answer and must not be sent here too."""
+        t = Delivery.__table__
+        kept: set[int] = set()
+        with self.sessions.begin() as s:
+            for i in range(0, len(ids), 500):
+                kept.update(s.scalars(
+                    update(t).where(t.c.id.in_(ids[i:i + 500]), t.c.claimed_by == self.worker_id,
+                                    t.c.status == DeliveryStatus.SENDING.value)
+                    .values(lease_until=until).returning(t.c.id)
+                ))
+        return kept
+
+    @staticmethod
+    def _suppress_bounces(s: Session, bounces: list[dict], now: datetime) -> None:
+        from subscribers.suppression import cancel_pending, suppress
+        from drip.models import SubscriberStatus
+
+        for b in bounces:
+            suppress(s, b["key"], "bounce", "smtp:rcpt", now)
+            sub = s.scalar(select(Subscriber).where(Subscriber.email_key == b["key"]))
+            if sub is None:
+                continue
+            if sub.status in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
+                sub.status = SubscriberStatus.BOUNCED.value
+                sub.updated_at = now
+            cancel_pending(s, sub.id, reason=f"address bounced: {b['err'][:200]}")
+            if b.get("did") is not None:
+                s.execute(update(Delivery).where(Delivery.id == b["did"]).values(outcome="bounced"))
 
     def next_due_at(self) -> datetime | None:
         """Earliest scheduled row (the simulated clock jumps there)."""

@@ -55,6 +55,13 @@ class SendResult:
     error: str = ""
     transient: bool = False  # True: leave the row due and retry later
     retry_after: float | None = None  # seconds the provider asked us to wait
+    # True: the backend failed, not this recipient (connection refused, timeout, 421, a 4xx for
+    # every recipient, disk full, provider 5xx/401): the row is released as it was and the
+    # dispatcher's circuit breaker holds the backend. Never fails a row, never counts to auto-pause.
+    server: bool = False
+    # True: a hard bounce (e.g. SMTP 550 5.1.1 at RCPT): the address is suppressed, like a provider's
+    # bounce event.
+    bounce: bool = False
 
 
 @runtime_checkable

@@ -67,6 +67,12 @@ class Settings:
     max_attempts: int = 8
     pause_after_errors: int = 20
     tick_seconds: float = 5.0
+    # Circuit breaker for a backend that is unwell (delivery/breaker.py): the first hold, growing
+    # (x2, jittered) with each failure in a row up to the max; then one probe message.
+    breaker_base_seconds: float = 5.0
+    breaker_max_seconds: float = 300.0
+    db_busy_timeout: float = 30.0  # how long one SQLite write waits for the lock before retrying
+    db_retry_max_seconds: float = 5.0  # the longest pause between retries while the database is unavailable
     signup_campaign: str = "onboarding"  # campaign a confirmed web sign-up is enrolled in (slug)
     signup_tag: str = "new-patients"  # tag a confirmed web sign-up gets ("" for none)
     # Proxies whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, comma-separated). Default

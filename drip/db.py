@@ -6,14 +6,21 @@ while the worker writes; it has one writer at a time. PostgreSQL is for several 
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("drip.db")
+T = TypeVar("T")
 
 
 def make_engine(url: str, *, read_only: bool = False, busy_timeout: float = 30.0, **kwargs) -> Engine:
@@ -87,3 +94,68 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the database is busy or unreachable for now, not wrong: SQLite's "database is
+    locked"/"busy", a lost or refused PostgreSQL connection. A missing table or a bad query is not
+    (retrying those would hide a bug forever)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    module = type(exc.orig).__module__ if exc.orig is not None else ""
+    if module.startswith("sqlite3"):
+        return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
+    return isinstance(exc, OperationalError)  # psycopg: connection refused/closed, admin shutdown
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line for the log: the driver's message, without SQLAlchemy's SQL echo and link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def retry_unavailable(
+    fn: Callable[[], T],
+    what: str,
+    *,
+    base: float = 0.05,
+    cap: float = 5.0,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `fn` until the database takes it, waiting with growing, jittered delays while it is
+    locked or unreachable; other errors propagate at once. One warning line when the wait begins
+    and one when it ends, no traceback. `deadline` (time.monotonic) or `stop` end the wait by
+    raising the last error."""
+    started: float | None = None
+    tries = 0
+    while True:
+        try:
+            result = fn()
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            now = time.monotonic()
+            if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
+                raise
+            tries += 1
+            if started is None:
+                started = now
+                log.warning("database unavailable while %s (%s); retrying with backoff", what, short_reason(exc))
+            ceiling = min(cap, base * 2 ** (tries - 1))
+            wait = random.uniform(ceiling / 2, ceiling)
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - now))
+            if stop is not None:
+                stop.wait(wait)
+            else:
+                sleep(wait)
+            continue
+        if started is not None:
+            log.warning("database available again after %.1f s (%s)", time.monotonic() - started, what)
+        return result

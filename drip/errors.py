@@ -43,6 +43,11 @@ class SendError(DripError):
     """A backend could not send. Carries what the provider answered."""
 
     transient: bool = False
+    #: True: the backend itself is unwell (connection refused, timeout, 421, disk full, provider
+    #: 5xx/401), not the recipient. The row is released untouched and the circuit breaker opens.
+    server: bool = False
+    #: True: the recipient's server said the address does not exist (a hard bounce): suppress it.
+    bounce: bool = False
 
     def __init__(
         self,
@@ -66,5 +71,19 @@ class TransientSendError(SendError):
     transient = True
 
 
+class BackendUnavailable(TransientSendError):
+    """The backend cannot take mail now, for any recipient: hold it (circuit breaker), keep every
+    row due, count nothing against the campaign."""
+
+    server = True
+
+
 class PermanentSendError(SendError):
     """The provider refused the message for good (4xx other than 429): fail the row with the reason."""
+
+
+class HardBounce(PermanentSendError):
+    """A 5xx naming the address (e.g. 550 5.1.1 user unknown at RCPT): the row fails and the address
+    is suppressed, as a provider's bounce event does."""
+
+    bounce = True

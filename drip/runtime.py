@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.config import Settings, load_settings
-from drip.db import make_engine, migrate, read_engine, session_factory
+from drip.db import make_engine, migrate, read_engine, retry_unavailable, session_factory
 
 
 @dataclass
@@ -33,11 +34,18 @@ class Runtime:
         self.engine.dispose()
 
 
-def open_runtime(settings: Settings | None = None, *, run_migrations: bool = True) -> Runtime:
+def open_runtime(settings: Settings | None = None, *, run_migrations: bool = True,
+                 wait_for_database: bool = False, stop: threading.Event | None = None) -> Runtime:
+    """`wait_for_database`: for the worker; a database that is locked (SQLite) or not up yet
+    (PostgreSQL) is waited for with backoff and one log line instead of a traceback and an exit."""
     settings = settings or load_settings()
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, busy_timeout=settings.db_busy_timeout)
     if run_migrations:
-        migrate(engine)
+        if wait_for_database:
+            retry_unavailable(lambda: migrate(engine), "migrating the schema at start-up",
+                              cap=settings.db_retry_max_seconds, stop=stop)
+        else:
+            migrate(engine)
     return Runtime(settings=settings, engine=engine, sessions=session_factory(engine))
 
 

@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - Windows: single process is the support
     fcntl = None  # type: ignore[assignment]
 
 from drip.config import Settings
-from drip.errors import ConfigurationError, TransientSendError
+from drip.errors import BackendUnavailable, ConfigurationError
 from delivery.backends.base import BaseBackend
 from delivery.mime import UnsafeHeaderError, build_message, domain_of
 from delivery.types import OutgoingMessage, SendResult
@@ -143,8 +143,10 @@ class OutboxBackend(BaseBackend):
                 # The BOM makes browsers read the file as UTF-8 even if the HTML names no charset.
                 write_atomic(base + ".html", ("\ufeff" + msg.html).encode("utf-8", "replace"))
                 write_atomic(base + ".eml", built.raw)
-            except OSError as exc:  # disk full, folder removed: worth retrying later
-                raise TransientSendError(f"outbox: cannot write {stem}.eml in {self.folder}: {exc}") from exc
+            except OSError as exc:
+                # Disk full (ENOSPC), folder removed, read-only: the outbox is unwell, not this
+                # recipient. Server-level: the rows stay due and the breaker holds the backend.
+                raise BackendUnavailable(f"outbox: cannot write {stem}.eml in {self.folder}: {exc}") from exc
             self._rows.append({
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "delivery_id": int(msg.delivery_id),

@@ -8,11 +8,13 @@ answers decides each row:
 - 202: every message in the request is sent; `X-Message-Id` is the request's message id.
 - 429: wait as `Retry-After` / `X-RateLimit-Reset` says (capped), then the same request again.
 - 5xx, timeouts, refused connections: exponential backoff with jitter, a few attempts, then the
-  rows are transient (they stay due and the dispatcher retries them later; never marked sent).
+  rows are server-level (`BackendUnavailable`: released as they were, the dispatcher's circuit
+  breaker holds SendGrid and probes it later; never marked sent, never failed, never counted
+  toward auto-pause). A 429 past the retry budget is the same, held at least `Retry-After`.
 - 400 and other 4xx: permanent, with SendGrid's own error text. When the errors name single
   personalizations (`personalizations.3.to.0.email`), only those fail and the rest are re-sent.
-- 401/403: the API key or sender identity is wrong, which is no recipient's fault, so rows stay
-  transient instead of failing every due row for good, and the rest of the batch is not tried.
+- 401/403: the API key or sender identity is wrong, which is no recipient's fault: server-level
+  (logged as an error), so no due row fails for it, and the rest of the batch is not tried.
 
 The API key never leaves the Authorization header: not in errors, results, reprs or logs (the
 HTTP client logs request headers at DEBUG; a filter below redacts them).
@@ -47,7 +49,7 @@ from delivery.backends.sendgrid_payload import (
 )
 from delivery.types import OutgoingMessage, SendResult
 from drip.config import Settings
-from drip.errors import ConfigurationError, PermanentSendError, TransientSendError
+from drip.errors import BackendUnavailable, ConfigurationError, PermanentSendError, TransientSendError
 
 log = logging.getLogger("drip.delivery.sendgrid")
 
@@ -211,6 +213,7 @@ class SendGridBackend(BaseBackend):
     name = "sendgrid"
     uses_shared_content = True
     sends_groups = True
+    early_stop = False  # one request is one group of up to 1,000: nothing to stop inside it
 
     def __init__(
         self,
@@ -304,7 +307,7 @@ class SendGridBackend(BaseBackend):
                 if outage is not None:
                     results.extend(
                         SendResult(m.delivery_id, ok=False, transient=True, retry_after=outage.retry_after,
-                                   error=f"not attempted: {outage.error}")
+                                   error=f"not attempted: {outage.error}", server=outage.server)
                         for m in group
                     )
                     continue
@@ -338,7 +341,7 @@ class SendGridBackend(BaseBackend):
             except TransientSendError as exc:
                 for m in payload.messages:
                     done[m.delivery_id] = SendResult(m.delivery_id, ok=False, transient=True, error=str(exc),
-                                                     retry_after=exc.retry_after)
+                                                     retry_after=exc.retry_after, server=exc.server)
                 break
             except PermanentSendError as exc:
                 blamed = blamed_personalizations(exc.response or [])
@@ -382,7 +385,7 @@ class SendGridBackend(BaseBackend):
                     wait = rate_limit_wait(exc.headers, self._wall_clock(), self.max_wait)
                     rate_limited += 1
                     if rate_limited > self.max_rate_limit_waits or self._clock() + wait > deadline:
-                        raise TransientSendError(
+                        raise BackendUnavailable(
                             f"SendGrid rate limit (429) still in force after {rate_limited} tries: {reason}",
                             status_code=429, response=errors, retry_after=wait,
                         ) from None
@@ -391,7 +394,7 @@ class SendGridBackend(BaseBackend):
                     continue
                 if status in (401, 403):
                     log.error("SendGrid refused the credentials (%s): %s", status, reason)
-                    raise TransientSendError(
+                    raise BackendUnavailable(
                         f"SendGrid refused the API key or sender identity ({status}): {reason}; "
                         "check SENDGRID_API_KEY and the verified sender",
                         status_code=status, response=errors,
@@ -414,7 +417,7 @@ class SendGridBackend(BaseBackend):
             wait = self._backoff(failures)
             if failures >= self.max_attempts or self._clock() + wait + self.timeout > deadline:
                 log.error("giving up on this SendGrid request for now after %d attempts: %s", failures, failure)
-                raise TransientSendError(f"{failure} (after {failures} attempts)")
+                raise BackendUnavailable(f"{failure} (after {failures} attempts)")
             log.warning("SendGrid request failed (attempt %d): %s; retrying in %.2f s", failures, failure, wait)
             self._sleep(wait)
 

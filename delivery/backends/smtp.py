@@ -4,28 +4,44 @@ Reuse is what makes SMTP fast (one TCP + EHLO + STARTTLS + AUTH instead of one p
 `drip bench smtp` measures it). A reused connection may have been closed by the server while
 idle, so a `SMTPServerDisconnected` reconnects once and resends that message.
 
-Error mapping (the row outcome the dispatcher records):
-- refused/timed-out connections, dropped connections, 4xx replies -> `TransientSendError`
-  (the row stays due). Once connecting has failed in a batch, the rest of that batch fails
-  transient at once instead of waiting for one timeout per message.
-- 5xx for the recipient or the message -> `PermanentSendError` with the server's code and text.
+Error mapping (the row outcome the dispatcher records). Server-level failures say nothing about
+the recipient: they raise `BackendUnavailable` (`SendResult.server`), the dispatcher releases the
+rows as they were and its circuit breaker holds the backend; they never fail a row or count
+toward auto-pause.
+- server-level: refused/timed-out/dropped connections, a 421 anywhere ("service not available,
+  closing"), a 4xx to MAIL FROM, a 4xx for `SOFT_STREAK` recipients in a row (the server is
+  refusing everyone, not greylisting one address). A connection refused or dropped at once is
+  retried a couple of times within `CONNECT_TRIES` before the backend is declared down (one
+  refused connection in three, as a busy relay does, costs a reconnect, not a hold). Once it is
+  down, the rest of the batch is reported at once instead of waiting for one timeout per message.
+- recipient-level, transient: a 4xx for one recipient (greylisting, mailbox busy): the row retries
+  later with backoff.
+- recipient-level, permanent: a 5xx at RCPT or DATA, with the server's code and text. A 5xx at RCPT
+  (other than policy/system/protocol codes 5.3/5.4/5.5/5.7.x) and a 5.1.x/5.2.1 at DATA say the
+  address is dead: `HardBounce`, and the address is suppressed, as a provider's bounce event does.
 - STARTTLS missing or untrusted, login refused, MAIL FROM refused with 5xx ->
-  `ConfigurationError`, which stops the run. Raised only while nothing has been sent in the
-  current batch: after that it is reported as transient for the rest, because raising would
-  drop the results of messages already accepted and they would be sent twice later.
+  `ConfigurationError` (the dispatcher logs it as an error and holds the backend like an outage:
+  a rotated password or an expired certificate is fixed on the server side, and sending must
+  resume by itself then). Raised only while nothing has been sent in the current batch: after that
+  it is reported as server-level for the rest, because raising would drop the results of messages
+  already accepted and they would be sent twice later.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import smtplib
 import socket
 import ssl
+import time
 from typing import Sequence
 
 from drip.config import Settings
-from drip.errors import ConfigurationError, PermanentSendError, SendError, TransientSendError
+from drip.errors import (
+    BackendUnavailable, ConfigurationError, HardBounce, PermanentSendError, SendError, TransientSendError,
+)
 from delivery.backends.base import BaseBackend
 from delivery.mime import MimeMessage, UnsafeHeaderError, build_message, check_address
 from delivery.types import OutgoingMessage, SendResult
@@ -50,11 +66,40 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
-def _reply_error(code: int, reply: bytes | str, what: str) -> SendError:
-    """4xx -> transient, anything else (5xx) -> permanent; both carry the server's answer."""
+#: 4xx answers for this many different recipients in a row mean the server refuses everyone.
+SOFT_STREAK = 3
+#: Tries to open a connection when the refusal is immediate (refused, reset, 421 greeting); a
+#: timeout is not retried (it already took `smtp_timeout`).
+CONNECT_TRIES = 3
+CONNECT_RETRY_DELAY = 0.05  # seconds before the third try (the second goes at once)
+_ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})")
+# Enhanced status classes that blame policy, the server or the protocol, not the address (RFC 3463).
+_NOT_THE_ADDRESS = {"3", "4", "5", "6", "7"}
+
+
+def _enhanced(text: str) -> tuple[str, str] | None:
+    m = _ENHANCED.match(text)
+    return (m.group(2), m.group(3)) if m else None
+
+
+def _reply_error(code: int, reply: bytes | str, what: str, *, stage: str = "rcpt") -> SendError:
+    """Classify one SMTP reply; every error carries the server's answer.
+
+    421 -> the server is going away (server-level); other 4xx -> transient for this message;
+    5xx -> permanent, and a hard bounce when it names the address (see the module docstring)."""
     text = _text(reply)
-    cls = TransientSendError if 400 <= code < 500 else PermanentSendError
-    return cls(f"{what}: {code} {text}", status_code=code, response=text)
+    message = f"{what}: {code} {text}"
+    if code == 421:
+        return BackendUnavailable(message, status_code=code, response=text)
+    if 400 <= code < 500:
+        return TransientSendError(message, status_code=code, response=text)
+    enhanced = _enhanced(text)
+    if stage == "rcpt":
+        dead = code in (550, 551, 553) if enhanced is None else enhanced[0] not in _NOT_THE_ADDRESS
+    else:  # DATA: most 5xx here are about the content; only an address code is a bounce
+        dead = enhanced is not None and (enhanced[0] == "1" or enhanced == ("2", "1"))
+    cls = HardBounce if dead else PermanentSendError
+    return cls(message, status_code=code, response=text)
 
 
 class SMTPBackend(BaseBackend):
@@ -75,7 +120,8 @@ class SMTPBackend(BaseBackend):
         self._conn: smtplib.SMTP | None = None
         self._down: TransientSendError | None = None  # connecting failed in this batch
         self._sent_in_batch = 0
-        self.connect_attempts = 0  # observable for tests and the benchmark
+        self.connect_attempts = 0  # connections set up (each with up to CONNECT_TRIES tries); for tests
+        self.connect_tries = 0  # TCP connections tried, retries included
 
     # -- lifecycle
     def close(self) -> None:
@@ -94,7 +140,7 @@ class SMTPBackend(BaseBackend):
 
     def _config_error(self, message: str) -> SendError | ConfigurationError:
         if self._sent_in_batch:
-            return TransientSendError(f"{message} (the rest of this batch stays due)")
+            return BackendUnavailable(f"{message} (the rest of this batch stays due)")
         return ConfigurationError(message)
 
     def _connection(self) -> smtplib.SMTP:
@@ -108,11 +154,7 @@ class SMTPBackend(BaseBackend):
                 f"refusing to send the SMTP password unencrypted to {s.smtp_host}; set DRIP_SMTP_STARTTLS=true"
             )
         self.connect_attempts += 1
-        try:
-            conn = smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=_local_hostname(), timeout=s.smtp_timeout)
-        except (OSError, smtplib.SMTPException) as exc:
-            self._down = TransientSendError(f"SMTP server {self.where} unreachable: {exc!r}")
-            raise self._down from exc
+        conn = self._open_socket()
         try:
             # No Nagle: a message over one TLS record (16 KB) ends in a short record that would wait
             # for the ACK of the first, which the server delays: 40 ms a message (`drip bench smtp`).
@@ -140,7 +182,7 @@ class SMTPBackend(BaseBackend):
             raise self._config_error(f"SMTP server {self.where} does not offer AUTH: {exc}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             conn.close()
-            self._down = TransientSendError(f"SMTP server {self.where}: connection setup failed: {exc!r}")
+            self._down = BackendUnavailable(f"SMTP server {self.where}: connection setup failed: {exc!r}")
             raise self._down from exc
         except BaseException:
             conn.close()
@@ -148,15 +190,63 @@ class SMTPBackend(BaseBackend):
         self._conn = conn
         return conn
 
+    def _open_socket(self) -> smtplib.SMTP:
+        """TCP + the greeting, retried briefly when the refusal is immediate (a busy relay refuses
+        some connections and takes the next); a timeout or the last refusal marks the backend down."""
+        s = self.settings
+        for attempt in range(1, CONNECT_TRIES + 1):
+            self.connect_tries += 1
+            try:
+                return smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=_local_hostname(), timeout=s.smtp_timeout)
+            except (ConnectionError, smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected) as exc:
+                if attempt == CONNECT_TRIES:
+                    self._down = BackendUnavailable(f"SMTP server {self.where} unreachable: {exc!r}")
+                    raise self._down from exc
+                time.sleep(CONNECT_RETRY_DELAY * (attempt - 1))  # the first retry at once, as for a next MX
+            except (OSError, smtplib.SMTPException) as exc:  # timeouts, unknown host: not worth retrying now
+                self._down = BackendUnavailable(f"SMTP server {self.where} unreachable: {exc!r}")
+                raise self._down from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- sending
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """One message at a time over the reused connection. A `SOFT_STREAK` of 4xx answers turns
+        into a server-level failure for those messages and the rest of the batch."""
         self._down = None
         self._sent_in_batch = 0
-        return super().send_batch(messages)
+        results: list[SendResult] = []
+        streak = 0
+        for msg in messages:
+            if results and self.keep_going is not None and not self.keep_going(results[-1:]):
+                break  # the dispatcher stops here (a campaign just auto-paused)
+            try:
+                results.extend(self.send_group([msg]))
+                streak = 0
+                continue
+            except SendError as exc:
+                error = exc
+            if not error.server and error.transient and error.status_code and 400 <= error.status_code < 500:
+                streak += 1
+                if streak >= SOFT_STREAK:
+                    self._down = error = BackendUnavailable(
+                        f"SMTP server {self.where} answered 4xx for {streak} recipients in a row; last: {error}",
+                        status_code=error.status_code, response=error.response,
+                    )
+                    for earlier in results[len(results) - (streak - 1):]:
+                        earlier.server = True
+            else:
+                streak = 0
+            results.append(SendResult(
+                delivery_id=msg.delivery_id, ok=False, error=str(error), transient=error.transient,
+                retry_after=error.retry_after, server=error.server, bounce=error.bounce,
+            ))
+        return results
 
     def send_group(self, group: Sequence[OutgoingMessage]) -> list[SendResult]:
         results = []
         for msg in group:
+            if self._down is not None:  # the server refused everyone in this batch already
+                raise self._down
             built = build_message(msg, domain=self.domain)
             self._send(built)
             self._sent_in_batch += 1
@@ -173,15 +263,20 @@ class SMTPBackend(BaseBackend):
                 # Most often an idle connection the server closed: reconnect once.
                 self._drop()
                 if attempt == 2:
-                    raise TransientSendError(f"SMTP server {self.where} closed the connection: {exc}") from exc
+                    raise BackendUnavailable(f"SMTP server {self.where} closed the connection: {exc}") from exc
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = next(iter(exc.recipients.values()))
                 if code == 421:  # "service closing": smtplib has closed the socket already
                     self._drop()
-                raise _reply_error(code, reply, f"recipient {built.recipient} refused") from exc
+                raise _reply_error(code, reply, f"recipient {built.recipient} refused", stage="rcpt") from exc
             except smtplib.SMTPSenderRefused as exc:
-                if 400 <= exc.smtp_code < 500:
-                    raise _reply_error(exc.smtp_code, exc.smtp_error, "sender refused") from exc
+                if exc.smtp_code == 421:
+                    self._drop()
+                if 400 <= exc.smtp_code < 500:  # MAIL FROM is the same for every message: server-level
+                    raise BackendUnavailable(
+                        f"SMTP server {self.where}: sender refused: {exc.smtp_code} {_text(exc.smtp_error)}",
+                        status_code=exc.smtp_code, response=_text(exc.smtp_error),
+                    ) from exc
                 # e.g. 553 sender not allowed, 530 authentication/STARTTLS required: no message
                 # of this batch can go out until the settings change.
                 raise self._config_error(
@@ -189,7 +284,9 @@ class SMTPBackend(BaseBackend):
                     f"{exc.smtp_code} {_text(exc.smtp_error)}"
                 ) from exc
             except smtplib.SMTPResponseException as exc:  # SMTPDataError and the like
-                raise _reply_error(exc.smtp_code, exc.smtp_error, "message refused") from exc
+                if exc.smtp_code == 421:
+                    self._drop()
+                raise _reply_error(exc.smtp_code, exc.smtp_error, "message refused", stage="data") from exc
             except (OSError, smtplib.SMTPException) as exc:  # timeouts, resets
                 self._drop()
-                raise TransientSendError(f"SMTP server {self.where}: {exc!r}") from exc
+                raise BackendUnavailable(f"SMTP server {self.where}: {exc!r}") from exc

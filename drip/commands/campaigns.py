@@ -145,6 +145,23 @@ def archive_cmd(slug: str) -> None:
     _set(slug, "archived")
 
 
+@campaigns_app.command("retry")
+def retry_cmd(
+    slug: str,
+    resume: bool = typer.Option(False, "--resume", help="Also resume a paused campaign."),
+) -> None:
+    """Make the campaign's failed emails due again (after fixing what failed them)."""
+    rt = open_runtime()
+    with rt.sessions.begin() as s:
+        c = service.get_campaign(s, slug)
+        count = service.retry_failed(s, c)
+        if resume and c.status == "paused":
+            service.set_status(s, c, "published")
+        status = c.status
+    held = " (held until the campaign is resumed)" if status == "paused" else ""
+    console.print(f"{slug}: {count} failed emails due again{held}")
+
+
 @campaigns_app.command("edit")
 def edit_cmd(
     slug: str,

@@ -28,8 +28,11 @@ def _print(report: TickReport) -> None:
             f"sent {report.sent}, retry {report.retried}, deferred {report.deferred}, failed {report.failed}, "
             f"cancelled {report.cancelled}" + (f", reclaimed {report.reclaimed}" if report.reclaimed else "")
         )
+    if report.backend_down:
+        console.print(f"[yellow]backend unavailable: {report.released} emails stay due; "
+                      f"next try in {report.held_for:.0f} s[/]")
     for slug in report.paused_campaigns:
-        console.print(f"[red]campaign {slug} auto-paused after consecutive send errors[/]")
+        console.print(f"[red]campaign {slug} auto-paused after consecutive recipient failures[/]")
 
 
 def run_cmd(
@@ -44,7 +47,9 @@ def run_cmd(
     """The worker: send due emails until SIGTERM/SIGINT (finishes the batch in hand, then exits)."""
     from drip.logs import configure_logging
 
-    rt = open_runtime()
+    # A database locked (SQLite) or not up yet (PostgreSQL) at start is waited for, not a traceback
+    # (SIGTERM meanwhile ends the process at once: nothing is claimed yet).
+    rt = open_runtime(wait_for_database=True)
     configure_logging(rt.settings.log_format)
     if metrics_port is not None and not once:
         from drip.metrics import ledger_registry, serve_worker_metrics

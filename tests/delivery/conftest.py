@@ -4,7 +4,8 @@
 certificate (`.client_context()` trusts it); `smtp_auth_server` requires AUTH (PLAIN/LOGIN over
 plain text, `auth_require_tls=False`) with `.username` / `.password`. Each yields an
 `SMTPServer`: `.port`, `.messages` (parsed `email.message.Message`s, policy.default),
-`.envelopes`, `.connections`, `.quits`, `.reject(addr, code, text)`, `.drop_connections()`,
+`.envelopes`, `.connections`, `.quits`, `.reject(addr, code, text)`, `.reject_all(code, text)` /
+`.accept_all()` (every RCPT answered `code text`, e.g. 421 or 451), `.drop_connections()`,
 `.drop_on_mail(times)`, `.close_after_data(times)`.
 """
 
@@ -59,7 +60,9 @@ class _Handler:
 
     async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
         with self.server.lock:
-            rule = self.server._rejections.get(address.lower())
+            rule = self.server._rejections.get(address.lower()) or self.server._reject_all
+        if rule and rule[0] == 421:  # "service not available, closing transmission channel"
+            asyncio.get_running_loop().call_soon(smtp.transport.close)  # after the reply is written
         if rule:
             return f"{rule[0]} {rule[1]}"
         envelope.rcpt_tos.append(address)
@@ -88,9 +91,9 @@ class _Handler:
 class _Controller(Controller):
     """Counts TCP connections (one SMTP instance each) and keeps them to drop on demand."""
 
-    def __init__(self, server: "SMTPServer", **kwargs) -> None:
+    def __init__(self, server: "SMTPServer", port: int = 0, **kwargs) -> None:
         self._srv = server
-        super().__init__(_Handler(server), hostname="127.0.0.1", port=0, **kwargs)
+        super().__init__(_Handler(server), hostname="127.0.0.1", port=port, **kwargs)
 
     def _trigger_server(self) -> None:
         # Port 0 = a free port chosen by the OS, race-free; read it back before the
@@ -119,6 +122,7 @@ class SMTPServer:
     ca_pem: bytes = b""
     lock: threading.Lock = field(default_factory=threading.Lock)
     _rejections: dict[str, tuple[int, str]] = field(default_factory=dict)
+    _reject_all: tuple[int, str] | None = None
     _drop_on_mail: int = 0
     _close_after_data: int = 0
     _live: list[SMTP] = field(default_factory=list)
@@ -135,6 +139,15 @@ class SMTPServer:
         """Answer MAIL FROM / RCPT TO for `addr` with `code text` (e.g. 550, 451)."""
         with self.lock:
             self._rejections[addr.lower()] = (code, text)
+
+    def reject_all(self, code: int, text: str) -> None:
+        """Answer every RCPT TO with `code text` (a 421 also closes the connection) until `accept_all`."""
+        with self.lock:
+            self._reject_all = (code, text)
+
+    def accept_all(self) -> None:
+        with self.lock:
+            self._reject_all = None
 
     def drop_on_mail(self, times: int = 1) -> None:
         """Close the connection from the server side at the next `times` MAIL FROMs."""
@@ -199,8 +212,10 @@ def tls_material(tmp_path_factory) -> tuple[bytes, str, str]:
     return cert_pem, str(folder / "cert.pem"), str(folder / "key.pem")
 
 
-def run_smtp_server(*, tls: tuple[bytes, str, str] | None = None, auth: tuple[str, str] | None = None) -> Iterator[SMTPServer]:
-    """Start a server, yield it, stop it. Usable from other test packages and benchmarks."""
+def run_smtp_server(*, tls: tuple[bytes, str, str] | None = None, auth: tuple[str, str] | None = None,
+                    port: int = 0) -> Iterator[SMTPServer]:
+    """Start a server, yield it, stop it. Usable from other test packages and benchmarks. `port`:
+    0 for a free one, or a given port (a server that comes up where a client was refused)."""
     server = SMTPServer()
     kwargs: dict = {}
     if tls:
@@ -219,7 +234,7 @@ def run_smtp_server(*, tls: tuple[bytes, str, str] | None = None, auth: tuple[st
             return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
         kwargs.update(authenticator=authenticator, auth_require_tls=False, auth_required=True)
-    controller = _Controller(server, **kwargs)
+    controller = _Controller(server, port=port, **kwargs)
     server._controller = controller
     controller.start()
     server.port = controller.port

@@ -130,6 +130,24 @@ def campaign_page(req: StaffRequest) -> Response:
         })
 
 
+def campaign_retry(req: StaffRequest) -> Response:
+    """POST: the campaign's failed emails become due again (staff fixed what failed them)."""
+    slug = req.request.path_params["slug"]
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            campaign = _campaign(db, slug)
+            count = service.retry_failed(db, campaign, now=req.now)
+            title, status = campaign.title, campaign.status
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        req.flash(str(exc).removeprefix("retry: "), "error")
+        return req.redirect("staff:campaign", slug=slug)
+    held = " They go out once you resume sending." if status == CampaignStatus.PAUSED.value else ""
+    req.flash(f"{count} failed email{'s' if count != 1 else ''} of “{title}” will be sent again.{held}")
+    return req.redirect("staff:campaign", slug=slug)
+
+
 def _actions(status: str) -> list[tuple[str, str]]:
     """(action, label) buttons that fit the status."""
     allowed = service.TRANSITIONS.get(status, set())

@@ -44,6 +44,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/campaigns/{slug}", page(campaigns.campaign_page), methods=GET, name="campaign"),
         Route("/campaigns/{slug}/status", page(campaigns.campaign_status), methods=POST, name="campaign_status"),
         Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits), methods=POST, name="campaign_exits"),
+        Route("/campaigns/{slug}/retry", page(campaigns.campaign_retry), methods=POST, name="campaign_retry"),
         Route(step, page(campaigns.step_page), methods=BOTH, name="step"),
         Route(step + "/preview", page(campaigns.step_preview), methods=GET, name="step_preview"),
         Route(step + "/email", page(campaigns.step_email), methods=GET, name="step_email"),

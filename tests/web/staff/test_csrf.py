@@ -15,6 +15,7 @@ FORMS = [
     ("/staff/campaigns/upload", {"every": "2d"}),
     ("/staff/campaigns/draft-series/status", {"action": "publish"}),
     ("/staff/campaigns/onboarding/status", {"action": "archive"}),
+    ("/staff/campaigns/onboarding/retry", {}),
     ("/staff/campaigns/draft-series/steps/2", {"subject": "Changed", "preheader": "", "title": "T", "body": "B", "delay": "1d"}),
     ("/staff/campaigns/draft-series/steps/2/test", {}),
     ("/staff/subscribers/import", {}),
