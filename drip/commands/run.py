@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 
-from delivery.backends import get_backend
-from delivery.dispatcher import Dispatcher, TickReport
-from delivery.status import status_rows, status_table
-from drip.runtime import open_runtime, tune_worker_gc
+if TYPE_CHECKING:
+    from delivery.dispatcher import TickReport
+
+# The dispatcher, the renderer, the backends and SQLAlchemy are imported inside the commands:
+# `drip --help` must not pay for them, and `drip run --once` with nothing due skips them
+# (delivery/due_check.py; tests/test_startup.py).
 
 console = Console()
 
@@ -36,8 +38,23 @@ def run_cmd(
     interval: Optional[float] = typer.Option(None, "--interval", help="Seconds between ticks (default DRIP_TICK_SECONDS)."),
 ) -> None:
     """The worker: send due emails until SIGTERM/SIGINT (finishes the batch in hand, then exits)."""
+    from datetime import datetime, timezone
+
+    from drip.config import load_settings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    rt = open_runtime()
+    settings = load_settings()
+    if once:
+        from delivery.due_check import anything_due
+
+        if anything_due(settings.db_url, datetime.now(timezone.utc)) is False:
+            return  # nothing due: no ORM, no Alembic, no renderer, no backend
+
+    from delivery.backends import get_backend
+    from delivery.dispatcher import Dispatcher
+    from drip.runtime import open_runtime, tune_worker_gc
+
+    rt = open_runtime(settings)
     with get_backend(rt.settings) as backend:
         dispatcher = Dispatcher(rt, backend)
         tune_worker_gc()
@@ -51,12 +68,30 @@ def run_cmd(
 
 
 def status_cmd(
-    campaign: Optional[str] = typer.Option(None, "--campaign"),
-    email: Optional[str] = typer.Option(None, "--email"),
-    limit: int = typer.Option(200, "--limit"),
+    campaign: Optional[str] = typer.Option(None, "--campaign", help="Only this campaign (its slug)."),
+    email: Optional[str] = typer.Option(None, "--email", help="Only this patient (their address)."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Rows to show; a last line says how many more there are."),
 ) -> None:
-    """Every delivery: patient, step, local send time, status."""
+    """Deliveries by patient: campaign and step, local send time, status."""
+    from delivery.status import status_count, status_rows, status_table
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
-    with rt.sessions() as s:
-        rows = status_rows(s, rt.settings.clinic.timezone, campaign=campaign, email=email, limit=limit)
+    try:
+        with rt.read_sessions() as s:
+            if campaign:
+                from campaigns.service import get_campaign
+
+                get_campaign(s, campaign)  # an unknown slug is an error (exit 2), not an empty table
+            if email:
+                from subscribers.service import get_subscriber
+
+                get_subscriber(s, email)
+            rows = status_rows(s, rt.settings.clinic.timezone, campaign=campaign, email=email, limit=limit)
+            total = status_count(s, campaign=campaign, email=email) if len(rows) == limit else len(rows)
+    finally:
+        rt.close()
     console.print(status_table(rows))
+    if total > len(rows):
+        console.print(f"{total - len(rows):,} more not shown (--limit {total} shows all; "
+                      "--campaign or --email narrows)", markup=False, highlight=False)
