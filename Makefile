@@ -24,4 +24,4 @@ bench: $(STAMP)
 	$(BIN)/drip bench all
 
 clean:
-	rm -rf $(VENV) .drip outbox preview *.egg-info
+	rm -rf $(VENV) .drip outbox preview demo *.egg-info

@@ -88,12 +88,12 @@ def status_count(session: Session, *, campaign: str | None = None, email: str | 
 
 def status_table(rows: list[StatusRow], title: str = "Deliveries") -> Table:
     """Four columns that fit 80 characters: who (name, zone below), what (campaign, step title
-    below), when, status. Names and titles wrap rather than being cut; the time and the status
-    never wrap or shrink."""
+    below), when (date, time below), status. Names and titles wrap rather than being cut; the
+    time and the status never wrap or shrink."""
     table = Table(title=title, show_lines=False)
     table.add_column("patient / zone", ratio=2, overflow="fold", min_width=10)
     table.add_column("campaign / step", ratio=3, overflow="fold", min_width=12)
-    table.add_column("local send time", no_wrap=True, min_width=20)
+    table.add_column("local send time", no_wrap=True, min_width=14)
     table.add_column("status", no_wrap=True, min_width=9)
     previous = None
     for r in rows:
@@ -103,7 +103,7 @@ def status_table(rows: list[StatusRow], title: str = "Deliveries") -> Table:
         what = Text(r.campaign, style="dim")
         what.append(f"\n{r.step}", style="")
         table.add_row(who if r.patient != previous else "", what,
-                      r.local_time.strftime("%a %Y-%m-%d %H:%M %Z"), Text(r.status, style=style),
+                      r.local_time.strftime("%a %Y-%m-%d\n%H:%M %Z"), Text(r.status, style=style),
                       end_section=False)
         previous = r.patient
     return table

@@ -91,7 +91,8 @@ def status_cmd(
             total = status_count(s, campaign=campaign, email=email) if len(rows) == limit else len(rows)
     finally:
         rt.close()
-    console.print(status_table(rows))
+    out = Console()  # made now, not at import: the width is the terminal's (or COLUMNS) at this call
+    out.print(status_table(rows))
     if total > len(rows):
-        console.print(f"{total - len(rows):,} more not shown (--limit {total} shows all; "
+        out.print(f"{total - len(rows):,} more not shown (--limit {total} shows all; "
                       "--campaign or --email narrows)", markup=False, highlight=False)
