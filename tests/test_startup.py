@@ -175,3 +175,8 @@ def test_anything_due_cannot_tell_without_a_current_schema(tmp_path, runtime):
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'older'")
     assert anything_due(runtime.settings.db_url, NOW) is None  # the full path migrates first
+
+
+def test_run_once_with_nothing_due_still_refuses_a_sendgrid_backend_without_a_key(empty_db):
+    result = probe([["run", "--once"]], env={**empty_db, "DRIP_BACKEND": "sendgrid", "SENDGRID_API_KEY": ""})
+    assert result["codes"] == [3]  # a configuration error, as the full path gives once something is due

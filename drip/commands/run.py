@@ -41,12 +41,16 @@ def run_cmd(
     from datetime import datetime, timezone
 
     from drip.config import load_settings
+    from drip.errors import ConfigurationError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings()
     if once:
         from delivery.due_check import anything_due
 
+        if settings.backend == "sendgrid" and not settings.sendgrid_api_key.strip():
+            # What the backend would refuse once something is due: say so now, not only then.
+            raise ConfigurationError("SENDGRID_API_KEY is not set; the sendgrid backend needs it in the environment")
         if anything_due(settings.db_url, datetime.now(timezone.utc)) is False:
             return  # nothing due: no ORM, no Alembic, no renderer, no backend
 
