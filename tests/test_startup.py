@@ -180,3 +180,14 @@ def test_anything_due_cannot_tell_without_a_current_schema(tmp_path, runtime):
 def test_run_once_with_nothing_due_still_refuses_a_sendgrid_backend_without_a_key(empty_db):
     result = probe([["run", "--once"]], env={**empty_db, "DRIP_BACKEND": "sendgrid", "SENDGRID_API_KEY": ""})
     assert result["codes"] == [3]  # a configuration error, as the full path gives once something is due
+
+
+def test_bench_startup_reports_each_command_against_typer_with_the_load(monkeypatch):
+    import bench.startup as startup
+
+    monkeypatch.setattr(startup, "HELP_COMMANDS", [("--help",), ("run", "--help")])
+    result = startup.run(quick=True)
+    line = json.loads(result.json_line())
+    assert line["bench"] == "startup" and line["unit"] == "ms" and line["baseline"] > 0
+    assert {"drip --help", "drip run --help", "drip run --once, nothing due", "load average"} <= set(line)
+    assert line["ratio"] == round(result.rate / result.baseline, 2)  # figures only: no timing is asserted
