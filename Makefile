@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test test-shuffled bench setup clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The suite in a random order (pytest-randomly), to catch a test that leans on another's leftovers.
+# The seed is printed at the top; `make test-shuffled SEED=1234` repeats an order.
+test-shuffled: $(STAMP)
+	$(BIN)/python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED),)
+
 bench: $(STAMP)
 	$(BIN)/drip bench all
 
 clean:
-	rm -rf $(VENV) .drip outbox preview *.egg-info
+	rm -rf $(VENV) .drip outbox preview demo *.egg-info

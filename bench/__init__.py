@@ -19,6 +19,7 @@ BENCHES: dict[str, str] = {
     "smtp": "bench.smtp",
     "split": "bench.split",
     "flaky": "bench.flaky",
+    "startup": "bench.startup",
 }
 
 

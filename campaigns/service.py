@@ -114,10 +114,12 @@ def import_article(session: Session, path: Path, slug: str, **kwargs) -> Campaig
     return create_campaign(session, draft, slug, source_name=Path(path).name, **kwargs)
 
 
-def get_campaign(session: Session, slug: str) -> Campaign:
+def get_campaign(session: Session, slug: str, *, where: str = "--campaign") -> Campaign:
+    """The campaign `slug`; `where` names the argument it came from in the error (the CLI's
+    positional SLUG is not `--campaign`)."""
     campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
     if campaign is None:
-        raise NotFoundError(f"no campaign {slug!r}", where="--campaign")
+        raise NotFoundError(f"no campaign {slug!r}", where=where)
     return campaign
 
 

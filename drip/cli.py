@@ -5,18 +5,25 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 
-from drip.commands import COMMAND_MODULES
+from drip.commands import COMMAND_MODULES, _typer
 from drip.errors import ConfigurationError, DripError, InputError
+
+# Every command module imports its heavy parts (SQLAlchemy, the web stack, mjml, the readers)
+# inside the command that needs them, so `drip --help` and quick commands start fast
+# (tests/test_startup.py guards the list, `drip bench startup` measures it).
+_typer.install()  # classic help labels (TEXT, SLUG); no pydantic for values not given
 
 app = typer.Typer(
     help="drip: turn clinic articles into scheduled, personalised email sequences.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain (click-style) help and usage errors, here and in every sub-app: typer's rich help
+    # imports rich.markdown and markdown-it (~90 ms) before printing a line, which alone put
+    # `drip --help` past 3x a bare `import typer`.
+    rich_markup_mode=None,
 )
-
 
 
 @app.callback()
@@ -27,7 +34,11 @@ def _root() -> None:
 for _module in COMMAND_MODULES:
     _module.register(app)
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _err(line: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(line, markup=False)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -39,13 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="drip", standalone_mode=True)
     except InputError as exc:
-        err.print(f"drip: error: {_one_line(exc)}", markup=False)
+        _err(f"drip: error: {_one_line(exc)}")
         sys.exit(2)
     except ConfigurationError as exc:
-        err.print(f"drip: configuration error: {_one_line(exc)}", markup=False)
+        _err(f"drip: configuration error: {_one_line(exc)}")
         sys.exit(3)
     except DripError as exc:
-        err.print(f"drip: {exc.__class__.__name__}: {_one_line(exc)}", markup=False)
+        _err(f"drip: {exc.__class__.__name__}: {_one_line(exc)}")
         sys.exit(1)
 
 

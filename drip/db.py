@@ -18,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from drip.schema import at_heads
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger("drip.db")
 T = TypeVar("T")
@@ -81,11 +83,23 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
             yield session
 
 
+def stored_revisions(engine: Engine) -> set[str]:
+    """The revisions recorded in `alembic_version` (empty for a new database)."""
+    try:
+        with engine.connect() as conn:
+            return {row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+    except DBAPIError:  # no such table yet
+        return set()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to every newest Alembic revision.
 
     "heads", not "head": features built side by side each add a migration after the same parent,
-    and independent branches apply together without a merge revision."""
+    and independent branches apply together without a merge revision. A database already at every
+    head is left alone without loading Alembic (drip.schema): most commands start on one."""
+    if at_heads(stored_revisions(engine)):
+        return
     from alembic import command
     from alembic.config import Config
 

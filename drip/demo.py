@@ -2,7 +2,11 @@
 
 Imports the seed article as the onboarding campaign, previews it, adds five patients in five
 zones, runs a simulated clock through the whole sequence (jumping from one due time to the next),
-writes every email to outbox/, and prints who got which step at what local time.
+writes every email to demo/outbox/, and prints who got which step at what local time.
+
+The demo keeps to its own database (.drip/demo/) and folders (demo/outbox/, demo/preview/): a real
+`drip run` writes to outbox/ from .drip/drip.sqlite3, and the two used to share outbox/, so real
+sends overwrote the demo's emails (delivery ids start at 1 in both) and index.jsonl listed them twice.
 """
 
 from __future__ import annotations
@@ -46,13 +50,16 @@ class SimulatedClock:
         return self.now
 
 
-def main() -> int:
+def demo_paths(root: Path = ROOT) -> tuple[Path, Path, Path]:
+    """The demo's database folder, outbox and preview: none of them a real run's."""
+    return root / ".drip" / "demo", root / "demo" / "outbox", root / "demo" / "preview"
+
+
+def main(root: Path = ROOT) -> int:
     console = Console(width=None if sys.stdout.isatty() else 140)
     t0 = time.perf_counter()
-    data = ROOT / ".drip" / "demo"
-    outbox = ROOT / "outbox"
-    preview = ROOT / "preview"
-    for path in (data, outbox):
+    data, outbox, preview = demo_paths(root)
+    for path in (data, outbox):  # the demo's own: a real database or outbox/ is never touched
         shutil.rmtree(path, ignore_errors=True)
     settings = load_settings().with_(
         data_dir=data, database_url=f"sqlite:///{data / 'drip.sqlite3'}", outbox_dir=outbox, backend="outbox"

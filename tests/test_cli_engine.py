@@ -65,7 +65,7 @@ def test_console_script_runs_as_a_process(env):
     exe = Path(sys.executable).with_name("drip")
     r = subprocess.run([str(exe), "campaigns", "show", "nope"], cwd=ROOT, env={**os.environ, **env},
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.strip() == "drip: error: --campaign: no campaign 'nope'"
+    assert r.returncode == 2 and r.stderr.strip() == "drip: error: SLUG: no campaign 'nope'"  # the positional argument, not --campaign
 
 
 def test_publishing_with_review_warnings_needs_yes(env, seed_path, drip):

@@ -54,7 +54,10 @@ def test_tune_worker_gc_freezes_the_start_up_heap_and_collects_young_objects_les
     before = gc.get_threshold()
     try:
         frozen = tune_worker_gc()
-        assert frozen == gc.get_freeze_count() >= 1000
+        # At least `keep`, not an exact count: in a full run, threads that earlier tests left
+        # running (servers, thread pools) free frozen objects of their own at any moment, and
+        # the count shrank by a few between two calls (the test failed in full runs only).
+        assert frozen >= 1000 and gc.get_freeze_count() >= 1000
         tracked = {id(o) for o in gc.get_objects()}
         assert not any(id(o) in tracked for o in keep)  # out of every generation the collector walks
         assert gc.get_threshold() == (WORKER_GC_THRESHOLD, *before[1:])

@@ -35,7 +35,6 @@ from web.csrf import FormGuard
 from web.pages import make_templates, render
 from web.request_id import RequestIdMiddleware
 from web.security import SecurityHeadersMiddleware, proxy_middleware
-from web.security import SecurityHeadersMiddleware
 
 log = logging.getLogger("drip.web")
 

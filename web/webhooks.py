@@ -69,6 +69,12 @@ class SendGridWebhook:
         key = ctx.settings.sendgrid_webhook_public_key
         if not key.strip():
             self.config_error = "SENDGRID_WEBHOOK_PUBLIC_KEY is not set; the SendGrid event webhook refuses all events"
+            if ctx.settings.backend != "sendgrid":
+                # Not a fault when SendGrid is not the backend: nothing should post events here.
+                # An event that does arrive is still logged as an error (see `handle`).
+                log.info("SendGrid event webhook off (backend %s, no SENDGRID_WEBHOOK_PUBLIC_KEY)",
+                         ctx.settings.backend)
+                return
         else:
             try:
                 self.checker = SignatureChecker(key)

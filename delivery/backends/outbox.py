@@ -9,6 +9,11 @@ crash never leaves a half-written `.eml`/`.html` under the real name (at worst a
 `.tmp`). There is no fsync per message: this guards against a dying process, not a dying disk,
 which is the right trade for a development outbox that must keep up with 2,000 emails/s.
 
+A message with delivery id 0 is no ledger row but a one-off (a staff member's test email,
+web/staff/emails.py): each gets a file name of its own (`test-<UTC time>-<random>.eml`), so the
+tenth test does not overwrite the first nine. (A confirmation email's id is minus the subscriber's:
+a new one replaces that patient's earlier, unused one on purpose.)
+
 `index.html` lists the newest messages (time, to, subject, links). Rebuilding it per message
 would cost O(n) each time, so each `send_batch` appends one line per message to `index.jsonl`
 (one O_APPEND write, the source of truth) and `index.html` is rebuilt from the tail of that log
@@ -24,6 +29,8 @@ import itertools
 import json
 import logging
 import os
+import re
+import secrets
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -47,6 +54,12 @@ INDEX_ROWS = 1000  # index.html shows the newest this many deliveries; all files
 INDEX_REFRESH_SECONDS = 1.0
 _TAIL_BLOCK = 64 * 1024
 _tmp_counter = itertools.count()
+ONE_OFF_ID = 0  # not a delivery row: web/staff/emails.TEST_DELIVERY_ID
+
+
+def one_off_stem() -> str:
+    """A file name no other message has: time first, so a folder listing sorts by when it was sent."""
+    return f"test-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
@@ -137,7 +150,7 @@ class OutboxBackend(BaseBackend):
         folder = os.fspath(self.folder)
         for msg in group:
             built = build_message(msg, domain=self.domain)
-            stem = str(int(msg.delivery_id))
+            stem = str(int(msg.delivery_id)) if msg.delivery_id != ONE_OFF_ID else one_off_stem()
             base = os.path.join(folder, stem)
             try:
                 # The BOM makes browsers read the file as UTF-8 even if the HTML names no charset.
@@ -150,6 +163,7 @@ class OutboxBackend(BaseBackend):
             self._rows.append({
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "delivery_id": int(msg.delivery_id),
+                "file": stem,
                 "to": f"{msg.to_name} <{built.recipient}>" if msg.to_name else built.recipient,
                 "subject": msg.subject,
                 "message_id": built.message_id,
@@ -192,9 +206,12 @@ class OutboxBackend(BaseBackend):
             log.warning("outbox %s: could not update index.html: %s", self.folder, exc)
 
 
+_STEM = re.compile(r"-?\d+|test-\d{8}T\d{6}-[0-9a-f]{8}")  # what send_group names files: safe in a link
+
+
 def render_index(lines: list[bytes]) -> str:
     """index.html from index.jsonl lines: newest first, one row per delivery (a resend replaces)."""
-    latest: dict[int, dict] = {}  # insertion order = order of the newest write per delivery
+    latest: dict[str, dict] = {}  # insertion order = order of the newest write per file
     for line in lines:
         try:
             row = json.loads(line)
@@ -202,15 +219,17 @@ def render_index(lines: list[bytes]) -> str:
             continue  # a line cut by a crash mid-append: skip it, the files are still there
         if not isinstance(row, dict) or not isinstance(row.get("delivery_id"), int):
             continue
-        latest.pop(row["delivery_id"], None)
-        latest[row["delivery_id"]] = row
-    rows = list(latest.values())[::-1][:INDEX_ROWS]
+        stem = row.get("file")  # older lines have none: their file is named by the delivery id
+        stem = stem if isinstance(stem, str) and _STEM.fullmatch(stem) else str(row["delivery_id"])
+        latest.pop(stem, None)
+        latest[stem] = row
+    rows = list(latest.items())[::-1][:INDEX_ROWS]
     esc = html.escape
     body = "\n".join(
         f'<tr><td>{esc(str(r.get("time", "")))}</td><td>{esc(str(r.get("to", "")))}</td>'
-        f'<td><a href="{int(r["delivery_id"])}.html">{esc(str(r.get("subject", "")))}</a></td>'
-        f'<td><a href="{int(r["delivery_id"])}.eml">.eml</a></td></tr>'
-        for r in rows
+        f'<td><a href="{stem}.html">{esc(str(r.get("subject", "")))}</a></td>'
+        f'<td><a href="{stem}.eml">.eml</a></td></tr>'
+        for stem, r in rows
     )
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>drip outbox</title>\n"

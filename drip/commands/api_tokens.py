@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from drip.db import transaction
-from drip.runtime import open_runtime
+# The database and web.api_tokens are imported inside each command: `drip --help` must not pay for
+# SQLAlchemy (tests/test_startup.py).
 
-app = typer.Typer(help="Tokens for the REST API (Authorization: Bearer <token>).", no_args_is_help=True)
+app = typer.Typer(help="Tokens for the REST API (Authorization: Bearer <token>).", no_args_is_help=True,
+                     rich_markup_mode=None)  # plain help: see drip.cli
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -26,6 +25,8 @@ def register(root: typer.Typer) -> None:
 @app.command("create")
 def create(name: str = typer.Argument(..., help="Who uses the token, e.g. 'booking-system'.")) -> None:
     """Create a token and print it once (stdout: only the token, for scripts)."""
+    from drip.db import transaction
+    from drip.runtime import open_runtime
     from web.api_tokens import check_name, create_token
 
     check_name(name)  # a bad name fails before the database is opened
@@ -44,6 +45,10 @@ def create(name: str = typer.Argument(..., help="Who uses the token, e.g. 'booki
 @app.command("list")
 def list_() -> None:
     """Tokens by id: name, created, last used, revoked. Never the token itself."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from drip.runtime import open_runtime
     from web.api_tokens import list_tokens
 
     rt = open_runtime()
@@ -62,6 +67,8 @@ def list_() -> None:
 @app.command("revoke")
 def revoke(token: str = typer.Argument(..., metavar="TOKEN", help="The token's id (see list), or its name.")) -> None:
     """Revoke a token: requests with it get 401 from now on."""
+    from drip.db import transaction
+    from drip.runtime import open_runtime
     from web.api_tokens import revoke_token
 
     rt = open_runtime()

@@ -5,11 +5,9 @@ from __future__ import annotations
 import importlib
 
 import typer
-from rich.console import Console
 
-from bench import BENCHES
+from bench import BENCHES  # names only: each bench module is imported when it runs
 from drip.errors import InputError
-from drip.runtime import tune_worker_gc
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +18,10 @@ def register(app: typer.Typer) -> None:
         quick: bool = typer.Option(False, "--quick", help="Smaller sizes (a smoke run)."),
     ) -> None:
         """Measure a rate against a baseline in the same run and print the ratio."""
+        from rich.console import Console
+
+        from drip.runtime import tune_worker_gc  # SQLAlchemy: not for `drip --help`
+
         names = list(BENCHES) if name == "all" else [name]
         for n in names:
             if n not in BENCHES:

@@ -7,16 +7,15 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy import select
 
-from campaigns import broadcasts
 from drip.errors import InputError
-from drip.models import Broadcast, utcnow
-from drip.runtime import open_runtime
+
+# SQLAlchemy, the models and campaigns.broadcasts (APScheduler's cron trigger) are imported inside
+# each command: `drip --help` and the other commands must not pay for them (tests/test_startup.py).
 
 console = Console()
-app_ = typer.Typer(help="Newsletters: one email to a list, once or recurring.", no_args_is_help=True)
+app_ = typer.Typer(help="Newsletters: one email to a list, once or recurring.", no_args_is_help=True,
+                     rich_markup_mode=None)  # plain help: see drip.cli
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +33,9 @@ def create_cmd(
     """Create a newsletter from an article or a template (a draft until scheduled)."""
     if (article is None) == (template is None):
         raise InputError("give exactly one of --article or --template", where="--article/--template")
+    from campaigns import broadcasts
+    from drip.runtime import open_runtime
+
     if article is not None:
         from campaigns.split import split_file
 
@@ -57,6 +59,10 @@ def schedule_cmd(
     yes: bool = typer.Option(False, "--yes", help="Schedule even if the wording addresses the reader's own health."),
 ) -> None:
     """Schedule once (--at [--local]) or recurring (--cron)."""
+    from campaigns import broadcasts
+    from drip.models import utcnow
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
         b = broadcasts.get_broadcast(s, slug)
@@ -73,7 +79,7 @@ def _confirm_wording(b, yes: bool) -> None:
 
     from rich.console import Console
 
-    from drip.errors import InputError
+    from campaigns import broadcasts
 
     found = broadcasts.health_wording(b)
     if not found or yes:
@@ -96,6 +102,10 @@ def reschedule_cmd(
     cron: Optional[str] = typer.Option(None, "--cron", help="A new cron for a recurring newsletter."),
 ) -> None:
     """Move a scheduled or paused newsletter; rows not yet sent move with it."""
+    from campaigns import broadcasts
+    from drip.models import utcnow
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
         b = broadcasts.get_broadcast(s, slug)
@@ -111,6 +121,9 @@ def reschedule_cmd(
 @app_.command("pause")
 def pause_cmd(slug: str) -> None:
     """Hold a newsletter (one-off or recurring): nothing more is sent until `resume`."""
+    from campaigns import broadcasts
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
         n = broadcasts.pause(s, broadcasts.get_broadcast(s, slug))
@@ -120,6 +133,10 @@ def pause_cmd(slug: str) -> None:
 @app_.command("resume")
 def resume_cmd(slug: str) -> None:
     """Let a paused newsletter send again (a recurring one continues with its next occurrence)."""
+    from campaigns import broadcasts
+    from drip.models import utcnow
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
         b = broadcasts.get_broadcast(s, slug)
@@ -131,6 +148,9 @@ def resume_cmd(slug: str) -> None:
 @app_.command("cancel")
 def cancel_cmd(slug: str) -> None:
     """Cancel: nothing more is sent (already sent emails stay sent)."""
+    from campaigns import broadcasts
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
         n = broadcasts.cancel(s, broadcasts.get_broadcast(s, slug))
@@ -140,6 +160,9 @@ def cancel_cmd(slug: str) -> None:
 @app_.command("show")
 def show_cmd(slug: str) -> None:
     """A newsletter's schedule and results."""
+    from campaigns import broadcasts
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions() as s:
         b = broadcasts.get_broadcast(s, slug)
@@ -154,6 +177,13 @@ def show_cmd(slug: str) -> None:
 @app_.command("list")
 def list_cmd() -> None:
     """All newsletters."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from campaigns import broadcasts
+    from drip.models import Broadcast
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     table = Table("slug", "subject", "status", "next send (UTC)", "cron")
     with rt.sessions() as s:

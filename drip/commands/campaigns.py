@@ -7,18 +7,15 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy import func, select
 
-from campaigns import service
-from campaigns.enrollment import enroll
-from campaigns.schedule import format_duration, parse_duration
-from drip.errors import InputError, NotFoundError
-from drip.models import Delivery, Enrollment, Step, Subscriber, Tag, utcnow
-from drip.runtime import open_runtime
+from drip.errors import InputError
+
+# SQLAlchemy, the models and the campaign services are imported inside each command: `drip --help`
+# and every other command must not pay for them at start-up (tests/test_startup.py).
 
 console = Console()
-campaigns_app = typer.Typer(help="Campaigns: list, show, publish, pause, archive, edit steps.", no_args_is_help=True)
+campaigns_app = typer.Typer(help="Campaigns: list, show, publish, pause, archive, edit steps.", no_args_is_help=True,
+                              rich_markup_mode=None)  # plain help: see drip.cli
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +35,13 @@ def import_cmd(
     yes: bool = typer.Option(False, "--yes", help="Publish even with review warnings open (see `drip split`)."),
 ) -> None:
     """Split an article and store it as a campaign (a draft unless --publish)."""
+    from sqlalchemy import select
+
+    from campaigns import service
+    from campaigns.schedule import parse_duration
+    from drip.models import Tag
+    from drip.runtime import open_runtime
+
     every_td = parse_duration(every, field="--every")
     start_td = parse_duration(start, field="--start")
     rt = open_runtime()
@@ -57,6 +61,13 @@ def import_cmd(
 @campaigns_app.command("list")
 def list_cmd() -> None:
     """All campaigns with their state and numbers."""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from campaigns import service
+    from drip.models import Delivery, Enrollment, Step
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     table = Table("slug", "title", "status", "steps", "active enrollments", "sent", "scheduled")
     with rt.sessions() as s:
@@ -75,12 +86,20 @@ def list_cmd() -> None:
     console.print(table)
 
 
+SLUG = typer.Argument(..., metavar="SLUG", help="The campaign's slug (see `drip campaigns list`).")
+
+
 @campaigns_app.command("show")
-def show_cmd(slug: str) -> None:
+def show_cmd(slug: str = SLUG) -> None:
     """One campaign's steps: delay, newest version, subject."""
+    from rich.table import Table
+
+    from campaigns import service
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions() as s:
-        c = service.get_campaign(s, slug)
+        c = service.get_campaign(s, slug, where="SLUG")
         versions = service.latest_versions(s, [st.id for st in c.steps])
         console.print(f"[bold]{c.title}[/] ({c.slug}) - {c.status}; window {c.send_window}"
                       + (f"; {c.paused_reason}" if c.paused_reason else ""))
@@ -94,12 +113,16 @@ def show_cmd(slug: str) -> None:
 def format_duration_minutes(minutes: int) -> str:
     from datetime import timedelta
 
+    from campaigns.schedule import format_duration
+
     return format_duration(timedelta(minutes=minutes))
 
 
 def _confirm_warnings(session, campaign, yes: bool) -> None:
     """Publishing with review warnings open asks first: at a terminal, a question; in a script, --yes."""
     import sys
+
+    from campaigns import service
 
     warnings = service.review_campaign(session, campaign)
     if not warnings or yes:
@@ -115,9 +138,12 @@ def _confirm_warnings(session, campaign, yes: bool) -> None:
 
 
 def _set(slug: str, status: str, yes: bool = True) -> None:
+    from campaigns import service
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        c = service.get_campaign(s, slug)
+        c = service.get_campaign(s, slug, where="SLUG")
         if status == "published" and c.status == "draft":
             _confirm_warnings(s, c, yes)
         service.set_status(s, c, status)
@@ -126,7 +152,7 @@ def _set(slug: str, status: str, yes: bool = True) -> None:
 
 @campaigns_app.command("publish")
 def publish_cmd(
-    slug: str,
+    slug: str = SLUG,
     yes: bool = typer.Option(False, "--yes", help="Publish even with review warnings open (see `drip split`)."),
 ) -> None:
     """Start sending: enrollments are accepted, due emails go out."""
@@ -134,26 +160,29 @@ def publish_cmd(
 
 
 @campaigns_app.command("pause")
-def pause_cmd(slug: str) -> None:
+def pause_cmd(slug: str = SLUG) -> None:
     """Hold every pending email of this campaign (nothing is dropped)."""
     _set(slug, "paused")
 
 
 @campaigns_app.command("archive")
-def archive_cmd(slug: str) -> None:
+def archive_cmd(slug: str = SLUG) -> None:
     """End the campaign: pending emails are cancelled."""
     _set(slug, "archived")
 
 
 @campaigns_app.command("retry")
 def retry_cmd(
-    slug: str,
+    slug: str = SLUG,
     resume: bool = typer.Option(False, "--resume", help="Also resume a paused campaign."),
 ) -> None:
     """Make the campaign's failed emails due again (after fixing what failed them)."""
+    from campaigns import service
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        c = service.get_campaign(s, slug)
+        c = service.get_campaign(s, slug, where="SLUG")
         count = service.retry_failed(s, c)
         if resume and c.status == "paused":
             service.set_status(s, c, "published")
@@ -164,7 +193,7 @@ def retry_cmd(
 
 @campaigns_app.command("edit")
 def edit_cmd(
-    slug: str,
+    slug: str = SLUG,
     step: int = typer.Argument(..., help="Step number (see `drip campaigns show`)."),
     subject: Optional[str] = typer.Option(None, "--subject"),
     preheader: Optional[str] = typer.Option(None, "--preheader"),
@@ -173,6 +202,10 @@ def edit_cmd(
     delay: Optional[str] = typer.Option(None, "--delay", help="New delay after enrollment (future enrollments)."),
 ) -> None:
     """Edit a step. On a published campaign this makes a new version (see README)."""
+    from campaigns import service
+    from campaigns.schedule import parse_duration
+    from drip.runtime import open_runtime
+
     body = None
     if body_file is not None:
         try:
@@ -183,19 +216,26 @@ def edit_cmd(
                             delay=parse_duration(delay, field="--delay") if delay else None)
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        v = service.edit_step(s, service.get_campaign(s, slug), step, edit)
+        v = service.edit_step(s, service.get_campaign(s, slug, where="SLUG"), step, edit)
         console.print(f"{slug} step {step}: version {v.version}")
 
 
 def enroll_cmd(
-    email: str,
+    email: str = typer.Argument(..., metavar="EMAIL", help="The subscriber's address."),
     campaign: str = typer.Option(..., "--campaign", help="Campaign slug."),
 ) -> None:
     """Enroll a subscriber: one delivery per step, due times in their own zone."""
+    from sqlalchemy import func, select
+
+    from campaigns import service
+    from campaigns.enrollment import enroll
+    from drip.errors import NotFoundError
+    from drip.models import Delivery, Subscriber, utcnow
+    from drip.runtime import open_runtime
+    from subscribers.service import normalize_email
+
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        from subscribers.service import normalize_email
-
         _, key = normalize_email(email)
         sub = s.scalar(select(Subscriber).where(Subscriber.email_key == key))
         if sub is None:

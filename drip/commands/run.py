@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 
-from delivery.backends import get_backend
-from delivery.dispatcher import Dispatcher, TickReport
-from delivery.status import status_rows, status_table
-from drip.runtime import open_runtime, tune_worker_gc
-from drip.worker import beat_once, build_worker
+if TYPE_CHECKING:
+    from delivery.dispatcher import TickReport
+
+# The dispatcher, the renderer, the backends and SQLAlchemy are imported inside the commands:
+# `drip --help` must not pay for them, and `drip run --once` with nothing due skips them
+# (delivery/due_check.py; tests/test_startup.py).
 
 console = Console()
 
@@ -45,12 +46,32 @@ def run_cmd(
                                      help="Address for --metrics-port (off loopback: DRIP_METRICS_TOKEN required)."),
 ) -> None:
     """The worker: send due emails until SIGTERM/SIGINT (finishes the batch in hand, then exits)."""
+    from datetime import datetime, timezone
+
+    from drip.config import load_settings
+    from drip.errors import ConfigurationError
     from drip.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    if once:
+        from delivery.due_check import anything_due, idle_beat
+
+        if settings.backend == "sendgrid" and not settings.sendgrid_api_key.strip():
+            # What the backend would refuse once something is due: say so now, not only then.
+            raise ConfigurationError("SENDGRID_API_KEY is not set; the sendgrid backend needs it in the environment")
+        now = datetime.now(timezone.utc)
+        if anything_due(settings.db_url, now) is False and idle_beat(settings.db_url, now):
+            return  # nothing due: no ORM, no Alembic, no renderer, no backend (the heartbeat still beats)
+
+    from delivery.backends import get_backend
+    from delivery.dispatcher import Dispatcher
+    from drip.runtime import open_runtime, tune_worker_gc
+    from drip.worker import beat_once, build_worker
 
     # A database locked (SQLite) or not up yet (PostgreSQL) at start is waited for, not a traceback
     # (SIGTERM meanwhile ends the process at once: nothing is claimed yet).
-    rt = open_runtime(wait_for_database=True)
-    configure_logging(rt.settings.log_format)
+    rt = open_runtime(settings, wait_for_database=True)
     if metrics_port is not None and not once:
         from drip.metrics import ledger_registry, serve_worker_metrics
         from drip.models import utcnow
@@ -71,12 +92,31 @@ def run_cmd(
 
 
 def status_cmd(
-    campaign: Optional[str] = typer.Option(None, "--campaign"),
-    email: Optional[str] = typer.Option(None, "--email"),
-    limit: int = typer.Option(200, "--limit"),
+    campaign: Optional[str] = typer.Option(None, "--campaign", help="Only this campaign (its slug)."),
+    email: Optional[str] = typer.Option(None, "--email", help="Only this patient (their address)."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Rows to show; a last line says how many more there are."),
 ) -> None:
-    """Every delivery: patient, step, local send time, status."""
+    """Deliveries by patient: campaign and step, local send time, status."""
+    from delivery.status import status_count, status_rows, status_table
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
-    with rt.sessions() as s:
-        rows = status_rows(s, rt.settings.clinic.timezone, campaign=campaign, email=email, limit=limit)
-    console.print(status_table(rows))
+    try:
+        with rt.read_sessions() as s:
+            if campaign:
+                from campaigns.service import get_campaign
+
+                get_campaign(s, campaign)  # an unknown slug is an error (exit 2), not an empty table
+            if email:
+                from subscribers.service import get_subscriber
+
+                get_subscriber(s, email)
+            rows = status_rows(s, rt.settings.clinic.timezone, campaign=campaign, email=email, limit=limit)
+            total = status_count(s, campaign=campaign, email=email) if len(rows) == limit else len(rows)
+    finally:
+        rt.close()
+    out = Console()  # made now, not at import: the width is the terminal's (or COLUMNS) at this call
+    out.print(status_table(rows))
+    if total > len(rows):
+        out.print(f"{total - len(rows):,} more not shown (--limit {total} shows all; "
+                      "--campaign or --email narrows)", markup=False, highlight=False)

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from campaigns.draft import Draft
+if TYPE_CHECKING:  # the readers, rich's tables and the Draft load only when a file is split
+    from rich.console import Console
+    from rich.table import Table
+
+    from campaigns.draft import Draft
 
 
 def _table(draft: Draft) -> Table:
+    from rich.table import Table
+
     table = Table(title=draft.title, title_justify="left", show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("kind")
@@ -41,6 +46,8 @@ def register(app: typer.Typer) -> None:
             sys.stdout.buffer.write(data.encode("utf-8"))  # UTF-8 whatever the locale says
             sys.stdout.buffer.flush()
             return
+        from rich.console import Console
+
         console = Console(highlight=False)
         console.print(_table(draft))
         console.print(f"{len(draft.items)} items, {len(draft.steps)} steps", markup=False)

@@ -11,15 +11,14 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy import select
 
-from drip.db import transaction
 from drip.errors import InputError
-from drip.models import StaffUser
-from drip.runtime import open_runtime
 
-app = typer.Typer(help="Staff accounts for the web app.", no_args_is_help=True)
+# The database and the password hasher are imported inside each command: `drip --help` must not
+# pay for them (tests/test_startup.py).
+
+app = typer.Typer(help="Staff accounts for the web app.", no_args_is_help=True,
+                     rich_markup_mode=None)  # plain help: see drip.cli
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -45,6 +44,8 @@ def add(
     update: bool = typer.Option(False, "--update", help="The account exists: set a new password (ends its sessions)."),
 ) -> None:
     """Create a staff login (or, with --update, set a new password)."""
+    from drip.db import transaction
+    from drip.runtime import open_runtime
     from web.staff.auth import add_staff, check_password_rules, staff_email
 
     key = staff_email(email)  # a bad address fails before the password is asked
@@ -61,6 +62,12 @@ def add(
 @app.command("list")
 def list_() -> None:
     """Staff logins."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from drip.models import StaffUser
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     try:
         with rt.sessions() as session:

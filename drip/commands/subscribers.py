@@ -9,32 +9,24 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import select
 
-from drip.db import transaction
 from drip.errors import InputError
-from drip.models import Campaign, Enrollment, utcnow
-from drip.runtime import Runtime, open_runtime
-from subscribers.importer import ImportReport, import_csv
-from subscribers.service import (
-    count_subscribers,
-    get_subscriber,
-    list_subscribers,
-    tag_subscribers,
-    tags_of,
-    upsert_subscriber,
-)
+
+if TYPE_CHECKING:
+    from drip.runtime import Runtime
+    from subscribers.importer import ImportReport
+
+# SQLAlchemy, the models, the subscriber services and rich's tables are imported inside each
+# command: `drip --help` and the other commands must not pay for them (tests/test_startup.py).
 
 SHOWN_ERRORS = 50
 
-app = typer.Typer(help="Patients: add, import from CSV, list, show, tag.", no_args_is_help=True)
+app = typer.Typer(help="Patients: add, import from CSV, list, show, tag.", no_args_is_help=True,
+                     rich_markup_mode=None)  # plain help: see drip.cli
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -45,6 +37,8 @@ def register(root: typer.Typer) -> None:
 
 @contextmanager
 def _runtime() -> Iterator[Runtime]:
+    from drip.runtime import open_runtime
+
     rt = open_runtime()
     try:
         yield rt
@@ -60,6 +54,10 @@ def add(
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag/list to add; repeat for several."),
 ) -> None:
     """Add a patient, or update the one with this address (name/zone only when given; tags added)."""
+    from drip.db import transaction
+    from drip.models import utcnow
+    from subscribers.service import upsert_subscriber
+
     with _runtime() as rt, transaction(rt.sessions) as session:
         sub, created = upsert_subscriber(
             session, email, name=name, tz=tz or None, tags=tag or (), source="cli", now=utcnow(),
@@ -75,6 +73,10 @@ def import_(
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag every imported patient; repeat for several."),
 ) -> None:
     """Import patients from a CSV file. Bad rows are skipped and listed (or, with --strict, refused)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from subscribers.importer import import_csv
+
     with _runtime() as rt:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
@@ -94,6 +96,9 @@ def import_(
 
 
 def _print_report(report: ImportReport, strict: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if report.ignored_columns:
         err.print(f"note: ignored column(s): {', '.join(report.ignored_columns)}", markup=False)
     if not report.refused:
@@ -127,6 +132,11 @@ def list_(
     offset: int = typer.Option(0, "--offset", help="Rows to skip."),
 ) -> None:
     """List patients, newest last."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from subscribers.service import count_subscribers, list_subscribers, tags_of
+
     with _runtime() as rt, rt.sessions() as session:
         subs = list_subscribers(session, search=search, tag=tag, status=status, limit=limit, offset=offset)
         total = count_subscribers(session, search=search, tag=tag, status=status)
@@ -145,6 +155,13 @@ def list_(
 @app.command("show")
 def show(email: str = typer.Argument(..., help="The patient's address (any case).")) -> None:
     """One patient: details, consent, tags and campaign enrollments."""
+    from rich.table import Table
+    from rich.text import Text
+    from sqlalchemy import select
+
+    from drip.models import Campaign, Enrollment
+    from subscribers.service import get_subscriber, tags_of
+
     with _runtime() as rt, rt.sessions() as session:
         sub = get_subscriber(session, email)
         tags = tags_of(session, [sub.id]).get(sub.id, [])
@@ -179,6 +196,10 @@ def tag(
     tags: List[str] = typer.Argument(..., help="Tag names (created when new)."),
 ) -> None:
     """Add tags to a patient; a tag tied to a campaign enrolls them in it."""
+    from drip.db import transaction
+    from drip.models import utcnow
+    from subscribers.service import get_subscriber, tag_subscribers
+
     with _runtime() as rt, transaction(rt.sessions) as session:
         sub = get_subscriber(session, email)
         enrolled = tag_subscribers(session, [sub.id], tags, utcnow(), clinic_tz=rt.settings.clinic.timezone)

@@ -124,14 +124,15 @@ def _worker(outbox_dir: str, start: int) -> None:
 
 def test_index_stays_complete_with_several_processes(settings):
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker, args=(str(settings.outbox_dir), n * 1000)) for n in range(3)]
+    # Ledger ids start at 1 (0 is a one-off test email, with a file name of its own).
+    procs = [ctx.Process(target=_worker, args=(str(settings.outbox_dir), n * 1000 + 1)) for n in range(3)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
     # Whichever process rebuilt the index last (each does on close) read the log after every append.
-    expected = {f"{n * 1000 + i}.html" for n in range(3) for i in range(50)}
+    expected = {f"{n * 1000 + i}.html" for n in range(3) for i in range(1, 51)}
     assert set(index_links(settings.outbox_dir)) == expected
     assert len(list(settings.outbox_dir.glob("*.eml"))) == 150
 
@@ -219,3 +220,22 @@ def test_index_failure_is_logged_and_does_not_fail_sent_messages(settings, caplo
         (result,) = OutboxBackend(settings).send_batch([message(1)])
     assert result.ok and (settings.outbox_dir / "1.eml").exists()
     assert "could not update index.html" in caplog.text
+
+
+def test_one_off_emails_each_get_a_file_of_their_own(settings):
+    """Delivery id 0 is a staff test email, not a ledger row: ten tests are ten files, all listed."""
+    with OutboxBackend(settings) as backend:
+        for n in range(10):
+            [result] = backend.send_batch([message(0, subject=f"[TEST] take {n}")])
+            assert result.ok
+        backend.send_batch([message(7)])
+        backend.send_batch([message(7)])  # a resend of a ledger row still overwrites its files
+    folder = settings.outbox_dir
+    tests = sorted(folder.glob("test-*.eml"))
+    assert len(tests) == 10 and not (folder / "0.eml").exists()
+    assert len(list(folder.glob("7.eml"))) == 1
+    subjects = {BytesParser(policy=policy.default).parsebytes(p.read_bytes())["Subject"] for p in tests}
+    assert len(subjects) == 10
+    links = index_links(folder)
+    assert sorted(link for link in links if link.startswith("test-")) == sorted(p.with_suffix(".html").name for p in tests)
+    assert links.count("7.html") == 1

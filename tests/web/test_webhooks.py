@@ -169,3 +169,20 @@ def test_missing_or_bad_key_answers_503_and_logs(runtime, make_client, keys, key
 
 def test_webhook_only_accepts_post(hook):
     assert hook.get(URL).status_code == 405
+
+
+@pytest.mark.parametrize("backend, logged", [("outbox", False), ("smtp", False), ("sendgrid", True)])
+def test_a_missing_key_is_an_error_at_start_only_when_sendgrid_sends(make_client, backend, logged, caplog):
+    """`drip serve` on the outbox or SMTP has no SendGrid webhook to configure: no ERROR line for it."""
+    with caplog.at_level(logging.INFO, logger="drip.web.webhooks"):
+        make_client(backend=backend, sendgrid_webhook_public_key="", sendgrid_api_key="SG.test")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert bool(errors) is logged
+    if logged:
+        assert "SENDGRID_WEBHOOK_PUBLIC_KEY" in errors[0].getMessage()
+
+
+def test_an_unreadable_key_is_an_error_whatever_the_backend(make_client, caplog):
+    with caplog.at_level(logging.ERROR, logger="drip.web.webhooks"):
+        make_client(backend="outbox", sendgrid_webhook_public_key="bm90IGEga2V5")
+    assert any("not a base64 DER EC public key" in r.getMessage() for r in caplog.records)

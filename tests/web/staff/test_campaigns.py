@@ -181,10 +181,14 @@ def test_send_a_test_email_to_me(runtime, staff):
                   data={"back": "preview"})
     assert r.status_code == 303 and r.headers["location"].endswith("/steps/2/preview")
     assert f"Test email sent to {STAFF_EMAIL}." in staff.get(r.headers["location"]).text
-    msg = email.message_from_bytes((runtime.settings.outbox_dir / "0.eml").read_bytes(), policy=policy.default)
+    [sent] = runtime.settings.outbox_dir.glob("test-*.eml")  # a one-off: a file name of its own
+    msg = email.message_from_bytes(sent.read_bytes(), policy=policy.default)
     assert msg["To"] == STAFF_EMAIL and msg["Subject"] == "[TEST] How acupuncture works, part 1"
     assert "Mechanism 1" in msg.get_body(("plain",)).get_content()
     assert snapshot(runtime) == before  # not a delivery: the ledger is untouched
+    post_form(staff, "/staff/campaigns/onboarding/steps/3", "/staff/campaigns/onboarding/steps/3/test")
+    assert len(list(runtime.settings.outbox_dir.glob("test-*.eml"))) == 2  # the second test kept the first
+    assert sent.exists() and not (runtime.settings.outbox_dir / "0.eml").exists()
 
 
 def test_a_failing_backend_is_reported_not_crashed(runtime, make_client, staff_user):

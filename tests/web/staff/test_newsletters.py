@@ -136,7 +136,8 @@ def test_preview_and_test_email(runtime, staff):
     assert "Hello from the clinic." in r.text
     r = post_form(staff, "/staff/newsletters/december", "/staff/newsletters/december/test")
     assert f"Test email sent to {STAFF_EMAIL}." in staff.get(r.headers["location"]).text
-    msg = email.message_from_bytes((runtime.settings.outbox_dir / "0.eml").read_bytes(), policy=policy.default)
+    [sent] = runtime.settings.outbox_dir.glob("test-*.eml")
+    msg = email.message_from_bytes(sent.read_bytes(), policy=policy.default)
     assert msg["Subject"] == "[TEST] December at the clinic" and msg["To"] == STAFF_EMAIL
 
 
