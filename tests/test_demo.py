@@ -30,7 +30,7 @@ def test_a_real_run_after_the_demo_leaves_the_demo_emails_alone(tmp_path, monkey
     assert (demo_preview / "index.html").exists() and (data / "drip.sqlite3").exists()
 
     run("import", str(seed_path), "--campaign", "onboarding", "--every", "0d", "--window", "daily 00:00-23:59",
-        "--publish")
+        "--publish", "--yes")  # the seed has review warnings
     run("subscribers", "add", "real@example.org", "--name", "Real Patient", "--tz", "Europe/Paris")
     run("enroll", "real@example.org", "--campaign", "onboarding")
     run("run", "--once")

@@ -40,7 +40,7 @@ def drip(tmp_path, monkeypatch, capsys):
 @pytest.fixture
 def enrolled(drip, seed_path):
     assert drip("import", str(seed_path), "--campaign", "onboarding", "--every", "1d", "--window",
-                "daily 00:00-23:59", "--publish")[0] == 0
+                "daily 00:00-23:59", "--publish", "--yes")[0] == 0
     for email, name, tz in [("maxi@example.org", LONG_NAME, "America/Argentina/Buenos_Aires"),
                             ("li@example.org", "Li", "Asia/Tokyo")]:
         assert drip("subscribers", "add", email, "--name", name, "--tz", tz)[0] == 0
