@@ -1,5 +1,7 @@
 """Command modules; each has `register(app: typer.Typer) -> None`. One module per area, one owner each."""
 
-from drip.commands import api_tokens, backup, bench, broadcast, campaigns, content, run, serve, split, staff, subscribers
+from drip.commands import (
+    api_tokens, backup, bench, broadcast, campaigns, content, migrate, run, serve, split, staff, subscribers,
+)
 
-COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench, staff, api_tokens, backup]
+COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench, staff, api_tokens, backup, migrate]

@@ -32,7 +32,7 @@ def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "in
 
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put a TLS proxy in front for the internet)."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port, logged at start)."),
 ) -> None:
     """Run the web app: unsubscribe and preference pages, the SendGrid event webhook, /healthz."""
     from drip.logs import configure_logging
