@@ -23,6 +23,9 @@ RUN apt-get update \
      || apt-get install -y --no-install-recommends python3 python3-venv) \
  && rm -rf /var/lib/apt/lists/*
 
+# A package mirror or a TLS-inspecting proxy's CA, at build time only: --build-arg PIP_INDEX_URL=...
+ARG PIP_INDEX_URL
+ARG PIP_CERT
 COPY pyproject.toml README.md scheduler.py /src/
 COPY drip /src/drip
 COPY campaigns /src/campaigns
