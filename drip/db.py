@@ -106,6 +106,10 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # The web app and the worker of a deployment start together: one migrates, the other
+            # waits here and then finds nothing left to do (instead of both creating tables).
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7371001)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 

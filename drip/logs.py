@@ -17,7 +17,8 @@ from typing import IO
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("drip_request_id", default=None)
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s%(request_suffix)s"
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "request_suffix"}
+# color_message: uvicorn's copy of the message with terminal colours
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "request_suffix", "color_message"}
 
 
 class RequestIdFilter(logging.Filter):
@@ -75,4 +76,5 @@ def configure_logging(fmt: str | None = None, *, level: int = logging.INFO, stre
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))  # not two lines every tick
     return handler

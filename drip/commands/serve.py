@@ -38,7 +38,7 @@ def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "in
 
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put a TLS proxy in front for the internet)."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port, logged at start)."),
     worker: bool = typer.Option(False, "--worker", help="Also send the emails (the `drip run` worker) in this process."),
 ) -> None:
     """Run the web app at http://HOST:PORT/ (e.g. http://127.0.0.1:8000/staff/).

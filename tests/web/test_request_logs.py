@@ -41,6 +41,8 @@ class Probe:
 @pytest.fixture
 def json_server(sqlite_runtime):
     stream = io.StringIO()
+    root, sched = logging.getLogger(), logging.getLogger("apscheduler")
+    levels = root.level, sched.level
     handler = configure_logging("json", stream=stream, force=True)
     server = build_server(sqlite_runtime, "127.0.0.1", 0, log_level="info")
     server.config.app = create_app(sqlite_runtime, route_modules=[*ROUTE_MODULES, Probe])
@@ -57,7 +59,9 @@ def json_server(sqlite_runtime):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        logging.getLogger().removeHandler(handler)
+        root.removeHandler(handler)
+        root.setLevel(levels[0])  # no later test sees this one's logging set-up
+        sched.setLevel(levels[1])
 
 
 def _lines(stream) -> list[dict]:
