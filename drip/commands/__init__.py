@@ -1,5 +1,5 @@
 """Command modules; each has `register(app: typer.Typer) -> None`. One module per area, one owner each."""
 
-from drip.commands import api_tokens, bench, broadcast, campaigns, content, enrollments, run, serve, signup, split, staff, subscribers
+from drip.commands import api_tokens, attributes, bench, broadcast, campaigns, content, enrollments, run, serve, signup, split, staff, subscribers
 
-COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench, staff, api_tokens, signup, enrollments]
+COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench, staff, api_tokens, signup, enrollments, attributes]

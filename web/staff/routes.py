@@ -58,6 +58,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/subscribers/{id:int}/tags", page(subscribers.subscriber_tags), methods=POST, name="subscriber_tags"),
         Route("/subscribers/{id:int}/enroll", page(subscribers.subscriber_enroll), methods=POST,
               name="subscriber_enroll"),
+        Route("/subscribers/{id:int}/attributes", page(subscribers.subscriber_attributes), methods=POST,
+              name="subscriber_attributes"),
         Route("/subscribers/{id:int}/stop", page(subscribers.subscriber_stop), methods=POST, name="subscriber_stop"),
         Route("/subscribers/{id:int}/unsubscribe", page(subscribers.subscriber_unsubscribe), methods=POST,
               name="subscriber_unsubscribe"),
