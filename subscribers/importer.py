@@ -153,10 +153,12 @@ def import_csv(
     source: str = "import",
     clinic_tz: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    enroll_in: str | None = None,
 ) -> ImportReport:
     """Import subscribers from a CSV file (see the module docstring for the rules).
 
-    `target` is a Runtime or a sessionmaker. `tags` are added to every imported row.
+    `target` is a Runtime or a sessionmaker. `tags` are added to every imported row. `enroll_in`
+    (a published campaign's slug) enrolls every imported row that can be (campaigns/bulk.py).
     """
     if mode not in ("skip", "refuse"):
         raise ValueError(f"mode must be 'skip' or 'refuse', not {mode!r}")
@@ -170,6 +172,12 @@ def import_csv(
     now = now or utcnow()
     chunk_rows = max(1, chunk_rows)
     with sessions() as session:
+        if enroll_in:
+            from campaigns.service import get_campaign
+
+            campaign = get_campaign(session, enroll_in)
+            if campaign.status != "published":
+                raise InputError(f"campaign {enroll_in!r} is {campaign.status}, not published", where="--enroll")
         attribute_defs = {d.key: _Def(d.id, d.key, d.type, tuple(d.choices or ())) for d in definitions(session).values()}
 
     if mode == "refuse":
@@ -187,7 +195,7 @@ def import_csv(
             for rows in _chunks(path, report, progress, "importing", chunk_rows, attribute_defs):
                 if mode == "refuse" and report.error_count:  # the file changed since it was checked
                     raise _Refused
-                _write(session, rows, report, watermark, extra_tags, now, source, clinic_tz)
+                _write(session, rows, report, watermark, extra_tags, now, source, clinic_tz, enroll_in)
             if mode == "refuse" and report.error_count:
                 raise _Refused
     except _Refused:
@@ -442,6 +450,7 @@ def _write(
     now: datetime,
     source: str,
     clinic_tz: str,
+    enroll_in: str | None = None,
 ) -> None:
     merged: dict[str, _Row] = {}
     for row in rows:
@@ -511,6 +520,18 @@ def _write(
             known.update(_ids(session, missing))
         values = {known[r.key]: {aid: (k, v) for aid, k, v in r.attrs} for r in with_attrs}
         report.attributes += sum(len(ids) for ids in write_values(session, values, now).values())
+
+    if enroll_in:
+        from campaigns.bulk import enroll_subscribers
+        from campaigns.service import get_campaign
+
+        missing = [k for k in keys if k not in known]
+        if missing:
+            known.update(_ids(session, missing))
+        subs = list(session.scalars(select(Subscriber).where(Subscriber.id.in_([known[k] for k in keys]))
+                                    .order_by(Subscriber.id)))
+        report.enrolled += enroll_subscribers(session, get_campaign(session, enroll_in), subs, now,
+                                              clinic_tz=clinic_tz, source=source)
 
     tagged = [r for r in merged.values() if r.tags or extra_tags]
     if tagged:

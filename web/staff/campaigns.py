@@ -116,6 +116,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "enrolled_total": sum(enrolled.values()), "enrolled_active": enrolled.get(EnrollmentState.ACTIVE.value, 0),
             "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
+            "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
         })
 
 

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from drip.config import secret_key
 from web.context import WebContext
-from web.staff import account, campaigns, newsletters, signup, subscribers
+from web.staff import account, bulk, campaigns, newsletters, signup, subscribers
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext
 
@@ -43,6 +43,9 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/campaigns/upload", page(campaigns.campaign_upload, uploads=True), methods=POST, name="campaign_upload"),
         Route("/campaigns/{slug}", page(campaigns.campaign_page), methods=GET, name="campaign"),
         Route("/campaigns/{slug}/status", page(campaigns.campaign_status), methods=POST, name="campaign_status"),
+        Route("/campaigns/{slug}/enroll", page(bulk.campaign_enroll_tag), methods=POST, name="campaign_enroll_tag"),
+        Route("/campaigns/{slug}/tags", page(bulk.campaign_link_tag), methods=POST, name="campaign_link_tag"),
+        Route("/campaigns/{slug}/bulk/{job}", page(bulk.campaign_bulk), methods=GET, name="campaign_bulk"),
         Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits), methods=POST, name="campaign_exits"),
         Route(step, page(campaigns.step_page), methods=BOTH, name="step"),
         Route(step + "/preview", page(campaigns.step_preview), methods=GET, name="step_preview"),

@@ -95,6 +95,8 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
             "filter_error": filter_error, "report": report, "report_name": report_name, "import_error": import_error,
             "add_error": add_error, "add_form": add_form or {"email": "", "name": "", "tz": "", "tags": ""},
             "filtered": bool(q or status or tag), "signup_warning": signup_warning(req, db),
+            "campaigns": list(db.scalars(select(Campaign).where(Campaign.status == CampaignStatus.PUBLISHED.value)
+                                         .order_by(Campaign.title))),
         }, status_code=status_code)
 
 
@@ -115,7 +117,8 @@ def subscriber_import(req: StaffRequest) -> Response:
     with saved_upload(upload) as path:
         try:
             report = import_csv(req.ctx.runtime, path, mode=mode, tags=_split_tags(req.field("tags")), now=req.now,
-                                source="import", clinic_tz=req.ctx.settings.clinic.timezone)
+                                source="import", clinic_tz=req.ctx.settings.clinic.timezone,
+                                enroll_in=req.field("campaign").strip() or None)
         except InputError as exc:
             return _list_page(req, import_error=shown_error(str(exc), path, name), status_code=400)
     report.path = name
