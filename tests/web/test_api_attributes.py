@@ -44,3 +44,16 @@ def test_bad_attributes_are_422_and_write_nothing(runtime, api, attributes, fiel
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["body", field]
     assert {k: v for k, v in snapshot(runtime).items() if k != "api_tokens"} == before
+
+
+def test_erasing_a_patient_erases_their_attributes_and_events(runtime, api):
+    from sqlalchemy import func, select
+
+    from drip.models import SubscriberAttribute, SubscriberEvent
+
+    sid = api.post(f"{API}/subscribers", json={"email": "ann@example.org", "attributes": {"sessions": 2}}).json()["id"]
+    assert api.post(f"{API}/subscribers/{sid}/events", json={"name": "appointment_booked"}).status_code == 201
+    assert api.delete(f"{API}/subscribers/{sid}").status_code == 204
+    with runtime.sessions() as s:
+        for model in (SubscriberAttribute, SubscriberEvent):
+            assert s.scalar(select(func.count()).select_from(model)) == 0
