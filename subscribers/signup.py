@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from campaigns.enrollment import NotEnrollable, enroll
 from drip.config import Settings
 from drip.models import Subscriber, SubscriberStatus
-from subscribers.signup_forms import SignupChoice, signup_choice
+from subscribers.signup_forms import SignupChoice, consent_source, form_of, signup_choice
 from subscribers.service import clean_name, find_subscriber, normalize_email, tag_subscribers, validate_zone
 from subscribers.suppression import is_suppressed
 
@@ -48,6 +48,7 @@ class SignupRequest:
     email_key: str
     name: str
     tz: str | None
+    form: str = "default"  # which sign-up form (subscribers/signup_forms.py)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def request_signup(
     else:
         sub.name = req.name or sub.name
         sub.tz = req.tz or sub.tz
-    sub.consent_source = SOURCE
+    sub.consent_source = consent_source(req.form)
     sub.consent_at = now
     sub.consent_text_version = consent_version[:32]
     sub.consent_ip = (ip or "")[:64] or None
@@ -115,7 +116,7 @@ def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, setti
     sub.updated_at = now
     session.flush()
     clinic_tz = settings.clinic.timezone
-    choice = signup_choice(session, settings)
+    choice = signup_choice(session, settings, form_of(sub.consent_source))
     enrolled = _enroll_signup(session, sub, choice, now, clinic_tz)
     if choice.tag:
         tag_subscribers(session, [sub.id], [choice.tag], now, clinic_tz=clinic_tz)
