@@ -166,6 +166,17 @@ def _protect(value: str) -> str:
     return value.replace("{", _LBRACE)
 
 
+class _Attributes(dict):
+    """A patient's attributes in stage 2: an attribute they have no value for prints as nothing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+_ATTRIBUTE_REF = re.compile(r"(?:\{\{ '\{' \}\}){2}\s*patient\.attributes\.([a-z][a-z0-9_]{0,63})\s*\}\}")
+_ATTRIBUTE_SLOT = r'{{ attributes["\1"] }}'
+
+
 class _Slot(Markup):
     """A stage-2 placeholder printed by stage 1 (passes through the stage-1 escaping untouched)."""
 
@@ -277,6 +288,12 @@ class CompiledEmail:
         # one_line() leaves "{prefix}<token>" as it is only when the prefixes are one clean line:
         # then substitutions() may skip it (see there).
         self._plain_prefixes = all(one_line(p) == p for p in (self.unsubscribe_prefix, self.preferences_prefix))
+        # `{{ patient.attributes.KEY }}` written in an article (stage 1 printed its braces as
+        # literals) becomes a stage-2 lookup: the only article text that turns into code.
+        html_source, n_html = _ATTRIBUTE_REF.subn(_ATTRIBUTE_SLOT, html_source)
+        text_source, n_text = _ATTRIBUTE_REF.subn(_ATTRIBUTE_SLOT, text_source)
+        self.uses_attributes = bool(n_html or n_text)
+        self.html_source, self.text_source = html_source, text_source
         # One template, two blocks: a recipient costs one Jinja context, not two. The text block
         # turns autoescape off (it is plain text); the HTML block escapes every value.
         self._template = _STAGE2.from_string(
@@ -318,14 +335,18 @@ class CompiledEmail:
         text_ctx = html_ctx if text_values is html_values else self._template.new_context(text_values)
         return "".join(self._html_block(html_ctx)), "".join(self._text_block(text_ctx))
 
-    def render(self, r: Recipient) -> RenderedEmail:
-        """Jinja only: the fast per-recipient path."""
+    def render(self, r: Recipient, attributes: dict[str, str] | None = None) -> RenderedEmail:
+        """Jinja only: the fast per-recipient path. `attributes`: the patient's display values."""
         values = self.values(r)
+        if self.uses_attributes:
+            values = {**values, "attributes": _Attributes(attributes or {})}  # type: ignore[dict-item]
         html, text = self._render(values, values)
         return RenderedEmail(self.subject, self.preheader, html, text)
 
     @cached_property
     def _shared(self) -> SharedContent:
+        if self.uses_attributes:  # each patient's body differs: the dispatcher renders these one by one
+            raise TemplateError(f"{self.key}: prints patient attributes, so it has no shared body")
         keys = self.keys
         links = {
             "unsubscribe_url": self.unsubscribe_prefix + keys.token,

@@ -360,6 +360,12 @@ class Dispatcher:
         broadcasts = self.store.broadcasts(r.broadcast_id for r in rows if r.broadcast_id)
         return versions, totals, titles, broadcasts
 
+    def _attributes(self, rows: list[DueRow]) -> dict[int, dict[str, str]]:
+        from subscribers.attributes import display_values
+
+        with self.sessions() as s:
+            return display_values(s, {r.subscriber_id for r in rows})
+
     def _build(self, rows: list[DueRow]):
         messages: list[OutgoingMessage] = []
         used_versions: dict[int, int] = {}
@@ -370,6 +376,7 @@ class Dispatcher:
         clinic = self.settings.clinic
         shared_mode = getattr(self.backend, "uses_shared_content", False)
         per_content: dict[tuple, tuple] = {}  # one EmailContent + compiled template per step version
+        patient_attrs: dict[int, dict[str, str]] | None = None  # loaded once, only if a template prints them
         for row in rows:
             try:
                 ckey = ("step", row.step_id) if row.step_id is not None else ("broadcast", row.broadcast_id)
@@ -401,14 +408,19 @@ class Dispatcher:
                 # The renderer builds the links ({base_url}/u/<token>, .../preferences/<token>): the
                 # form its SendGrid substitutions need (only the token varies per recipient).
                 token = self.signer.unsubscribe_token(row.subscriber_id, row.campaign_id, row.id)
-                if shared_mode:
+                attrs = None
+                if compiled.uses_attributes:  # each body differs: rendered here, not shared
+                    if patient_attrs is None:
+                        patient_attrs = self._attributes(rows)
+                    attrs = patient_attrs.get(row.subscriber_id, {})
+                if shared_mode and attrs is None:
                     shared = compiled.shared_content()
                     unsubscribe_url, subs = compiled.personalize(row.name, token)
                     html = text = ""
                     subject, preheader = shared.subject, content.preheader
                 else:
                     recipient = self.renderer.recipient(row.name, row.email, token)
-                    rendered = compiled.render(recipient)
+                    rendered = compiled.render(recipient, attrs)
                     shared, subs, unsubscribe_url = None, {}, recipient.unsubscribe_url
                     html, text, subject, preheader = rendered.html, rendered.text, rendered.subject, rendered.preheader
                 # Positional, in OutgoingMessage's field order: once per recipient, and a 14-field

@@ -1,7 +1,8 @@
 """Erasing a subscriber (the REST API's DELETE): the patient's personal data goes, opt-outs stay.
 
 What goes: the subscriber row and, through the foreign keys' ON DELETE CASCADE, their tags,
-enrollments, campaign opt-outs and every delivery (scheduled ones would otherwise still be sent;
+custom attribute values, reported events (subscriber_events), enrollments, campaign opt-outs and
+every delivery (scheduled ones would otherwise still be sent;
 sent ones record who got which email, which is personal data too), plus the provider events
 stored for the address (their raw payload holds it).
 

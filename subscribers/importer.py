@@ -3,8 +3,16 @@
 The file
     UTF-8 (with or without a BOM), comma-separated, first row a header. Columns, any case, any
     order: `email` (required; also `e-mail`, `email address`), `name`, `tz` (or `timezone`,
-    `time zone`), `tags` (several separated by ";" or "|"). Other columns are ignored and listed
-    in the report. Blank lines and rows with every field blank are passed over.
+    `time zone`), `tags` (several separated by ";" or "|", or a quoted comma list as Mailchimp
+    exports it: `"Back pain","New patients"`). A column named like a defined custom attribute
+    (subscribers/attributes.py; "First Visit" or `first_visit`) sets it, checked against its
+    type; an empty cell keeps the stored value. Other columns are ignored and listed in the
+    report. Blank lines and rows with every field blank are passed over.
+
+Mailchimp's audience export
+    `Email Address`, `First Name` + `Last Name` (joined into the name), `TAGS`, `TIMEZONE` are
+    read; `OPTIN_TIME` (UTC, or `CONFIRM_TIME`) and `CONFIRM_IP` (or `OPTIN_IP`) become a new
+    subscriber's consent record (time and IP), kept as the evidence of the opt-in.
 
 Bad rows
     A row is bad when its address is missing or invalid, its zone is not an IANA zone, a tag is
@@ -35,9 +43,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import ipaddress
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import BinaryIO, Callable, Iterator, Literal
 
@@ -48,6 +57,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drip.errors import InputError
 from drip.models import Subscriber, SubscriberStatus, utcnow
+from subscribers.attributes import definitions, parse_value, write_values
 from drip.runtime import Runtime
 from subscribers.service import (
     clean_name,
@@ -71,7 +81,12 @@ COLUMNS = {
     "name": "name",
     "tz": "tz", "timezone": "tz", "time zone": "tz", "time_zone": "tz",
     "tags": "tags", "tag": "tags",
+    "first name": "first_name", "first_name": "first_name", "fname": "first_name",
+    "last name": "last_name", "last_name": "last_name", "lname": "last_name",
+    "optin_time": "optin_time", "confirm_time": "confirm_time",
+    "confirm_ip": "confirm_ip", "optin_ip": "optin_ip",
 }
+_CONSENT_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class ImportReport:
     skipped: int = 0  # bad rows
     tagged: int = 0  # new (subscriber, tag) links
     enrolled: int = 0  # campaign enrollments made through tags
+    attributes: int = 0  # attribute keys changed (per subscriber and key)
     errors: list[RowError] = field(default_factory=list)  # the first MAX_KEPT_ERRORS problems
     error_count: int = 0  # all problems (a row can have several)
     ignored_columns: tuple[str, ...] = ()
@@ -117,6 +133,9 @@ class _Row:
     name: str
     tz: str | None
     tags: tuple[str, ...]
+    attrs: tuple[tuple[int, str, str], ...] = ()  # (attribute id, key, canonical value)
+    consent_at: datetime | None = None
+    consent_ip: str | None = None
 
 
 class _Refused(Exception):
@@ -134,10 +153,12 @@ def import_csv(
     source: str = "import",
     clinic_tz: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    enroll_in: str | None = None,
 ) -> ImportReport:
     """Import subscribers from a CSV file (see the module docstring for the rules).
 
-    `target` is a Runtime or a sessionmaker. `tags` are added to every imported row.
+    `target` is a Runtime or a sessionmaker. `tags` are added to every imported row. `enroll_in`
+    (a published campaign's slug) enrolls every imported row that can be (campaigns/bulk.py).
     """
     if mode not in ("skip", "refuse"):
         raise ValueError(f"mode must be 'skip' or 'refuse', not {mode!r}")
@@ -150,10 +171,18 @@ def import_csv(
         raise InputError(str(exc).removeprefix("tags: "), where="--tag") from None
     now = now or utcnow()
     chunk_rows = max(1, chunk_rows)
+    with sessions() as session:
+        if enroll_in:
+            from campaigns.service import get_campaign
+
+            campaign = get_campaign(session, enroll_in)
+            if campaign.status != "published":
+                raise InputError(f"campaign {enroll_in!r} is {campaign.status}, not published", where="--enroll")
+        attribute_defs = {d.key: _Def(d.id, d.key, d.type, tuple(d.choices or ())) for d in definitions(session).values()}
 
     if mode == "refuse":
         check = ImportReport(path=str(path))
-        for _ in _chunks(path, check, progress, "checking", chunk_rows):
+        for _ in _chunks(path, check, progress, "checking", chunk_rows, attribute_defs):
             pass
         if check.error_count:
             check.refused = True
@@ -163,15 +192,16 @@ def import_csv(
     try:
         with sessions() as session, session.begin():
             watermark = session.scalar(select(func.max(Subscriber.id))) or 0
-            for rows in _chunks(path, report, progress, "importing", chunk_rows):
+            for rows in _chunks(path, report, progress, "importing", chunk_rows, attribute_defs):
                 if mode == "refuse" and report.error_count:  # the file changed since it was checked
                     raise _Refused
-                _write(session, rows, report, watermark, extra_tags, now, source, clinic_tz)
+                _write(session, rows, report, watermark, extra_tags, now, source, clinic_tz, enroll_in)
             if mode == "refuse" and report.error_count:
                 raise _Refused
     except _Refused:
         report.refused = True
         report.created = report.updated = report.duplicates = report.tagged = report.enrolled = 0
+        report.attributes = 0
     return report
 
 
@@ -212,7 +242,21 @@ def _lines(raw: BinaryIO, name: str, read: list[int]) -> Iterator[str]:
             ) from None
 
 
-def _header(reader, name: str) -> tuple[dict[str, int], tuple[str, ...], int]:
+@dataclass(frozen=True)
+class _Def:
+    """A custom attribute's definition, detached from the session (the check phase has none)."""
+
+    id: int
+    key: str
+    type: str
+    choices: tuple[str, ...]
+
+
+def _attribute_key(label: str) -> str:
+    return "_".join(label.replace("-", " ").split())
+
+
+def _header(reader, name: str, attribute_defs: dict[str, "_Def"] | None = None) -> tuple[dict[str, int], tuple[str, ...], int]:
     """(column role -> index, ignored column names, field count). InputError when there is no usable header."""
     while True:
         try:
@@ -228,6 +272,8 @@ def _header(reader, name: str) -> tuple[dict[str, int], tuple[str, ...], int]:
     for index, cell in enumerate(cells):
         label = " ".join(cell.strip().lower().split())
         role = COLUMNS.get(label)
+        if role is None and attribute_defs and _attribute_key(label) in attribute_defs:
+            role = "attr:" + _attribute_key(label)
         if role is None:
             if label:
                 ignored.append(cell.strip())
@@ -247,7 +293,8 @@ def _header(reader, name: str) -> tuple[dict[str, int], tuple[str, ...], int]:
 
 
 def _chunks(
-    path: str | os.PathLike[str], report: ImportReport, progress: Progress | None, phase: str, chunk_rows: int
+    path: str | os.PathLike[str], report: ImportReport, progress: Progress | None, phase: str, chunk_rows: int,
+    attribute_defs: dict[str, "_Def"] | None = None,
 ) -> Iterator[list[_Row]]:
     """Valid rows in chunks; bad rows go to the report. Constant memory whatever the file size."""
     name = str(path)
@@ -255,7 +302,7 @@ def _chunks(
         total = os.fstat(raw.fileno()).st_size
         read = [0]
         reader = csv.reader(_lines(raw, name, read), strict=True)
-        roles, report.ignored_columns, width = _header(reader, name)
+        roles, report.ignored_columns, width = _header(reader, name, attribute_defs)
         chunk: list[_Row] = []
         last_line = reader.line_num
         while True:
@@ -273,7 +320,7 @@ def _chunks(
             if not any(c.strip() for c in cells):
                 continue
             report.rows += 1
-            row = _parse(cells, start, last_line, roles, width, report)
+            row = _parse(cells, start, last_line, roles, width, report, attribute_defs or {})
             if row is None:
                 report.skipped += 1
                 continue
@@ -289,7 +336,32 @@ def _chunks(
             progress(phase, total, total)
 
 
-def _parse(cells: list[str], start: int, end: int, roles: dict[str, int], width: int, report: ImportReport) -> _Row | None:
+def _split_tags(cell: str) -> list[str]:
+    """`a; b | c`, or Mailchimp's quoted comma list `"Back pain","New patients"` (one cell)."""
+    if '"' in cell:
+        return next(csv.reader([cell.strip()], skipinitialspace=True), [])
+    return cell.translate(TAG_SEPARATORS).split(";")
+
+
+def _consent_time(text: str) -> datetime:
+    text = text.strip()
+    for fmt in _CONSENT_TIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    raise InputError(f"{text[:40]!r} is not a time (YYYY-MM-DD HH:MM:SS, UTC)")
+
+
+def _consent_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise InputError(f"{text.strip()[:40]!r} is not an IP address") from None
+
+
+def _parse(cells: list[str], start: int, end: int, roles: dict[str, int], width: int, report: ImportReport,
+           attribute_defs: dict[str, "_Def"] | None = None) -> _Row | None:
     if len(cells) != width:
         report.add_error(RowError(start, "row", f"expected {width} fields like the header, found {len(cells)}"))
         return None
@@ -317,14 +389,36 @@ def _parse(cells: list[str], start: int, end: int, roles: dict[str, int], width:
     tags: tuple[str, ...] = ()
     if "tags" in roles:
         try:
-            tags = tuple(dict.fromkeys(clean_tag(t) for t in cells[roles["tags"]].translate(TAG_SEPARATORS).split(";") if t.strip()))
+            tags = tuple(dict.fromkeys(clean_tag(t) for t in _split_tags(cells[roles["tags"]]) if t.strip()))
         except InputError as exc:
             report.add_error(RowError(start, "tags", _reason(exc)))
             bad = True
+    attrs: list[tuple[int, str, str]] = []
+    consent_at = consent_ip = None
+    for role, index in roles.items():
+        cell = cells[index]
+        if not cell.strip():
+            continue
+        try:
+            if role.startswith("attr:"):
+                d = (attribute_defs or {})[role[5:]]
+                value = parse_value(d, cell)  # type: ignore[arg-type]
+                if value is not None:
+                    attrs.append((d.id, d.key, value))
+            elif role == "optin_time" or (role == "confirm_time" and consent_at is None):
+                consent_at = _consent_time(cell)
+            elif role == "confirm_ip" or (role == "optin_ip" and consent_ip is None):
+                consent_ip = _consent_ip(cell)
+        except InputError as exc:
+            report.add_error(RowError(start, role.removeprefix("attr:"), _reason(exc)))
+            bad = True
     if bad:
         return None
-    name = clean_name(cells[roles["name"]]) if "name" in roles else ""
-    return _Row(start, email, key, name, zone, tags)
+    if "name" in roles:
+        name = clean_name(cells[roles["name"]])
+    else:
+        name = clean_name(" ".join(cells[roles[r]] for r in ("first_name", "last_name") if r in roles))
+    return _Row(start, email, key, name, zone, tags, tuple(attrs), consent_at, consent_ip)
 
 
 def _reason(exc: InputError) -> str:
@@ -356,6 +450,7 @@ def _write(
     now: datetime,
     source: str,
     clinic_tz: str,
+    enroll_in: str | None = None,
 ) -> None:
     merged: dict[str, _Row] = {}
     for row in rows:
@@ -369,6 +464,9 @@ def _write(
                 row.name or before.name,
                 row.tz or before.tz,
                 tuple(dict.fromkeys(before.tags + row.tags)),
+                before.attrs + row.attrs,  # later values win when written
+                row.consent_at or before.consent_at,
+                row.consent_ip or before.consent_ip,
             )
         merged[row.key] = row
 
@@ -409,8 +507,31 @@ def _write(
     }
     session.execute(
         upsert,
-        [{"email": r.email, "email_key": r.key, "name": r.name, "tz": r.tz, **constant} for r in merged.values()],
+        [{"email": r.email, "email_key": r.key, "name": r.name, "tz": r.tz, **constant,
+          "consent_at": to_db(r.consent_at) if (r.consent_at and to_db) else (r.consent_at or stamp),
+          "consent_ip": r.consent_ip}
+         for r in merged.values()],
     )
+
+    with_attrs = [r for r in merged.values() if r.attrs]
+    if with_attrs:
+        missing = [r.key for r in with_attrs if r.key not in known]
+        if missing:
+            known.update(_ids(session, missing))
+        values = {known[r.key]: {aid: (k, v) for aid, k, v in r.attrs} for r in with_attrs}
+        report.attributes += sum(len(ids) for ids in write_values(session, values, now).values())
+
+    if enroll_in:
+        from campaigns.bulk import enroll_subscribers
+        from campaigns.service import get_campaign
+
+        missing = [k for k in keys if k not in known]
+        if missing:
+            known.update(_ids(session, missing))
+        subs = list(session.scalars(select(Subscriber).where(Subscriber.id.in_([known[k] for k in keys]))
+                                    .order_by(Subscriber.id)))
+        report.enrolled += enroll_subscribers(session, get_campaign(session, enroll_in), subs, now,
+                                              clinic_tz=clinic_tz, source=source)
 
     tagged = [r for r in merged.values() if r.tags or extra_tags]
     if tagged:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from campaigns.enrollment import NotEnrollable, enroll
 from drip.config import Settings
 from drip.models import Subscriber, SubscriberStatus, Suppression
-from subscribers.signup_forms import SignupChoice, signup_choice
+from subscribers.signup_forms import SignupChoice, consent_source, form_of, signup_choice
 from subscribers.service import clean_name, find_subscriber, normalize_email, tag_subscribers, validate_zone
 from subscribers.suppression import is_suppressed
 
@@ -49,6 +49,7 @@ class SignupRequest:
     email_key: str
     name: str
     tz: str | None
+    form: str = "default"  # which sign-up form (subscribers/signup_forms.py)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def request_signup(
     """
     suppressed = is_suppressed(session, req.email_key)
     sub = find_subscriber(session, req.email_key)
-    consent = {"consent_source": SOURCE, "consent_at": now, "consent_text_version": consent_version[:32],
+    consent = {"consent_source": consent_source(req.form), "consent_at": now,
+               "consent_text_version": consent_version[:32],
                "consent_ip": (ip or "")[:64] or None, "updated_at": now}
     try:
         with session.begin_nested():  # a concurrent sign-up of the same address wins the race
@@ -127,7 +129,7 @@ def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, setti
     sub.updated_at = now
     session.flush()
     clinic_tz = settings.clinic.timezone
-    choice = signup_choice(session, settings)
+    choice = signup_choice(session, settings, form_of(sub.consent_source))
     enrolled = _enroll_signup(session, sub, choice, now, clinic_tz)
     if choice.tag:
         tag_subscribers(session, [sub.id], [choice.tag], now, clinic_tz=clinic_tz)

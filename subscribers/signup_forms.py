@@ -9,6 +9,7 @@ warning from `SignupChoice.warning`, and the patient's confirmation page promise
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +22,30 @@ from drip.models import Campaign, CampaignStatus, SignupForm
 from subscribers.service import clean_tag
 
 DEFAULT_FORM = "default"
+SOURCE_PREFIX = "web-form"  # a sign-up's consent_source: "web-form" (default form) or "web-form:NAME"
+_FORM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
+
+
+def known_form(session: Session, name: str | None) -> str:
+    """The form a public request names (`/subscribe?form=NAME`), if staff created it; else the default."""
+    name = (name or "").strip()
+    if name and name != DEFAULT_FORM and _FORM_NAME.match(name) and _form_row(session, name) is not None:
+        return name
+    return DEFAULT_FORM
+
+
+def consent_source(form: str) -> str:
+    return SOURCE_PREFIX if form == DEFAULT_FORM else f"{SOURCE_PREFIX}:{form}"
+
+
+def form_of(source: str | None) -> str:
+    """The form a pending sign-up came from (recorded in its consent_source)."""
+    prefix = SOURCE_PREFIX + ":"
+    return source[len(prefix):] if source and source.startswith(prefix) else DEFAULT_FORM
+
+
+def list_forms(session: Session) -> list[SignupForm]:
+    return list(session.scalars(select(SignupForm).order_by(SignupForm.name)))
 
 
 @dataclass(frozen=True)
@@ -73,8 +98,9 @@ def set_signup_campaign(
 ) -> SignupForm:
     """Store the campaign (None: none) and optionally the list ("" clears it) for a sign-up form."""
     form = (form or "").strip()
-    if not form or len(form) > 64:
-        raise InputError("a form name of 1 to 64 characters is needed", where="--form")
+    if form != DEFAULT_FORM and not _FORM_NAME.match(form):
+        raise InputError("a form name is 1 to 50 of a-z, 0-9 and '-' (it goes into /subscribe?form=NAME)",
+                         where="--form")
     campaign_id = None
     if slug:
         campaign_id = session.scalar(select(Campaign.id).where(Campaign.slug == slug.strip()))

@@ -61,6 +61,7 @@ from drip.models import (
     SubscriberTag,
     Tag,
 )
+from subscribers.attributes import definitions, set_attributes, typed_values
 from subscribers.erasure import erase_subscriber
 from subscribers.service import (
     clean_name,
@@ -79,6 +80,7 @@ from subscribers.unsubscribe import PreferenceError, set_preferences, unsubscrib
 from web.api_models import (
     MAX_ID,
     MAX_OFFSET,
+    AttributeOut,
     CampaignOut,
     Consent,
     DeliveryPage,
@@ -189,9 +191,10 @@ def _campaign(s: Session, slug: str) -> Campaign:
     return campaign
 
 
-def _subscriber_out(sub: Subscriber, tags: list[str]) -> dict:
+def _subscriber_out(sub: Subscriber, tags: list[str], attributes: dict | None = None) -> dict:
     return {
         "id": sub.id, "email": sub.email, "name": sub.name, "tz": sub.tz, "status": sub.status, "tags": tags,
+        "attributes": attributes or {},
         "consent": Consent(source=sub.consent_source, at=sub.consent_at, text_version=sub.consent_text_version,
                            ip=sub.consent_ip),
         "created_at": sub.created_at, "updated_at": sub.updated_at,
@@ -237,6 +240,8 @@ def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response) -> dict:
             sub.consent_source, sub.consent_at = body.consent.source, now
             sub.consent_text_version, sub.consent_ip = body.consent.text_version, body.consent.ip
             sub.updated_at = now
+        if body.attributes:
+            set_attributes(s, sub.id, body.attributes, now)
         enrollment_out = None
         if campaign is not None:
             enrollment = _active_enrollment(s, sub.id, campaign.id)  # a retry of the same call
@@ -244,7 +249,7 @@ def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response) -> dict:
                 enrollment = enroll(s, sub, campaign, now, clinic_tz=clinic_tz, source="api")
             enrollment_out = _enrollment_out(s, enrollment, campaign.slug)
         s.flush()
-        out = _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []))
+        out = _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []), typed_values(s, [sub.id]).get(sub.id))
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"{API_PREFIX}/subscribers/{out['id']}"
     return {**out, "created": created, "enrollment": enrollment_out}
@@ -264,7 +269,8 @@ def get_subscribers(
         subs = list_subscribers(s, search=search, tag=tag, status=status, limit=limit, offset=offset)
         total = count_subscribers(s, search=search, tag=tag, status=status)
         tags = tags_of(s, [x.id for x in subs])
-        items = [_subscriber_out(x, tags.get(x.id, [])) for x in subs]
+        attrs = typed_values(s, [x.id for x in subs])
+        items = [_subscriber_out(x, tags.get(x.id, []), attrs.get(x.id)) for x in subs]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -273,7 +279,7 @@ def get_subscribers(
 def get_one_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> dict:
     with ctx.runtime.read_sessions() as s:
         sub = _subscriber(s, subscriber_id)
-        return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []))
+        return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []), typed_values(s, [sub.id]).get(sub.id))
 
 
 @router.patch("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"],
@@ -293,11 +299,13 @@ def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ct
             untag_subscribers(s, sub.id, remove, now)  # applies the campaigns' tag-removed exits
         if add:
             tag_subscribers(s, [sub.id], add, now, clinic_tz=ctx.settings.clinic.timezone)
+        if body.attributes:
+            set_attributes(s, sub.id, body.attributes, now)
         if body.status is not None:
             _change_status(s, sub, body.status, now)
         sub.updated_at = now
         s.flush()
-        return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []))
+        return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []), typed_values(s, [sub.id]).get(sub.id))
 
 
 def _change_status(s: Session, sub: Subscriber, target: str, now: datetime) -> None:
@@ -389,6 +397,14 @@ def get_campaigns(ctx: Ctx) -> list[dict]:
         counts = dict(s.execute(select(Step.campaign_id, func.count(Step.id)).group_by(Step.campaign_id)).all())
         return [{"id": c.id, "slug": c.slug, "title": c.title, "status": c.status, "steps": counts.get(c.id, 0),
                  "send_window": c.send_window, "created_at": c.created_at} for c in list_campaigns(s)]
+
+
+@router.get("/attributes", response_model=list[AttributeOut], tags=["campaigns"])
+def get_attributes(ctx: Ctx) -> list[dict]:
+    """The custom attributes this clinic defined: keys and types to use in `attributes`."""
+    with ctx.runtime.read_sessions() as s:
+        return [{"key": d.key, "label": d.label, "type": d.type, "choices": list(d.choices or [])}
+                for d in definitions(s).values()]
 
 
 @router.get("/deliveries", response_model=DeliveryPage, tags=["deliveries"], responses={404: _ERRORS[404]})

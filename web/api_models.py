@@ -48,6 +48,13 @@ SubscriberStatusName = Literal["pending", "active", "paused", "unsubscribed", "b
 DeliveryStatusName = Literal["scheduled", "sending", "sent", "failed", "cancelled"]
 
 
+AttributeKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+AttributeValue = Annotated[bool, Field(strict=True)] | int | float | _text(1000) | None  # type: ignore[operator]
+Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(
+    max_length=50, description="Custom attributes the clinic defined (`drip attributes define`), e.g. "
+                               '{"first_visit": "2027-01-12"}; null or "" removes one.')]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not silently ignored
 
@@ -66,6 +73,7 @@ class SubscriberIn(_In):
     tags: list[TagName] = Field(default_factory=list, max_length=50)
     enroll: Slug | None = Field(None, description="Campaign slug to enroll the subscriber in at once, e.g. 'onboarding'.")
     consent: ConsentIn | None = None
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class SubscriberPatch(_In):
@@ -75,6 +83,7 @@ class SubscriberPatch(_In):
         None, description="'unsubscribed' also suppresses the address and cancels scheduled mail.")
     add_tags: list[TagName] = Field(default_factory=list, max_length=50)
     remove_tags: list[TagName] = Field(default_factory=list, max_length=50)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class EnrollmentIn(_In):
@@ -127,6 +136,7 @@ class SubscriberOut(BaseModel):
     tz: str | None
     status: SubscriberStatusName
     tags: list[str]
+    attributes: dict[str, bool | int | float | str] = Field(default_factory=dict)
     consent: Consent
     created_at: datetime
     updated_at: datetime
@@ -142,6 +152,13 @@ class SubscriberPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class AttributeOut(BaseModel):
+    key: str
+    label: str
+    type: Literal["text", "number", "date", "yesno", "choice"]
+    choices: list[str]
 
 
 class CampaignOut(BaseModel):

@@ -29,6 +29,7 @@ import base64
 import hashlib
 import secrets
 import zoneinfo
+from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache, partial
 from typing import Any
@@ -53,6 +54,7 @@ from subscribers.signup import (
     confirm_signup,
     request_signup,
 )
+from subscribers.signup_forms import known_form
 from subscribers.tokens import InvalidToken
 from web.confirm_email import send_confirmation
 from web.context import WebContext, web_context
@@ -138,6 +140,7 @@ def _subscribe_page(
         "has_errors": bool(errors),
         "zones": signup.zones,
         "consent_text": ctx.settings.clinic.consent_text,
+        "form_name": _form_name(values.get("form") or request.query_params.get("form", "")),
         "honeypot": HONEYPOT,
         "tz_script": TZ_SCRIPT,
     }
@@ -174,7 +177,7 @@ async def subscribe_endpoint(request: Request, *, signup: Signup) -> Response:
     if _field(form, HONEYPOT):  # a bot: answer like a person, do nothing
         return sent
 
-    values = {k: _field(form, k) for k in ("name", "email", "tz", "consent")}
+    values = {k: _field(form, k) for k in ("name", "email", "tz", "consent", "form")}
     errors: dict[str, str] = {}
     req = None
     try:
@@ -189,14 +192,22 @@ async def subscribe_endpoint(request: Request, *, signup: Signup) -> Response:
 
     if signup.per_address.hit(req.email_key, ctx.clock()) is not None:
         return sent  # the same answer: a limit hit must not reveal anything either
-    outcome = await run_in_threadpool(_record, ctx, req, _client_ip(request))
+    outcome = await run_in_threadpool(_record, ctx, req, _client_ip(request), _form_name(values["form"]))
     if outcome.subscriber_id is not None:
         sent.background = BackgroundTask(send_confirmation, ctx.settings, signup.renderer, ctx.signer, outcome)
     return sent
 
 
-def _record(ctx: WebContext, req: SignupRequest, ip: str) -> SignupOutcome:
+def _form_name(value: str) -> str:
+    """A sign-up form's name as a request gives it (`?form=` / the hidden field); checked against
+    the database when the sign-up is recorded (unknown: the default form)."""
+    value = value.strip()[:50]
+    return value if value and all(c.isascii() and (c.isalnum() or c == "-") for c in value) else ""
+
+
+def _record(ctx: WebContext, req: SignupRequest, ip: str, form: str = "") -> SignupOutcome:
     with ctx.runtime.sessions.begin() as s:
+        req = replace(req, form=known_form(s, form.lower()))
         return request_signup(s, req, now=ctx.clock(), ip=ip, consent_version=ctx.settings.clinic.consent_version)
 
 

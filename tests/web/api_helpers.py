@@ -17,6 +17,7 @@ OPERATIONS = [
     ("POST", "/subscribers/1/enrollments/onboarding/stop", {"reason": "booked"}),
     ("POST", "/subscribers/1/events", {"name": "appointment_booked"}),
     ("GET", "/campaigns", None),
+    ("GET", "/attributes", None),
     ("GET", "/deliveries", None),
 ]
 

@@ -389,7 +389,7 @@ def test_openapi_document_and_docs_page(client):
     assert set(doc["paths"]) == {"/subscribers", "/subscribers/{subscriber_id}",
                                  "/subscribers/{subscriber_id}/enrollments", "/campaigns", "/deliveries",
                                  "/subscribers/{subscriber_id}/enrollments/{campaign}/stop",
-                                 "/subscribers/{subscriber_id}/events"}
+                                 "/subscribers/{subscriber_id}/events", "/attributes"}
     docs = client.get(f"{API}/docs")
     assert docs.status_code == 200 and f"{API}/openapi.json" in docs.text
     csp = docs.headers["content-security-policy"]

@@ -127,3 +127,33 @@ def test_the_readme_api_example_literally(runtime, client):
     r = client.post(path, json=body)
     assert r.status_code == 201, r.text
     assert r.json()["enrollment"]["campaign"] == body["enroll"] and r.json()["enrollment"]["scheduled"] == 3
+
+
+def test_a_named_form_starts_its_own_campaign_and_list(runtime, staff_client, make_client):
+    with runtime.sessions.begin() as s:
+        make_campaign(s, "general", n_items=1)
+        make_campaign(s, "back-pain-series", n_items=2)
+    post_form(staff_client, "/staff/signup", "/staff/signup", data={"campaign": "general", "tag": "website"})
+    r = post_form(staff_client, "/staff/signup", "/staff/signup",
+                  data={"form": "back-pain", "campaign": "back-pain-series", "tag": "back-pain"})
+    assert r.status_code == 303
+    assert "/subscribe?form=back-pain" in staff_client.get("/staff/signup").text
+    patient = make_client()
+    page = patient.get("/subscribe?form=back-pain")
+    assert 'name="form" value="back-pain"' in page.text
+    patient.post("/subscribe", data={"csrf": csrf_of(page.text), "name": "Ann", "email": "ann@example.org",
+                                     "tz": "Europe/Paris", "consent": "yes", "website": "", "form": "back-pain"})
+    # an unknown form name is the default form
+    page = patient.get("/subscribe?form=nonexistent")
+    patient.post("/subscribe", data={"csrf": csrf_of(page.text), "name": "Bob", "email": "bob@example.org",
+                                     "tz": "Europe/Paris", "consent": "yes", "website": "", "form": "nonexistent"})
+    for message in outbox_messages(runtime).values():
+        link = confirm_link(message)
+        patient.post(link, data={"csrf": csrf_of(patient.get(link).text)})
+    with runtime.sessions() as s:
+        from drip.models import Campaign, Subscriber
+        got = dict(s.execute(select(Subscriber.email, Campaign.slug).join(Enrollment, Enrollment.subscriber_id == Subscriber.id)
+                             .join(Campaign, Campaign.id == Enrollment.campaign_id)).all())
+        assert got == {"ann@example.org": "back-pain-series", "bob@example.org": "general"}
+        sources = dict(s.execute(select(Subscriber.email, Subscriber.consent_source)).all())
+        assert sources == {"ann@example.org": "web-form:back-pain", "bob@example.org": "web-form"}

@@ -28,6 +28,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from campaigns.bulk import BulkJobs
 from campaigns.documents import MAX_BYTES
 from campaigns.render import Renderer
 from drip.config import secret_key
@@ -118,6 +119,7 @@ class StaffContext:
     revoked: RevokedSessions = field(default_factory=RevokedSessions)
     renderer: Renderer | None = None
     stylesheet: StaffStylesheet | None = None
+    bulk: BulkJobs = field(default_factory=BulkJobs)  # bulk enrollment runs (web/staff/bulk.py)
 
     @classmethod
     def build(cls, ctx: WebContext) -> "StaffContext":

@@ -127,6 +127,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
             "warnings": _warnings(steps),
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
+            "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
         })
 
 

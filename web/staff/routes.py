@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from drip.config import secret_key
 from web.context import WebContext
-from web.staff import account, campaigns, newsletters, signup, subscribers
+from web.staff import account, bulk, campaigns, newsletters, signup, subscribers
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext
 
@@ -43,6 +43,9 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/campaigns/upload", page(campaigns.campaign_upload, uploads=True), methods=POST, name="campaign_upload"),
         Route("/campaigns/{slug}", page(campaigns.campaign_page), methods=GET, name="campaign"),
         Route("/campaigns/{slug}/status", page(campaigns.campaign_status), methods=POST, name="campaign_status"),
+        Route("/campaigns/{slug}/enroll", page(bulk.campaign_enroll_tag), methods=POST, name="campaign_enroll_tag"),
+        Route("/campaigns/{slug}/tags", page(bulk.campaign_link_tag), methods=POST, name="campaign_link_tag"),
+        Route("/campaigns/{slug}/bulk/{job}", page(bulk.campaign_bulk), methods=GET, name="campaign_bulk"),
         Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits), methods=POST, name="campaign_exits"),
         Route("/campaigns/{slug}/retry", page(campaigns.campaign_retry), methods=POST, name="campaign_retry"),
         Route(step, page(campaigns.step_page), methods=BOTH, name="step"),
@@ -59,6 +62,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/subscribers/{id:int}/tags", page(subscribers.subscriber_tags), methods=POST, name="subscriber_tags"),
         Route("/subscribers/{id:int}/enroll", page(subscribers.subscriber_enroll), methods=POST,
               name="subscriber_enroll"),
+        Route("/subscribers/{id:int}/attributes", page(subscribers.subscriber_attributes), methods=POST,
+              name="subscriber_attributes"),
         Route("/subscribers/{id:int}/stop", page(subscribers.subscriber_stop), methods=POST, name="subscriber_stop"),
         Route("/subscribers/{id:int}/unsubscribe", page(subscribers.subscriber_unsubscribe), methods=POST,
               name="subscriber_unsubscribe"),

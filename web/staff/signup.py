@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from drip.errors import InputError
 from drip.models import Campaign, CampaignStatus
-from subscribers.signup_forms import DEFAULT_FORM, set_signup_campaign, signup_choice
+from subscribers.signup_forms import DEFAULT_FORM, list_forms, set_signup_campaign, signup_choice
 from web.staff.base import StaffRequest
 
 
@@ -23,10 +23,11 @@ def signup_warning(req: StaffRequest, db) -> str:
 def _page(req: StaffRequest, *, error: str = "", status_code: int = 200) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         choice = signup_choice(db, req.ctx.settings)
+        others = [signup_choice(db, req.ctx.settings, f.name) for f in list_forms(db) if f.name != DEFAULT_FORM]
         campaigns = list(db.scalars(select(Campaign).where(Campaign.status != CampaignStatus.ARCHIVED.value)
                                     .order_by(Campaign.title)))
         return req.render("signup.html", {
-            "nav": "signup", "choice": choice, "campaigns": campaigns, "error": error,
+            "nav": "signup", "choice": choice, "campaigns": campaigns, "error": error, "others": others,
             "signup_warning": choice.warning,
         }, status_code=status_code)
 
@@ -38,11 +39,13 @@ def signup_page(req: StaffRequest) -> Response:
 def signup_set(req: StaffRequest) -> Response:
     slug = req.field("campaign").strip()
     tag = req.field("tag")
+    form = req.field("form", DEFAULT_FORM).strip().lower() or DEFAULT_FORM
+    where = "Sign-ups" if form == DEFAULT_FORM else f"Sign-ups on /subscribe?form={form}"
     try:
         with req.ctx.runtime.sessions.begin() as db:
-            set_signup_campaign(db, slug or None, req.now, form=DEFAULT_FORM, tag=tag)
-            choice = signup_choice(db, req.ctx.settings)
-            message = (f"Sign-ups now start “{choice.campaign.title}”." if choice.campaign is not None
+            set_signup_campaign(db, slug or None, req.now, form=form, tag=tag)
+            choice = signup_choice(db, req.ctx.settings, form)
+            message = (f"{where} now start “{choice.campaign.title}”." if choice.campaign is not None
                        else "Saved. " + choice.warning)
     except InputError as exc:
         return _page(req, error=str(exc).split(": ", 1)[-1], status_code=400)

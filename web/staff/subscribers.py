@@ -24,17 +24,20 @@ from campaigns.service import latest_versions
 from delivery.status import status_rows
 from drip.errors import InputError, NotFoundError
 from drip.models import (
+    AttributeDefinition,
     Campaign,
     CampaignStatus,
     Enrollment,
     EnrollmentState,
     Step,
     Subscriber,
+    SubscriberAttribute,
     SubscriberStatus,
     SubscriberTag,
     Suppression,
     Tag,
 )
+from subscribers.attributes import definitions, set_attributes
 from subscribers.importer import ImportReport, import_csv
 from subscribers.service import (
     clean_tag,
@@ -92,6 +95,8 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
             "filter_error": filter_error, "report": report, "report_name": report_name, "import_error": import_error,
             "add_error": add_error, "add_form": add_form or {"email": "", "name": "", "tz": "", "tags": ""},
             "filtered": bool(q or status or tag), "signup_warning": signup_warning(req, db),
+            "campaigns": list(db.scalars(select(Campaign).where(Campaign.status == CampaignStatus.PUBLISHED.value)
+                                         .order_by(Campaign.title))),
         }, status_code=status_code)
 
 
@@ -112,7 +117,8 @@ def subscriber_import(req: StaffRequest) -> Response:
     with saved_upload(upload) as path:
         try:
             report = import_csv(req.ctx.runtime, path, mode=mode, tags=_split_tags(req.field("tags")), now=req.now,
-                                source="import", clinic_tz=req.ctx.settings.clinic.timezone)
+                                source="import", clinic_tz=req.ctx.settings.clinic.timezone,
+                                enroll_in=req.field("campaign").strip() or None)
         except InputError as exc:
             return _list_page(req, import_error=shown_error(str(exc), path, name), status_code=400)
     report.path = name
@@ -203,6 +209,8 @@ def subscriber_page(req: StaffRequest) -> Response:
             "nav": "subscribers", "sub": sub, "tags": tags_of(db, [sub.id]).get(sub.id, []),
             "suppression": suppression_of(db, sub.email_key), "timeline": _timeline(db, sub, clinic_tz),
             "zone": resolve_zone(sub.tz, clinic_tz).key, "campaigns": campaigns, "tag_names": _tag_names(db),
+            "attribute_defs": list(definitions(db).values()),
+            "attribute_values": _stored_values(db, sub.id),
             "active_enrollments": db.execute(
                 select(Campaign.slug, Campaign.title).join(Enrollment, Enrollment.campaign_id == Campaign.id)
                 .where(Enrollment.subscriber_id == sub.id, Enrollment.state == EnrollmentState.ACTIVE.value)
@@ -246,6 +254,23 @@ def subscriber_tags(req: StaffRequest) -> Response:
         enrolled = tag_subscribers(db, [sub.id], names, req.now, clinic_tz=req.ctx.settings.clinic.timezone)
         extra = f" and enrolled in {enrolled} campaign{'s' if enrolled != 1 else ''}" if enrolled else ""
         return f"Tagged {', '.join(names)}{extra}."
+    return _change(req, apply)
+
+
+def _stored_values(db: Session, subscriber_id: int) -> dict[str, str]:
+    """key -> the canonical stored text (what the form fields show: ISO dates, yes/no)."""
+    rows = db.execute(select(AttributeDefinition.key, SubscriberAttribute.value)
+                      .join(SubscriberAttribute, SubscriberAttribute.attribute_id == AttributeDefinition.id)
+                      .where(SubscriberAttribute.subscriber_id == subscriber_id))
+    return dict(rows.all())
+
+
+def subscriber_attributes(req: StaffRequest) -> Response:
+    def apply(db: Session, sub: Subscriber) -> str:
+        values = {d.key: req.field(f"attr_{d.key}") for d in definitions(db).values()
+                  if req.form is not None and f"attr_{d.key}" in req.form}
+        changed = set_attributes(db, sub.id, values, req.now)
+        return f"Saved: {', '.join(changed)} changed." if changed else "Nothing changed."
     return _change(req, apply)
 
 

@@ -87,3 +87,22 @@ def test_cli_stop_and_exits(runtime, patient, monkeypatch, tmp_path, capsys):
     assert code == 0 and "3 scheduled email(s) cancelled" in out, err
     code, _, err = run(capsys, "enrollments", "stop", "ann@example.org", "--campaign", "onboarding", "--reason", "x")
     assert code == 2 and "no active enrollment" in err
+
+
+def test_staff_set_a_patients_attributes(runtime, staff, patient):
+    from subscribers.attributes import define_attribute, typed_values
+
+    with runtime.sessions.begin() as s:
+        define_attribute(s, "first_visit", "date", label="First visit")
+        define_attribute(s, "slot", "choice", choices=["Morning", "Afternoon"])
+    page = f"/staff/subscribers/{patient}"
+    html = staff.get(page).text
+    assert 'id="attributes"' in html and 'name="attr_first_visit" type="date"' in html
+    r = post_form(staff, page, f"{page}/attributes", data={"attr_first_visit": "2027-01-12", "attr_slot": "Morning"})
+    assert r.status_code == 303
+    assert "Saved: first_visit, slot changed." in staff.get(page).text
+    post_form(staff, page, f"{page}/attributes", data={"attr_first_visit": "soon"})
+    assert "not a date" in staff.get(page).text
+    with runtime.sessions() as s:
+        assert typed_values(s, [patient])[patient] == {"first_visit": "2027-01-12", "slot": "Morning"}
+    assert 'value="2027-01-12"' in staff.get(page).text

@@ -1,0 +1,108 @@
+"""Bulk enrollment from the campaign page: enroll everyone with a tag, link a tag to the campaign
+(joining it then enrolls automatically), and a progress page for large runs.
+
+The staff pages run no script, so the progress page refreshes itself (<meta refresh>) until the
+run has finished.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from campaigns.bulk import BulkProgress, enroll_ids, tagged_ids
+from campaigns.service import get_campaign
+from drip.errors import InputError, NotFoundError
+from drip.models import Campaign, CampaignStatus, Tag
+from subscribers.service import clean_tag
+from web.staff.base import StaffRequest
+
+
+def _start(req: StaffRequest, campaign: Campaign, tag: str) -> Response:
+    with req.ctx.runtime.read_sessions() as db:
+        ids = tagged_ids(db, tag)
+    progress = BulkProgress(campaign_slug=campaign.slug, what=f"tag “{tag}”")
+    run = partial(_run, req, campaign.id, ids)
+    job_id, finished = req.staff.bulk.start(run, progress, len(ids))
+    if finished:
+        req.flash(_summary(progress), "error" if progress.error else "success")
+        return req.redirect("staff:campaign", slug=campaign.slug)
+    return req.redirect("staff:campaign_bulk", slug=campaign.slug, job=job_id)
+
+
+def _run(req: StaffRequest, campaign_id: int, ids: list[int], progress: BulkProgress) -> None:
+    enroll_ids(req.ctx.runtime.sessions, campaign_id, ids, req.now, clinic_tz=req.ctx.settings.clinic.timezone,
+               source="staff-bulk", progress=progress)
+
+
+def _summary(p: BulkProgress) -> str:
+    text = f"{p.what}: {p.enrolled} of {p.total} patients enrolled"
+    if p.skipped:
+        reasons = "; ".join(f"{n} {why}" for why, n in sorted(p.reasons.items(), key=lambda kv: -kv[1])[:3])
+        text += f", {p.skipped} passed over ({reasons})"
+    return text + (f". {p.error}" if p.error else ".")
+
+
+def _published(req: StaffRequest, slug: str) -> Campaign:
+    with req.ctx.runtime.read_sessions() as db:
+        campaign = get_campaign(db, slug)
+    if campaign.status != CampaignStatus.PUBLISHED.value:
+        raise InputError(f"“{campaign.title}” is {campaign.status}: publish it before enrolling patients")
+    return campaign
+
+
+def campaign_enroll_tag(req: StaffRequest) -> Response:
+    slug = req.request.path_params["slug"]
+    try:
+        campaign = _published(req, slug)
+        return _start(req, campaign, clean_tag(req.field("tag")))
+    except NotFoundError as exc:
+        if exc.where == "--campaign":
+            raise
+        req.flash(str(exc).split(": ", 1)[-1].capitalize() + ".", "error")
+    except InputError as exc:
+        req.flash(str(exc).split(": ", 1)[-1], "error")
+    return req.redirect("staff:campaign", slug=slug)
+
+
+def campaign_link_tag(req: StaffRequest) -> Response:
+    """Link (or unlink) a tag: joining it enrolls in this campaign; optionally enroll those who have it."""
+    slug = req.request.path_params["slug"]
+    try:
+        name = clean_tag(req.field("tag"))
+        with req.ctx.runtime.sessions.begin() as db:
+            campaign = get_campaign(db, slug)
+            tag = db.scalar(select(Tag).where(Tag.name == name))
+            if req.field("action") == "unlink":
+                if tag is not None and tag.campaign_id == campaign.id:
+                    tag.campaign_id = None
+                req.flash(f"Joining “{name}” no longer enrolls in this campaign.")
+                return req.redirect("staff:campaign", slug=slug)
+            if tag is None:
+                tag = Tag(name=name, description="")
+                db.add(tag)
+            elif tag.campaign_id not in (None, campaign.id):
+                other = db.get(Campaign, tag.campaign_id)
+                raise InputError(f"“{name}” already starts “{other.title if other else '?'}”; unlink it there first")
+            tag.campaign_id = campaign.id
+        req.flash(f"Patients who join “{name}” are now enrolled in this campaign automatically.")
+        if req.field("enroll_existing"):
+            return _start(req, _published(req, slug), name)
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        req.flash(str(exc).split(": ", 1)[-1], "error")
+    return req.redirect("staff:campaign", slug=slug)
+
+
+def campaign_bulk(req: StaffRequest) -> Response:
+    slug, job = req.request.path_params["slug"], req.request.path_params["job"]
+    progress = req.staff.bulk.get(job)
+    if progress is None or progress.campaign_slug != slug:
+        raise NotFoundError("no such enrollment run (runs are kept until the server restarts)")
+    percent = int(100 * progress.done / progress.total) if progress.total else 100
+    return req.render("bulk.html", {
+        "nav": "campaigns", "slug": slug, "p": progress, "percent": percent, "summary": _summary(progress),
+    }, headers=None if progress.finished else {"Refresh": "2"})
