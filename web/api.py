@@ -37,12 +37,12 @@ from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException,
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 from starlette.routing import BaseRoute, Mount
 
-from campaigns.enrollment import NotEnrollable, enroll
+from campaigns.enrollment import NotEnrollable, enroll, enroll_many
 from campaigns.service import get_campaign, list_campaigns
 from drip.errors import InputError, NotFoundError
 from drip.models import (
@@ -74,6 +74,8 @@ from subscribers.unsubscribe import PreferenceError, resubscribe, set_preference
 from web.api_models import (
     MAX_ID,
     MAX_OFFSET,
+    BulkEnrollmentIn,
+    BulkEnrollmentOut,
     CampaignOut,
     Consent,
     DeliveryPage,
@@ -328,6 +330,28 @@ def get_campaigns(ctx: Ctx) -> list[dict]:
         counts = dict(s.execute(select(Step.campaign_id, func.count(Step.id)).group_by(Step.campaign_id)).all())
         return [{"id": c.id, "slug": c.slug, "title": c.title, "status": c.status, "steps": counts.get(c.id, 0),
                  "send_window": c.send_window, "created_at": c.created_at} for c in list_campaigns(s)]
+
+
+@router.post("/campaigns/{slug}/enrollments", response_model=BulkEnrollmentOut, tags=["campaigns"],
+             responses={404: _ERRORS[404], 409: _ERRORS[409]})
+def create_enrollments(slug: Annotated[Slug, Path()], body: BulkEnrollmentIn, ctx: Ctx) -> dict:
+    """Enroll many patients at once (ids, or every member of a tag); who cannot be enrolled is counted by reason.
+
+    The same checks as one enrollment, set-based (campaigns.enrollment.enroll_many). 409 if the
+    campaign is not published, 404 for an unknown campaign or tag.
+    """
+    now = ctx.clock()
+    with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "slug", "tags": "tag"}):
+        campaign = get_campaign(s, slug)
+        target: list[int] | Select = body.subscriber_ids or []
+        if body.tag is not None:
+            name = clean_tag(body.tag)
+            tag_id = s.scalar(select(Tag.id).where(Tag.name == name))
+            if tag_id is None:
+                raise HTTPException(404, f"no tag {name!r}")
+            target = select(SubscriberTag.subscriber_id).where(SubscriberTag.tag_id == tag_id)
+        outcome = enroll_many(s, target, campaign, now, clinic_tz=ctx.settings.clinic.timezone, source="api")
+    return {"campaign": slug, "enrolled": outcome.enrolled, "skipped": {k: n for k, n in sorted(outcome.skipped.items()) if n}}
 
 
 @router.get("/deliveries", response_model=DeliveryPage, tags=["deliveries"], responses={404: _ERRORS[404]})

@@ -15,6 +15,7 @@ OPERATIONS = [
     ("DELETE", "/subscribers/1", None),
     ("POST", "/subscribers/1/enrollments", {"campaign": "onboarding"}),
     ("GET", "/campaigns", None),
+    ("POST", "/campaigns/onboarding/enrollments", {"subscriber_ids": [1]}),
     ("GET", "/deliveries", None),
 ]
 

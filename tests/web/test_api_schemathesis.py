@@ -36,7 +36,7 @@ def app(runtime, clock):
 def operations(app):
     schema = schemathesis.openapi.from_asgi(f"{API}/openapi.json", app)
     ops = [result.ok() for result in schema.get_all_operations()]
-    assert len(ops) == 8, [op.label for op in ops]  # the document lists every endpoint
+    assert len(ops) == 9, [op.label for op in ops]  # the document lists every endpoint
     return ops
 
 
