@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "render": "bench.render",
     "import": "bench.csv_import",
     "smtp": "bench.smtp",
+    "enroll": "bench.enroll",
 }
 
 
