@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "split": "bench.split",
     "flaky": "bench.flaky",
     "startup": "bench.startup",
+    "enroll": "bench.enroll",
 }
 
 

@@ -12,6 +12,11 @@ two tags. Rates are rows per CPU second of this process (`time.process_time`): b
 (SQLite in-process, one transaction each), and the machine is shared, so wall time swings with
 other people's load between the two phases; wall seconds are in the details too.
 
+Tag-linked import, same run: the tag every row carries ("patients") is linked to a published
+13-step campaign, so each imported patient is also enrolled (13 deliveries each): 100,000 rows
+(quick: 10,000) on SQLite and, when it answers, on PostgreSQL (a schema of its own, dropped after).
+Reported as rows/s and enrollments/s, wall clock.
+
 Memory: tracemalloc peak of the same importer on a file 3x (quick) or 5x larger than another
 (the two peaks should be about equal: memory does not grow with the file), plus the process's
 max RSS after everything.
@@ -20,6 +25,7 @@ max RSS after everything.
 from __future__ import annotations
 
 import csv
+import os
 import resource
 import tempfile
 import time
@@ -111,6 +117,45 @@ def _peak(sessions: sessionmaker[Session], path: Path) -> int:
         tracemalloc.stop()
 
 
+def _linked(url: str, path: Path) -> dict:
+    """Import `path` with its "patients" tag linked to a 13-step campaign: rows and enrollments per second."""
+    from bench.enroll import campaign_13
+
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    try:
+        with sessions.begin() as s:
+            s.add(Tag(name="patients", campaign_id=campaign_13(s, "onboarding").id))
+        wall = time.perf_counter()
+        report = import_csv(sessions, path, clinic_tz="America/New_York")
+        wall = time.perf_counter() - wall
+    finally:
+        engine.dispose()
+    return {"rows": report.rows, "enrolled": report.enrolled, "seconds": round(wall, 2),
+            "rows_per_s": round(report.rows / wall), "enrolled_per_s": round(report.enrolled / wall)}
+
+
+def _linked_both(folder: Path, n: int) -> dict:
+    from sqlalchemy import text
+
+    from bench.enroll import pg_schema
+
+    path = write_csv(folder / "linked.csv", n)
+    out = {f"linked_sqlite_{k}": v for k, v in _linked(f"sqlite:///{folder / 'linked.sqlite3'}", path).items()}
+    url, schema, admin = pg_schema()
+    if url is None:
+        out["linked_postgresql"] = schema
+        return out
+    try:
+        out.update({f"linked_pg_{k}": v for k, v in _linked(url, path).items()})
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    return out
+
+
 def run(quick: bool) -> BenchResult:
     n = 50_000 if quick else 1_000_000
     n_base = 5_000 if quick else 20_000
@@ -138,6 +183,7 @@ def run(quick: bool) -> BenchResult:
         large = _peak(sessions, write_csv(folder / "large.csv", mem_large))
         engine.dispose()
         file_mb = big.stat().st_size / 1e6
+        linked = _linked_both(folder, 10_000 if quick else 100_000)
 
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return BenchResult(
@@ -165,5 +211,7 @@ def run(quick: bool) -> BenchResult:
             f"peak_mb_{mem_large}_rows": round(large / 1e6, 2),
             "peak_growth": round(large / small, 2),
             "max_rss_mb": round(maxrss_mb, 1),
+            **linked,
+            "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         },
     )

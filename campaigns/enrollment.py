@@ -8,16 +8,22 @@ be down or a newsletter can land on the same day.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
-from sqlalchemy import insert, select
+from sqlalchemy import Integer, String, exists, func, insert, literal, select, type_coerce, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
-from campaigns.schedule import parse_window, resolve_zone, schedule_sequence
+from campaigns.schedule import SequencePlanner, parse_window, resolve_zone, schedule_sequence
 from drip.errors import InputError
 from drip.models import (
     Campaign,
+    CampaignOptOut,
     CampaignStatus,
     Delivery,
     DeliveryStatus,
@@ -26,8 +32,11 @@ from drip.models import (
     Step,
     Subscriber,
     SubscriberStatus,
+    Suppression,
     Tag,
+    UTCDateTime,
 )
+from subscribers.service import dialect_insert
 from subscribers.suppression import is_suppressed
 from subscribers.unsubscribe import is_opted_out
 
@@ -94,6 +103,172 @@ def enroll(
     return enrollment
 
 
+BULK_CHUNK = 5000  # subscribers per round: IN lists well under SQLite's 32,766 parameters, memory flat
+_PLAN_ROWS = 400  # (zone, step) rows per INSERT ... SELECT: SQLite allows 500 terms in one UNION ALL
+
+
+@dataclass
+class BulkEnrollment:
+    """What `enroll_many` did: enrollments made, and the patients passed over by reason.
+
+    Reasons (the checks of `enroll`, in its order): missing (no such subscriber), inactive,
+    suppressed, opted_out (unsubscribed from this campaign), enrolled (already has an active
+    enrollment, including a repeat of an id in the same call).
+    """
+
+    enrolled: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def enroll_many(
+    session: Session,
+    subscribers: Iterable[int] | Select,
+    campaign: Campaign,
+    now: datetime,
+    *,
+    clinic_tz: str,
+    source: str = "bulk",
+    chunk: int = BULK_CHUNK,
+) -> BulkEnrollment:
+    """Enroll many patients at once: the rows `enroll` would make for each, in a few statements per chunk.
+
+    `subscribers` is an iterable of subscriber ids or a SELECT whose first column is one (e.g. a
+    tag's members; read in id order, a chunk at a time). Per chunk of `chunk` patients: one query
+    for the checks, one `INSERT ... SELECT ... RETURNING` for the enrollments, one
+    `INSERT ... SELECT` for their deliveries (joined to the due times, which are computed once per
+    zone: everyone here is enrolled at the same `now`). Patients `enroll` would refuse are counted
+    in `skipped` instead; an unknown zone raises, as it does there. Why: the ORM path runs about
+    eight statements per patient, which made a tag-linked import of 100,000 patients take minutes.
+    """
+    if campaign.status != CampaignStatus.PUBLISHED.value:
+        raise NotEnrollable(f"campaign {campaign.slug!r} is {campaign.status}, not published", where="--campaign")
+    steps = session.execute(
+        select(Step.id, Step.delay_minutes).where(Step.campaign_id == campaign.id).order_by(Step.position)
+    ).all()
+    planner = SequencePlanner(now, [timedelta(minutes=d) for _, d in steps], parse_window(campaign.send_window),
+                              MIN_SPACING)
+    bulk = _Bulk(session, campaign, now, clinic_tz, source, [sid for sid, _ in steps], planner)
+    outcome = BulkEnrollment()
+    for ids in _id_chunks(session, subscribers, max(1, chunk)):
+        bulk.enroll_chunk(ids, outcome)
+    return outcome
+
+
+def _id_chunks(session: Session, subscribers: Iterable[int] | Select, size: int) -> Iterator[list[int]]:
+    if isinstance(subscribers, Select):
+        sub = subscribers.subquery()
+        key = sub.c[0]
+        last = None
+        while True:
+            query = select(key).distinct().order_by(key).limit(size)
+            if last is not None:
+                query = query.where(key > last)
+            ids = list(session.scalars(query))
+            if not ids:
+                return
+            yield ids
+            last = ids[-1]
+    else:
+        it = iter(subscribers)
+        while ids := list(islice(it, size)):
+            yield ids
+
+
+class _Bulk:
+    """One `enroll_many` call: the campaign's constants and the per-zone caches its chunks share."""
+
+    def __init__(self, session: Session, campaign: Campaign, now: datetime, clinic_tz: str, source: str,
+                 step_ids: list[int], planner: SequencePlanner) -> None:
+        self.session, self.campaign, self.now, self.clinic_tz, self.source = session, campaign, now, clinic_tz, source
+        self.step_ids, self.planner = step_ids, planner
+        self.zones: dict[str | None, object] = {}  # stored tz -> ZoneInfo (resolve_zone once per value)
+
+    def zone(self, tz: str | None):
+        found = self.zones.get(tz)
+        if found is None:
+            found = self.zones[tz] = resolve_zone(tz, self.clinic_tz)
+        return found
+
+    def enroll_chunk(self, ids: list[int], outcome: BulkEnrollment) -> None:
+        s, campaign = self.session, self.campaign
+        counts = Counter(ids)
+        opted_out = exists().where(CampaignOptOut.subscriber_id == Subscriber.id,
+                                   CampaignOptOut.campaign_id == campaign.id)
+        active = exists().where(Enrollment.subscriber_id == Subscriber.id, Enrollment.campaign_id == campaign.id,
+                                Enrollment.state == EnrollmentState.ACTIVE.value)
+        rows = {
+            r.id: r
+            for r in s.execute(
+                select(Subscriber.id, Subscriber.tz, Subscriber.status, Subscriber.email_key,
+                       opted_out.label("opted_out"), active.label("active")).where(Subscriber.id.in_(list(counts)))
+            )
+        }
+        keys = {r.email_key.strip().lower() for r in rows.values() if r.status == SubscriberStatus.ACTIVE.value}
+        suppressed = set(s.scalars(select(Suppression.email_key).where(Suppression.email_key.in_(keys)))) if keys else set()
+
+        eligible: dict[int, str | None] = {}  # subscriber id -> stored zone, in the order given
+        for sid, n in counts.items():
+            row = rows.get(sid)
+            if row is None:
+                reason = "missing"
+            elif row.status != SubscriberStatus.ACTIVE.value:
+                reason = "inactive"
+            elif row.email_key.strip().lower() in suppressed:
+                reason = "suppressed"
+            elif row.opted_out:
+                reason = "opted_out"
+            elif row.active:
+                reason = "enrolled"
+            else:
+                self.zone(row.tz)  # an unknown zone fails here, before anything is written (as in enroll)
+                eligible[sid] = row.tz
+                outcome.skipped["enrolled"] += n - 1  # a repeated id finds the first one's enrollment
+                continue
+            outcome.skipped[reason] += n
+        if not eligible:
+            return
+
+        made = s.execute(
+            dialect_insert(s, Enrollment.__table__)
+            .from_select(
+                ["subscriber_id", "campaign_id", "enrolled_at", "state", "source"],
+                select(Subscriber.id, literal(campaign.id, Integer), literal(self.now, UTCDateTime),
+                       literal(EnrollmentState.ACTIVE.value, String), literal(self.source, String))
+                .where(Subscriber.id.in_(list(eligible)))
+                .order_by(Subscriber.id),
+            )
+            .on_conflict_do_nothing()  # a concurrent enroll() won the race (partial unique index)
+            .returning(Enrollment.id, Enrollment.subscriber_id)
+        ).all()
+        outcome.enrolled += len(made)
+        outcome.skipped["enrolled"] += len(eligible) - len(made)
+        if not made or not self.step_ids:
+            return
+
+        plan: list[tuple[str, int, datetime]] = []
+        for tz in {eligible[sid] or "" for _, sid in made}:
+            plan.extend((tz, step, at) for step, at in zip(self.step_ids, self.planner.for_zone(self.zone(tz or None))))
+        enrollment_ids = [eid for eid, _ in made]
+        for i in range(0, len(plan), _PLAN_ROWS):
+            part = plan[i : i + _PLAN_ROWS]
+            terms = [
+                select(type_coerce(literal(tz), String).label("tz"), literal(step, Integer).label("step_id"),
+                       literal(at, UTCDateTime).label("due_at"))
+                for tz, step, at in part
+            ]
+            due = (union_all(*terms) if len(terms) > 1 else terms[0]).subquery("due")
+            s.execute(
+                insert(Delivery.__table__).from_select(
+                    ["subscriber_id", "enrollment_id", "step_id", "due_at", "status", "attempts", "last_error"],
+                    select(Enrollment.subscriber_id, Enrollment.id, due.c.step_id, due.c.due_at,
+                           literal(DeliveryStatus.SCHEDULED.value, String), literal(0, Integer), literal("", String))
+                    .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+                    .join(due, due.c.tz == func.coalesce(Subscriber.tz, ""))
+                    .where(Enrollment.id.in_(enrollment_ids)),
+                )
+            )
+
+
 def enroll_for_tags(
     session: Session, subscriber_ids: list[int], tag_ids: list[int], now: datetime, *, clinic_tz: str | None = None
 ) -> int:
@@ -112,13 +287,8 @@ def enroll_for_tags(
 
         clinic_tz = load_settings().clinic.timezone
     made = 0
-    for campaign in session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids))):
+    for campaign in session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)).order_by(Campaign.id)):
         if campaign.status != CampaignStatus.PUBLISHED.value:
             continue
-        for sub in session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids))):
-            try:
-                enroll(session, sub, campaign, now, clinic_tz=clinic_tz, source="tag")
-                made += 1
-            except NotEnrollable:
-                continue
+        made += enroll_many(session, subscriber_ids, campaign, now, clinic_tz=clinic_tz, source="tag").enrolled
     return made

@@ -39,12 +39,12 @@ from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException,
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 from starlette.routing import BaseRoute, Mount
 
-from campaigns.enrollment import NotEnrollable, enroll
+from campaigns.enrollment import NotEnrollable, enroll, enroll_many
 from campaigns.exits import record_event, stop_in_campaign
 from campaigns.service import get_campaign, list_campaigns
 from drip.errors import InputError, NotFoundError
@@ -81,6 +81,8 @@ from web.api_models import (
     MAX_ID,
     MAX_OFFSET,
     AttributeOut,
+    BulkEnrollmentIn,
+    BulkEnrollmentOut,
     CampaignOut,
     Consent,
     DeliveryPage,
@@ -405,6 +407,28 @@ def get_attributes(ctx: Ctx) -> list[dict]:
     with ctx.runtime.read_sessions() as s:
         return [{"key": d.key, "label": d.label, "type": d.type, "choices": list(d.choices or [])}
                 for d in definitions(s).values()]
+
+
+@router.post("/campaigns/{slug}/enrollments", response_model=BulkEnrollmentOut, tags=["campaigns"],
+             responses={404: _ERRORS[404], 409: _ERRORS[409]})
+def create_enrollments(slug: Annotated[Slug, Path()], body: BulkEnrollmentIn, ctx: Ctx) -> dict:
+    """Enroll many patients at once (ids, or every member of a tag); who cannot be enrolled is counted by reason.
+
+    The same checks as one enrollment, set-based (campaigns.enrollment.enroll_many). 409 if the
+    campaign is not published, 404 for an unknown campaign or tag.
+    """
+    now = ctx.clock()
+    with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "slug", "tags": "tag"}):
+        campaign = get_campaign(s, slug)
+        target: list[int] | Select = body.subscriber_ids or []
+        if body.tag is not None:
+            name = clean_tag(body.tag)
+            tag_id = s.scalar(select(Tag.id).where(Tag.name == name))
+            if tag_id is None:
+                raise HTTPException(404, f"no tag {name!r}")
+            target = select(SubscriberTag.subscriber_id).where(SubscriberTag.tag_id == tag_id)
+        outcome = enroll_many(s, target, campaign, now, clinic_tz=ctx.settings.clinic.timezone, source="api")
+    return {"campaign": slug, "enrolled": outcome.enrolled, "skipped": {k: n for k, n in sorted(outcome.skipped.items()) if n}}
 
 
 @router.get("/deliveries", response_model=DeliveryPage, tags=["deliveries"], responses={404: _ERRORS[404]})

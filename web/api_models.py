@@ -13,7 +13,7 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_ID = 2**31 - 1
 MAX_OFFSET = 10**9
@@ -101,6 +101,21 @@ class EventIn(_In):
     name: EventName = Field(description="What happened, e.g. 'appointment_booked'; campaigns with this "
                                         "event as an exit condition stop for the patient.")
     source: SourceText | None = Field(None, description="Which system reports it, e.g. 'booking-system'.")
+class BulkEnrollmentIn(_In):
+    """Who to enroll: a list of subscriber ids, or every member of a tag (exactly one of the two)."""
+    subscriber_ids: list[Id] | None = Field(None, min_length=1, max_length=10_000)
+    tag: TagName | None = None
+    @model_validator(mode="after")
+    def _one_of(self) -> "BulkEnrollmentIn":
+        if (self.subscriber_ids is None) == (self.tag is None):
+            raise ValueError("give either subscriber_ids or tag")
+        return self
+class BulkEnrollmentOut(BaseModel):
+    campaign: str
+    enrolled: int = Field(description="Enrollments made by this call.")
+    skipped: dict[str, int] = Field(description=(
+        "Patients passed over, by reason: missing (no such subscriber), inactive, suppressed, "
+        "opted_out (unsubscribed from this campaign), enrolled (already enrolled)."))
 
 
 class Consent(BaseModel):

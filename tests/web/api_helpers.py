@@ -18,6 +18,7 @@ OPERATIONS = [
     ("POST", "/subscribers/1/events", {"name": "appointment_booked"}),
     ("GET", "/campaigns", None),
     ("GET", "/attributes", None),
+    ("POST", "/campaigns/onboarding/enrollments", {"subscriber_ids": [1]}),
     ("GET", "/deliveries", None),
 ]
 

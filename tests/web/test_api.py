@@ -358,6 +358,31 @@ def test_enroll_endpoint(runtime, api, campaigns):
     assert count(runtime, Enrollment) == 1
 
 
+def test_bulk_enroll_endpoint_by_ids_and_by_tag(runtime, api, campaigns):
+    with runtime.sessions.begin() as s:
+        ids = [make_subscriber(s, f"p{i}@example.org", tz="Europe/London").id for i in range(4)]
+        gone = make_subscriber(s, "gone@example.org", status="unsubscribed").id
+    url = f"{API}/campaigns/onboarding/enrollments"
+    r = api.post(url, json={"subscriber_ids": [ids[0], ids[1], gone, 99_999]})
+    assert r.status_code == 200
+    assert r.json() == {"campaign": "onboarding", "enrolled": 2, "skipped": {"inactive": 1, "missing": 1}}
+    api.patch(f"{API}/subscribers/{ids[2]}", json={"add_tags": ["front-desk"]})
+    api.patch(f"{API}/subscribers/{ids[1]}", json={"add_tags": ["front-desk"]})
+    r = api.post(url, json={"tag": "front-desk"})
+    assert r.json() == {"campaign": "onboarding", "enrolled": 1, "skipped": {"enrolled": 1}}
+    with runtime.sessions() as s:
+        enrolled = set(s.scalars(select(Enrollment.subscriber_id).where(Enrollment.campaign_id == campaigns["onboarding"])))
+        assert enrolled == {ids[0], ids[1], ids[2]}
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 3 * 3
+    before = data(runtime)
+    assert api.post(f"{API}/campaigns/no-such/enrollments", json={"tag": "front-desk"}).status_code == 404
+    assert api.post(url, json={"tag": "no-such-tag"}).status_code == 404
+    assert api.post(f"{API}/campaigns/draft-series/enrollments", json={"subscriber_ids": [ids[3]]}).status_code == 409
+    for body in ({}, {"subscriber_ids": [ids[3]], "tag": "front-desk"}, {"subscriber_ids": []}, {"tag": " "}):
+        assert api.post(url, json=body).status_code == 422, body
+    assert data(runtime) == before
+
+
 # --------------------------------------------------------------------------- campaigns, deliveries
 
 
@@ -389,7 +414,8 @@ def test_openapi_document_and_docs_page(client):
     assert set(doc["paths"]) == {"/subscribers", "/subscribers/{subscriber_id}",
                                  "/subscribers/{subscriber_id}/enrollments", "/campaigns", "/deliveries",
                                  "/subscribers/{subscriber_id}/enrollments/{campaign}/stop",
-                                 "/subscribers/{subscriber_id}/events", "/attributes"}
+                                 "/subscribers/{subscriber_id}/events", "/attributes",
+                                 "/campaigns/{slug}/enrollments"}
     docs = client.get(f"{API}/docs")
     assert docs.status_code == 200 and f"{API}/openapi.json" in docs.text
     csp = docs.headers["content-security-policy"]
