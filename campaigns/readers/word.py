@@ -28,7 +28,19 @@ from campaigns.readers.tables import table_lines
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _VAL = f"{_W}val"
 _HEADING = re.compile(r"^(?:heading|titre|überschrift|kop|título|titolo|rubrik)\s*(\d)$", re.I)
-_LIST = re.compile(r"^List (Number|Bullet|Continue|Paragraph)(?: (\d))?$")
+_LIST = re.compile(r"^List (Number|Bullet|Continue|Paragraph)(?: (\d))?$", re.I)
+# where a paragraph's visible runs live: links, tracked insertions, fields, smart tags, content controls
+# (not w:del / w:moveFrom, deleted text; not text boxes inside drawings, which Word stores twice)
+_RUN_CONTAINERS = frozenset(f"{_W}{t}" for t in ("hyperlink", "ins", "moveTo", "smartTag", "fldSimple", "customXml",
+                                                  "dir", "bdo", "sdt", "sdtContent"))
+
+
+def _iter_runs(el):
+    for child in el:
+        if child.tag == f"{_W}r":
+            yield child
+        elif child.tag in _RUN_CONTAINERS:
+            yield from _iter_runs(child)
 _OFF = ("0", "false", "off", "none")
 
 
@@ -167,7 +179,7 @@ class _Reader:
         parts: list[str] = []
         bold_parts: list[str] = []
         leading = True
-        for r in p.iter(f"{_W}r"):
+        for r in _iter_runs(p):
             pieces: list[str] = []
             for child in r:
                 tag = child.tag
@@ -221,7 +233,7 @@ class _Reader:
             return
         names = self.styles.names(sid)
         level: int | None = None
-        if names[0] == "Title":
+        if names[0].lower() == "title":
             level = 0
         elif m := _HEADING.match(names[0]):
             level = int(m.group(1))
@@ -241,9 +253,9 @@ class _Reader:
         numbering: tuple[int, bool] | None = None
         if num is not None and num[0] > 0:  # numId 0 means "numbering off"
             numbering = (num[1], self.numbering.numbered(*num))
-        style_list = next((m for m in map(_LIST.match, names) if m and m.group(1) != "Paragraph"), None)
+        style_list = next((m for m in map(_LIST.match, names) if m and m.group(1).lower() != "paragraph"), None)
         if (num is None or num[0] <= 0) and style_list is not None and not (own_num and own_num[0] == 0):
-            kind, n = style_list.group(1), int(style_list.group(2) or 1)
+            kind, n = style_list.group(1).capitalize(), int(style_list.group(2) or 1)
             if kind == "Continue":  # body text that belongs to the list entry above
                 out.extend(blocks_from_paragraph(text, depth=n, bold_title=bold))
                 return

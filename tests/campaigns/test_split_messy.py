@@ -337,3 +337,19 @@ def test_page_builder_widget_wrappers_are_content():
     draft = split(html, ".html")
     assert draft.title == "Guide" and items(draft) == [("Sleep", "rest."), ("Diet", "eat.")]
     assert "Share" not in everything(draft)
+
+
+def test_word_tracked_changes_read_as_accepted(tmp_path):
+    from docx.oxml import parse_xml
+
+    d = docx.Document()
+    d.add_heading("Guide", level=1)
+    p = d.add_paragraph("Intro ")
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    p._p.append(parse_xml(f'<w:ins {w} w:id="1" w:author="a"><w:r><w:t>kept</w:t></w:r></w:ins>'))
+    p._p.append(parse_xml(f'<w:del {w} w:id="2" w:author="a"><w:r><w:delText>gone</w:delText></w:r></w:del>'))
+    p.add_run(" text.")
+    for title in ("Rest:", "Warmth:"):
+        add_runs(d.add_paragraph(style="List Number"), [(title, True), (" body.", False)])
+    draft = split(_save(d, tmp_path), ".docx")
+    assert draft.steps[0].text == "Intro kept text."
