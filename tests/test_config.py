@@ -54,10 +54,9 @@ def test_tune_worker_gc_freezes_the_start_up_heap_and_collects_young_objects_les
     before = gc.get_threshold()
     try:
         frozen = tune_worker_gc()
-        # At least `keep`, not an exact count: in a full run, threads that earlier tests left
-        # running (servers, thread pools) free frozen objects of their own at any moment, and
-        # the count shrank by a few between two calls (the test failed in full runs only).
-        assert frozen >= 1000 and gc.get_freeze_count() >= 1000
+        # Another thread still running (the browser tests' session-wide uvicorn server) may free a
+        # few frozen objects between the two counts: the count can only go down, and by little.
+        assert frozen >= 1000 and 0 <= frozen - gc.get_freeze_count() < 100
         tracked = {id(o) for o in gc.get_objects()}
         assert not any(id(o) in tracked for o in keep)  # out of every generation the collector walks
         assert gc.get_threshold() == (WORKER_GC_THRESHOLD, *before[1:])
