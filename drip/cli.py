@@ -19,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    # Plain (click-style) help and usage errors, here and in every sub-app: typer's rich help
+    # Plain (click-style) help and usage errors; sub-apps inherit it from here. typer's rich help
     # imports rich.markdown and markdown-it (~90 ms) before printing a line, which alone put
     # `drip --help` past 3x a bare `import typer`.
     rich_markup_mode=None,

@@ -36,19 +36,31 @@ HELP = [["--help"], ["split", "--help"], ["preview", "--help"], ["import", "--he
 
 PROBE = """
 import json, sys
-from drip.cli import main
+from drip.cli import app, main
+
+
+def every_help(group, path=()):
+    yield [*path, "--help"]
+    for name, command in sorted(getattr(group, "commands", {}).items()):
+        yield from every_help(command, (*path, name))
+
+
+commands = json.loads(sys.argv[1])
+if commands == "every":  # every command and group there is, including ones added later
+    import typer.main
+    commands = list(every_help(typer.main.get_command(app)))
 codes = []
-for argv in json.loads(sys.argv[1]):
+for argv in commands:
     try:
         main(argv)
         codes.append(0)
     except SystemExit as exc:
         codes.append(exc.code or 0)
-print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}), file=sys.stderr)
+print(json.dumps({"codes": codes, "modules": sorted(sys.modules), "commands": commands}), file=sys.stderr)
 """
 
 
-def probe(commands: list[list[str]], env: dict | None = None) -> dict:
+def probe(commands: list[list[str]] | str, env: dict | None = None) -> dict:
     r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(commands)], cwd=ROOT, capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "80", **(env or {})}, timeout=120)
     return {**json.loads(r.stderr.strip().splitlines()[-1]), "stdout": r.stdout}
@@ -59,10 +71,11 @@ def heavy(modules: list[str]) -> list[str]:
 
 
 def test_help_of_every_command_loads_nothing_heavy():
-    result = probe(HELP)
-    assert result["codes"] == [0] * len(HELP)
+    result = probe("every")
+    assert len(result["commands"]) >= len(HELP) and all(c in result["commands"] for c in HELP)
+    assert result["codes"] == [0] * len(result["commands"])
     assert heavy(result["modules"]) == []
-    assert "Usage: drip serve" in result["stdout"]
+    assert "Usage: drip serve" in result["stdout"] and "Usage: drip subscribers tag" in result["stdout"]
 
 
 def test_help_labels_values_in_the_classic_style():
@@ -79,7 +92,7 @@ def test_serve_help_names_the_staff_app_and_the_api():
 
 
 def test_every_help_line_fits_80_columns():
-    out = probe(HELP)["stdout"]
+    out = probe("every")["stdout"]
     assert max(len(line) for line in out.splitlines()) <= 80
 
 

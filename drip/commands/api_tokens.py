@@ -12,8 +12,7 @@ from rich.console import Console
 # The database and web.api_tokens are imported inside each command: `drip --help` must not pay for
 # SQLAlchemy (tests/test_startup.py).
 
-app = typer.Typer(help="Tokens for the REST API (Authorization: Bearer <token>).", no_args_is_help=True,
-                     rich_markup_mode=None)  # plain help: see drip.cli
+app = typer.Typer(help="Tokens for the REST API (Authorization: Bearer <token>).", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -14,8 +14,7 @@ from drip.errors import InputError
 # each command: `drip --help` and the other commands must not pay for them (tests/test_startup.py).
 
 console = Console()
-app_ = typer.Typer(help="Newsletters: one email to a list, once or recurring.", no_args_is_help=True,
-                     rich_markup_mode=None)  # plain help: see drip.cli
+app_ = typer.Typer(help="Newsletters: one email to a list, once or recurring.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,8 +14,7 @@ from drip.errors import InputError
 # and every other command must not pay for them at start-up (tests/test_startup.py).
 
 console = Console()
-campaigns_app = typer.Typer(help="Campaigns: list, show, publish, pause, archive, edit steps.", no_args_is_help=True,
-                              rich_markup_mode=None)  # plain help: see drip.cli
+campaigns_app = typer.Typer(help="Campaigns: list, show, publish, pause, archive, edit steps.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,8 +17,7 @@ from drip.errors import InputError
 # The database and the password hasher are imported inside each command: `drip --help` must not
 # pay for them (tests/test_startup.py).
 
-app = typer.Typer(help="Staff accounts for the web app.", no_args_is_help=True,
-                     rich_markup_mode=None)  # plain help: see drip.cli
+app = typer.Typer(help="Staff accounts for the web app.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
 
 

@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
 SHOWN_ERRORS = 50
 
-app = typer.Typer(help="Patients: add, import from CSV, list, show, tag.", no_args_is_help=True,
-                     rich_markup_mode=None)  # plain help: see drip.cli
+app = typer.Typer(help="Patients: add, import from CSV, list, show, tag.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
