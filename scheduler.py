@@ -53,6 +53,19 @@ class Worker:
         self.stopping = threading.Event()
         self.errors = 0
         self._scheduler: BackgroundScheduler | None = None
+        self.chores: list[tuple[str, Callable[[], object], float]] = []  # (name, job, seconds): housekeeping
+
+    def add_chore(self, name: str, job: Callable[[], object], seconds: float) -> None:
+        """Housekeeping beside the ticks (e.g. retention), in its own job: never delays sending."""
+        self.chores.append((name, job, seconds))
+
+    def _chore(self, name: str, job: Callable[[], object]) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - housekeeping failing must not stop the worker
+            log.exception("%s failed; it runs again later", name)
 
     def _job(self) -> None:
         if self.stopping.is_set():
@@ -93,6 +106,10 @@ class Worker:
         if self.heartbeat:
             scheduler.add_job(self._beat, IntervalTrigger(seconds=self.beat_seconds, timezone="UTC"), id="heartbeat",
                               misfire_grace_time=None, coalesce=True, max_instances=1)
+        for name, job, seconds in self.chores:
+            scheduler.add_job(self._chore, IntervalTrigger(seconds=seconds, timezone="UTC"), args=(name, job), id=name,
+                              next_run_time=datetime.now().astimezone(), misfire_grace_time=None, coalesce=True,
+                              max_instances=1)
         return scheduler
 
     def start(self) -> None:

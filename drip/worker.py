@@ -28,7 +28,23 @@ def build_worker(rt: Runtime, dispatcher: "Dispatcher", interval: float | None, 
     from scheduler import Worker
 
     heartbeat = Heartbeat(rt.sessions, dispatcher.store.worker_id, mode=mode)
-    return Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=on_report, heartbeat=heartbeat)
+    worker = Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=on_report, heartbeat=heartbeat)
+    if rt.settings.retention_days > 0:
+        worker.add_chore("retention", lambda: _retention(rt), RETENTION_SECONDS)
+    return worker
+
+
+RETENTION_SECONDS = 3600.0
+
+
+def _retention(rt: Runtime) -> None:
+    from delivery.retention import apply_retention
+    from drip.models import utcnow
+
+    result = apply_retention(rt.sessions, utcnow(), rt.settings.retention_days)
+    if result.deliveries or result.events:
+        log.info("retention: deleted %d delivery rows and %d provider events older than %s", result.deliveries,
+                 result.events, result.cutoff.date())
 
 
 def beat_once(rt: Runtime) -> Callable[[int], None]:

@@ -59,6 +59,7 @@ from drip.errors import InputError
 from drip.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.attributes import definitions, parse_value, write_values
 from drip.runtime import Runtime
+from subscribers.suppression import erased_keys
 from subscribers.service import (
     clean_name,
     clean_tag,
@@ -473,6 +474,12 @@ def _write(
     table = Subscriber.__table__
     keys = list(merged)
     known = _ids(session, keys)
+    # An erased patient is never re-added (subscribers/erasure.py): the row is refused and named.
+    for key in erased_keys(session, [k for k in keys if k not in known]):
+        row = merged.pop(key)
+        report.skipped += 1
+        report.add_error(RowError(row.line, "email", "this patient's data was erased at their request; not re-added"))
+    keys = list(merged)
     for key in keys:
         sid = known.get(key)
         if sid is None:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from drip.errors import InputError, NotFoundError
 from drip.models import Subscriber, SubscriberStatus, SubscriberTag, Tag, utcnow
+from subscribers.suppression import erased_keys
 
 MAX_NAME = 200
 MAX_TAG = 100
@@ -142,6 +143,10 @@ def get_subscriber(session: Session, email: str) -> Subscriber:
     return sub
 
 
+class ErasedAddress(InputError):
+    """The address belongs to a patient whose data was erased: it is never re-added."""
+
+
 def upsert_subscriber(
     session: Session,
     email: str,
@@ -162,6 +167,9 @@ def upsert_subscriber(
 
     sub = find_subscriber(session, key)
     created = sub is None
+    if sub is None and erased_keys(session, [key]):
+        raise ErasedAddress("this patient's data was erased at their request (only a suppression hash is "
+                            "kept); the address cannot be added again", where="email")
     if sub is None:
         sub = Subscriber(
             email=address,

@@ -4,6 +4,11 @@ A suppressed address is never sent to again, whoever asks (a bounce, a spam comp
 "unsubscribe from everything", staff). The list is keyed by the lower-cased address, not the
 subscriber id, so an address that bounced stays blocked even if it is imported again later.
 
+An erased patient leaves only `erased_key(address)` behind: a SHA-256 of the lower-cased address,
+never the address itself. It answers "was this address erased?" for whoever already holds the
+address (an import, the API, a sign-up form), so an erased patient is never re-added, and it
+tells nobody else anything.
+
 `cancel_pending` only touches rows still `scheduled`. A row in `sending` has been claimed by a
 worker and may already be with the provider: it cannot be recalled, and rewriting it would make
 the ledger lie about what went out (the worker's `record()` only updates rows it still holds in
@@ -23,6 +28,27 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentState, Suppression
+
+ERASED_PREFIX = "sha256:"
+
+
+def erased_key(email_key: str) -> str:
+    """What the suppression list keeps of an erased patient's address: a one-way hash."""
+    import hashlib
+
+    return ERASED_PREFIX + hashlib.sha256(email_key.strip().lower().encode("utf-8")).hexdigest()
+
+
+def erased_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """Which of these (lower-cased) addresses belong to erased patients: one query per 500."""
+    by_hash = {erased_key(k): k.strip().lower() for k in keys if k}
+    hashes = sorted(by_hash)
+    found: set[str] = set()
+    for i in range(0, len(hashes), _CHUNK):
+        found.update(by_hash[h] for h in session.scalars(
+            select(Suppression.email_key).where(Suppression.email_key.in_(hashes[i : i + _CHUNK]))))
+    return found
+
 
 # Keep IN lists well under SQLite's bound-parameter limit and PostgreSQL's comfortable plan size.
 _CHUNK = 500
@@ -60,11 +86,15 @@ def unsuppress(session: Session, email_key: str, *, only_reasons: Iterable[str] 
 
 
 def suppression_of(session: Session, email_key: str) -> Suppression | None:
-    return session.get(Suppression, email_key.strip().lower())
+    """The entry for this address: its own, or the hash an erasure left."""
+    key = email_key.strip().lower()
+    return session.get(Suppression, key) or session.get(Suppression, erased_key(key))
 
 
 def is_suppressed(session: Session, email_key: str) -> bool:
-    return session.scalar(select(Suppression.email_key).where(Suppression.email_key == email_key.strip().lower())) is not None
+    key = email_key.strip().lower()
+    return session.scalar(select(Suppression.email_key)
+                          .where(Suppression.email_key.in_((key, erased_key(key)))).limit(1)) is not None
 
 
 def suppressed_keys(session: Session, keys: Iterable[str]) -> set[str]:

@@ -200,3 +200,14 @@ def _dues(env) -> list:
             return list(s.scalars(select(Delivery.due_at)))
     finally:
         engine.dispose()
+
+
+def test_retention_counts_then_applies(env, drip, monkeypatch):
+    r = drip("retention", env=env)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "drip: error: --days: no retention is set: set DRIP_RETENTION_DAYS or pass --days N")
+    monkeypatch.setenv("DRIP_RETENTION_DAYS", "30")
+    r = drip("retention", env=env)
+    assert r.returncode == 0 and r.stdout.startswith("would delete (--apply deletes): 0 delivery rows and 0 provider")
+    r = drip("retention", "--days", "30", "--apply", env=env)
+    assert r.returncode == 0 and r.stdout.startswith("deleted: 0 delivery rows")

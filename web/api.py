@@ -63,6 +63,7 @@ from drip.models import (
 )
 from subscribers.attributes import definitions, set_attributes, typed_values
 from subscribers.erasure import erase_subscriber
+from subscribers.service import ErasedAddress
 from subscribers.service import (
     clean_name,
     clean_tag,
@@ -168,7 +169,7 @@ def domain_errors(location: str = "body", fields: dict[str, str] | None = None) 
         yield
     except NotFoundError as exc:
         raise HTTPException(404, _message(exc)) from exc
-    except (NotEnrollable, PreferenceError) as exc:
+    except (NotEnrollable, PreferenceError, ErasedAddress) as exc:
         raise HTTPException(409, _message(exc)) from exc
     except InputError as exc:
         where = (exc.where or "").lstrip("-")

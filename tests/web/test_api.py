@@ -22,7 +22,7 @@ from drip.models import (
 from tests.factories import make_campaign, make_subscriber
 from tests.web.api_helpers import API, OPERATIONS, bearer, new_token
 from tests.web.seed import T0, snapshot
-from subscribers.suppression import suppress
+from subscribers.suppression import erased_key, suppress
 from subscribers.unsubscribe import unsubscribe
 from web.api_tokens import authenticate, hash_token, revoke_token
 
@@ -314,19 +314,27 @@ def test_delete_erases_personal_data_and_keeps_the_opt_out(runtime, api, campaig
         assert s.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.subscriber_id == sid)) == 0
         assert s.scalar(select(func.count()).select_from(SubscriberTag)) == 0
         assert s.scalar(select(func.count()).select_from(Event)) == 0
-        assert s.get(Suppression, "ann@example.org").reason == "unsubscribe"  # never mailed again
+        # never mailed again, and not even the address is kept: only its hash
+        assert s.get(Suppression, "ann@example.org") is None
+        assert s.get(Suppression, erased_key("ann@example.org")).reason == "unsubscribe"
         assert s.get(Subscriber, other) is not None
         assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.subscriber_id == other)) == 3
     assert api.delete(f"{API}/subscribers/{sid}").status_code == 404
     # Re-adding the address later does not make it mailable again.
     r = api.post(f"{API}/subscribers", json={"email": "ann@example.org", "enroll": "onboarding"})
-    assert r.status_code == 409 and "suppression" in r.json()["detail"]
+    assert r.status_code == 409 and "erased at their request" in r.json()["detail"]
+    assert count(runtime, Subscriber) == 1  # bob only
 
 
-def test_delete_of_an_active_patient_leaves_no_suppression(runtime, api):
-    sid = api.post(f"{API}/subscribers", json={"email": "ann@example.org"}).json()["id"]
+def test_delete_of_an_active_patient_leaves_only_a_hash_that_refuses_re_adding(runtime, api):
+    sid = api.post(f"{API}/subscribers", json={"email": "Ann@Example.org"}).json()["id"]
     assert api.delete(f"{API}/subscribers/{sid}").status_code == 204
-    assert count(runtime, Subscriber) == 0 and count(runtime, Suppression) == 0
+    with runtime.sessions() as s:
+        assert count(runtime, Subscriber) == 0
+        assert [(x.email_key, x.reason) for x in s.scalars(select(Suppression))] == [
+            (erased_key("ann@example.org"), "erased")]
+    r = api.post(f"{API}/subscribers", json={"email": "ann@example.org"})
+    assert r.status_code == 409 and count(runtime, Subscriber) == 0
 
 
 def test_delete_writes_a_missing_suppression_for_a_bounced_patient(runtime, api):
@@ -334,8 +342,8 @@ def test_delete_writes_a_missing_suppression_for_a_bounced_patient(runtime, api)
         sid = make_subscriber(s, "ann@example.org", status="bounced").id
     assert api.delete(f"{API}/subscribers/{sid}").status_code == 204
     with runtime.sessions() as s:
-        assert (s.get(Suppression, "ann@example.org").reason, s.get(Suppression, "ann@example.org").source) == (
-            "bounce", "erased")
+        kept = s.get(Suppression, erased_key("ann@example.org"))
+        assert (kept.reason, kept.source) == ("bounce", "erased") and s.get(Suppression, "ann@example.org") is None
 
 
 # --------------------------------------------------------------------------- enrollments

@@ -69,6 +69,12 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
               name="subscriber_unsubscribe"),
         Route("/subscribers/{id:int}/suppress", page(subscribers.subscriber_suppress), methods=POST,
               name="subscriber_suppress"),
+        Route("/subscribers/{id:int}/export", page(subscribers.subscriber_export_page), methods=GET,
+              name="subscriber_export"),
+        Route("/subscribers/{id:int}/export.json", page(subscribers.subscriber_export_json), methods=GET,
+              name="subscriber_export_json"),
+        Route("/subscribers/{id:int}/erase", page(subscribers.subscriber_erase), methods=POST,
+              name="subscriber_erase"),
         # sign-up form
         Route("/signup", page(signup.signup_page), methods=GET, name="signup"),
         Route("/signup", page(signup.signup_set), methods=POST, name="signup_set"),

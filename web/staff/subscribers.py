@@ -323,3 +323,49 @@ def subscriber_suppress(req: StaffRequest) -> Response:
         return (f"{sub.email} is on the suppression list and will never be emailed again; "
                 f"{cancelled} scheduled email{'s' if cancelled != 1 else ''} cancelled.")
     return _change(req, apply)
+
+
+# -- patient data rights
+
+
+def _export(req: StaffRequest) -> tuple[Subscriber, dict]:
+    from subscribers.export import patient_export
+
+    with req.ctx.runtime.read_sessions() as db:
+        sub = _subscriber(db, req)
+        return sub, patient_export(db, sub, clinic_name=req.ctx.settings.clinic.name, now=req.now)
+
+
+def subscriber_export_json(req: StaffRequest) -> Response:
+    """Everything drip holds about one patient, as a JSON download (right of access)."""
+    import json
+
+    sub, data = _export(req)
+    body = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    return Response(body, media_type="application/json; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="patient-{sub.id}-export.json"',
+        "Cache-Control": "no-store",
+    })
+
+
+def subscriber_export_page(req: StaffRequest) -> Response:
+    """The same export as a page a patient can read (print it, or save it as a PDF)."""
+    sub, data = _export(req)
+    return req.render("subscriber_export.html", {"nav": "subscribers", "sub": sub, "data": data})
+
+
+def subscriber_erase(req: StaffRequest) -> Response:
+    """Erase one patient: typed confirmation (their address), then everything but a suppression hash goes."""
+    from subscribers.erasure import erase_subscriber
+
+    sid = req.request.path_params["id"]
+    with req.ctx.runtime.sessions.begin() as db:
+        sub = _subscriber(db, req)
+        typed = " ".join(req.field("confirm_email").split()).lower()
+        if typed != sub.email_key:
+            req.flash("To erase this patient, type their email address exactly; nothing was erased.", "error")
+            return req.redirect("staff:subscriber", id=sid)
+        erase_subscriber(db, sub, req.now)
+    req.flash(f"Patient {sid} was erased: their data is gone; a hash of the address is kept so they are "
+              "never added or emailed again.")
+    return req.redirect("staff:subscribers")
