@@ -278,7 +278,8 @@ def _pending_count(session: Session, ids: list[int]) -> int:
 
 def pause(session: Session, b: Broadcast) -> int:
     """Hold a newsletter: nothing more goes out (the worker claims rows of live newsletters only),
-    a recurring one fires no occurrence, until `resume`. Returns the emails held."""
+    a recurring one fires no occurrence, until `resume`. Emails a worker had already claimed
+    (`sending`) still go out, as with a cancel. Returns the emails held."""
     if b.status not in _LIVE:
         raise InputError(f"only a scheduled newsletter can be paused ({b.slug} is {b.status})", where="slug")
     ids = _family(session, b, _LIVE)

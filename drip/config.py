@@ -167,13 +167,25 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
         raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
     if settings.batch_size < 0:
         raise ConfigurationError("DRIP_BATCH_SIZE must be a number of rows (or 0: chosen by backend)")
-    if settings.trusted_proxies.strip():
-        from web.security import parse_trusted_proxies
-
-        parse_trusted_proxies(settings.trusted_proxies)  # a typo fails at start-up, not as "no proxy"
+    parse_trusted_proxies(settings.trusted_proxies)  # a typo fails at start-up, not as "no proxy"
     if settings.record_every < 1:
         settings = replace(settings, record_every=50)
     return settings
+
+
+def parse_trusted_proxies(value: str) -> list[str]:
+    """`DRIP_TRUSTED_PROXIES` ("127.0.0.1, 10.0.0.0/8") as a list; anything not an IP or network is refused."""
+    import ipaddress
+
+    proxies = [part.strip() for part in value.split(",") if part.strip()]
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+        except ValueError:
+            raise ConfigurationError(
+                f"DRIP_TRUSTED_PROXIES: {item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+            ) from None
+    return proxies
 
 
 def secret_key(settings: Settings) -> str:

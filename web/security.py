@@ -11,13 +11,11 @@ from those pages to the clinic's website must not hand the token over in a Refer
 
 from __future__ import annotations
 
-import ipaddress
-
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drip.errors import ConfigurationError
+from drip.config import parse_trusted_proxies
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; "
@@ -53,19 +51,6 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def parse_trusted_proxies(value: str) -> list[str]:
-    """`DRIP_TRUSTED_PROXIES` ("127.0.0.1, 10.0.0.0/8") as a list; anything not an IP or network is refused."""
-    proxies = [part.strip() for part in value.split(",") if part.strip()]
-    for item in proxies:
-        try:
-            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
-        except ValueError:
-            raise ConfigurationError(
-                f"DRIP_TRUSTED_PROXIES: {item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
-            ) from None
-    return proxies
 
 
 def proxy_middleware(trusted_proxies: str) -> list[Middleware]:
