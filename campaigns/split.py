@@ -199,7 +199,8 @@ class _Splitter:
             lv = self.levels[i]
             if lv is not None or (b.kind == "item" and b.level):
                 own = lv if lv is not None else b.level
-                if rank is not None and own > rank:  # a question or sub-heading inside the FAQ
+                question = own == _INFERRED and b.text.strip().endswith("?")
+                if rank is not None and (own > rank or question):  # a question or sub-heading inside the FAQ
                     self.levels[i] = None
                     self.excluded[i] = True
                     continue

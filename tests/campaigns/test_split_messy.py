@@ -353,3 +353,12 @@ def test_word_tracked_changes_read_as_accepted(tmp_path):
         add_runs(d.add_paragraph(style="List Number"), [(title, True), (" body.", False)])
     draft = split(_save(d, tmp_path), ".docx")
     assert draft.steps[0].text == "Intro kept text."
+
+
+def test_plain_text_faq_questions_stay_in_one_faq_step():
+    text = ("Guide\n\nIntro.\n\n1. Sleep:\nRest well.\n\n2. Diet:\nEat warm.\n\nFAQ\n\nDoes it hurt?\n\nNo, it tingles.\n\n"
+            "How long is a visit?\n\nAbout an hour.\n")
+    draft = split(text, ".txt")
+    assert [t for t, _ in items(draft)] == ["Sleep", "Diet"]
+    assert [(s.kind, s.section) for s in draft.steps[-1:]] == [("outro", "FAQ")]
+    assert draft.steps[-1].text.startswith("Does it hurt?\n\nNo, it tingles.\n\nHow long is a visit?")
