@@ -54,7 +54,9 @@ def test_tune_worker_gc_freezes_the_start_up_heap_and_collects_young_objects_les
     before = gc.get_threshold()
     try:
         frozen = tune_worker_gc()
-        assert frozen == gc.get_freeze_count() >= 1000
+        # <=, not ==: refcounting still frees frozen objects, and another thread of the test session
+        # (the browser tests' live uvicorn server refreshes its Date header) may do so meanwhile.
+        assert frozen >= gc.get_freeze_count() >= 1000
         tracked = {id(o) for o in gc.get_objects()}
         assert not any(id(o) in tracked for o in keep)  # out of every generation the collector walks
         assert gc.get_threshold() == (WORKER_GC_THRESHOLD, *before[1:])
