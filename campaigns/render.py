@@ -230,9 +230,26 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable(
 )
 
 
+# A bare http(s) address in the text (not already inside a markdown link or <...>): trailing
+# sentence punctuation and a closing bracket stay outside the link.
+_BARE_URL = re.compile(r"\bhttps?://[^\s<>\"'`]+?(?=[.,;:!?)\]]*(?:\s|$))", re.IGNORECASE)
+
+
+def _autolink(text: str) -> str:
+    """Bare URLs become CommonMark autolinks (<https://...>), so the email links them; only
+    http and https (markdown-it refuses javascript: and the like anyway)."""
+    def link(m: re.Match[str]) -> str:
+        before = text[max(0, m.start() - 2) : m.start()]
+        if before.endswith("<") or before == "](":
+            return m.group(0)
+        return f"<{m.group(0)}>"
+
+    return _BARE_URL.sub(link, text) if "://" in text else text
+
+
 def body_html(body: str) -> Markup:
-    """The body as HTML: paragraphs, "- " bullets, *emphasis*; everything else escaped."""
-    return Markup(_MARKDOWN.render(_newlines(body).strip()))
+    """The body as HTML: paragraphs, "- " bullets, *emphasis*, links; everything else escaped."""
+    return Markup(_MARKDOWN.render(_autolink(_newlines(body).strip())))
 
 
 def body_text(body: str) -> str:
@@ -585,8 +602,15 @@ class Renderer:
             "logo_url": self._logo_url(),
             "phone_link": re.sub(r"[^\d+]", "", clinic.phone),
             "website_label": re.sub(r"^https?://(www\.)?", "", clinic.website).rstrip("/"),
+            "cta_url": self._cta_url(),
+            "cta_label": one_line(clinic.cta_label) or "Book a visit",
         }
         return {"email": email, "clinic": clinic, "theme": self.theme}
+
+    def _cta_url(self) -> str:
+        """The call to action's link (the clinic's booking page), http(s) only; '' hides the button."""
+        url = one_line(self.clinic.booking_url)
+        return url if re.match(r"^https?://[^\s<>\"']+$", url) else ""
 
     def _logo_url(self) -> str:
         logo = one_line(self.clinic.logo_url)

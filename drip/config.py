@@ -8,6 +8,7 @@ the environment only; a TOML file that holds one is refused so it cannot end up 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,8 @@ class Clinic:
     website: str = "https://riverside-clinic.example"
     phone: str = "(207) 555-0142"
     logo_url: str = ""
+    booking_url: str = ""  # the call-to-action button on every email ("" for none)
+    cta_label: str = "Book a visit"
     brand_color: str = "#2f6f6a"
     from_email: str = "care@riverside-clinic.example"
     from_name: str = "Riverside Acupuncture"
@@ -168,6 +171,9 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
     if settings.batch_size < 0:
         raise ConfigurationError("DRIP_BATCH_SIZE must be a number of rows (or 0: chosen by backend)")
     parse_trusted_proxies(settings.trusted_proxies)  # a typo fails at start-up, not as "no proxy"
+    booking = settings.clinic.booking_url.strip()
+    if booking and not re.fullmatch(r"https?://[^\s<>\"']+", booking):
+        raise ConfigurationError("DRIP_CLINIC_BOOKING_URL must be an http(s) address, e.g. https://clinic.example/book")
     if settings.record_every < 1:
         settings = replace(settings, record_every=50)
     return settings
