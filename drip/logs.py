@@ -76,5 +76,12 @@ def configure_logging(fmt: str | None = None, *, level: int = logging.INFO, stre
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # uvicorn's own logging set-up (its default log_config, e.g. from an earlier server in the same
+    # process) gives its loggers handlers of their own and stops them propagating: drip's lines
+    # would lose uvicorn's access lines. Route them through this handler instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))  # not two lines every tick
     return handler
