@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from campaigns.schedule import SequencePlanner, parse_window, resolve_zone, schedule_sequence
+from campaigns.schedule import (
+    Cadence, SequencePlanner, parse_send_time, parse_window, resolve_zone, schedule_sequence,
+)
 from drip.errors import InputError
 from drip.models import (
     Campaign,
@@ -41,6 +43,11 @@ from subscribers.suppression import is_suppressed
 from subscribers.unsubscribe import is_opted_out
 
 MIN_SPACING = timedelta(hours=20)
+
+
+def cadence_of(campaign: Campaign) -> Cadence:
+    """The campaign's cadence settings as the schedule arithmetic takes them."""
+    return Cadence(business_days=bool(campaign.business_days), send_time=parse_send_time(campaign.send_time))
 
 
 class NotEnrollable(InputError):
@@ -77,7 +84,8 @@ def enroll(
     steps = list(session.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
     tz = resolve_zone(subscriber.tz, clinic_tz)
     window = parse_window(campaign.send_window)
-    due = schedule_sequence(now, [timedelta(minutes=s.delay_minutes) for s in steps], window, tz, MIN_SPACING)
+    due = schedule_sequence(now, [timedelta(minutes=s.delay_minutes) for s in steps], window, tz, MIN_SPACING,
+                            cadence_of(campaign))
 
     enrollment = Enrollment(subscriber_id=subscriber.id, campaign_id=campaign.id, enrolled_at=now, source=source)
     try:
@@ -146,7 +154,7 @@ def enroll_many(
         select(Step.id, Step.delay_minutes).where(Step.campaign_id == campaign.id).order_by(Step.position)
     ).all()
     planner = SequencePlanner(now, [timedelta(minutes=d) for _, d in steps], parse_window(campaign.send_window),
-                              MIN_SPACING)
+                              MIN_SPACING, cadence_of(campaign))
     bulk = _Bulk(session, campaign, now, clinic_tz, source, [sid for sid, _ in steps], planner)
     outcome = BulkEnrollment()
     for ids in _id_chunks(session, subscribers, max(1, chunk)):

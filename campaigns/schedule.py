@@ -386,29 +386,112 @@ def defer_for_cap(at_utc: datetime, window: SendWindow, tz: ZoneInfo) -> datetim
     return next_send_at(next_day, window, tz)
 
 
+@dataclass(frozen=True)
+class Cadence:
+    """How a campaign spaces its steps beyond "delay after enrollment, moved into the window".
+
+    `business_days`: a step's whole days count Monday to Friday only ("every 2 days" from a
+    Thursday lands on Monday, not Saturday-moved-to-Monday-then-Wednesday). `send_time`: each
+    step goes at this local wall time (e.g. 09:30 in the patient's zone) instead of the time of
+    day the patient enrolled. With either set, each step's days count from the day the previous
+    step actually goes (after any window deferral), so the spacing staff chose always holds.
+    """
+
+    business_days: bool = False
+    send_time: time | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return not self.business_days and self.send_time is None
+
+
+DEFAULT_CADENCE = Cadence()
+
+
+def parse_send_time(value: str | None, field: str = "--send-time") -> time | None:
+    """'09:30' -> time(9, 30); '' or None -> None (send at the enrollment's time of day)."""
+    if value is None or not value.strip():
+        return None
+    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+    if not m:
+        raise InputError(f"expected a local time as HH:MM, e.g. 09:30, got {value!r}", where=field)
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def add_days(day: date, n: int, business: bool) -> date:
+    """`day` + n calendar days, or n business days (Mon-Fri; a weekend start counts from Monday)."""
+    if not business:
+        return day + timedelta(days=n)
+    while day.weekday() >= 5:  # a Saturday or Sunday start: the first business day is Monday
+        day += timedelta(days=1)
+    weeks, rest = divmod(n, 5)
+    day += timedelta(weeks=weeks)
+    for _ in range(rest):
+        day += timedelta(days=1)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+    return day
+
+
+def _at_wall(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The instant `day at` occurs in `tz` (its first, if the hour repeats; just after, if skipped)."""
+    wall = datetime.combine(day, at)
+    for instant in sorted(_wall_instants(wall, tz)):
+        if instant.astimezone(tz).replace(tzinfo=None) == wall:
+            return instant
+    first, second = _wall_instants(wall, tz)
+    return _first_with_offset(min(first, second), max(first, second), tz)
+
+
 def schedule_sequence(
     enrolled_at_utc: datetime,
     delays: Sequence[timedelta],
     window: SendWindow,
     tz: ZoneInfo,
     min_spacing: timedelta = timedelta(hours=20),
+    cadence: Cadence = DEFAULT_CADENCE,
 ) -> list[datetime]:
     """Send times for a campaign's steps: enrolled_at + delay, moved into the window.
 
     Each step also waits `min_spacing` after the previous one's send time (a window that
     pushes step 1 to Monday 09:00 must not land step 2 at 09:01), so times strictly increase.
+    A `cadence` (business days, a fixed local send time) changes how days count; see `Cadence`.
     """
     enrolled = _as_utc(enrolled_at_utc, "enrolled_at_utc")
     if min_spacing <= timedelta(0):
         raise ValueError(f"min_spacing must be positive, got {min_spacing!r}")
+    if any(d < timedelta(0) for d in delays):
+        raise ValueError(f"step delays cannot be negative, got {min(delays)!r}")
+    if not cadence.is_default:
+        return _cadenced(enrolled, delays, window, tz, min_spacing, cadence)
     out: list[datetime] = []
     for delay in delays:
-        if delay < timedelta(0):
-            raise ValueError(f"step delays cannot be negative, got {delay!r}")
         due = enrolled + delay
         if out:
             due = max(due, out[-1] + min_spacing)
         out.append(next_send_at(due, window, tz))
+    return out
+
+
+def _cadenced(enrolled: datetime, delays: Sequence[timedelta], window: SendWindow, tz: ZoneInfo,
+              min_spacing: timedelta, cadence: Cadence) -> list[datetime]:
+    local = enrolled.astimezone(tz)
+    at_time = cadence.send_time or local.time().replace(tzinfo=None)
+    out: list[datetime] = []
+    base_day, base_days = local.date(), 0
+    for delay in delays:
+        days, rest = divmod(delay, timedelta(days=1))
+        day = add_days(base_day, days - base_days, cadence.business_days)
+        due = _at_wall(day, at_time, tz) + rest
+        if not out and due < enrolled:  # today's send time has passed: the next (business) day
+            day = add_days(day, 1, cadence.business_days)
+            due = _at_wall(day, at_time, tz) + rest
+        if out:
+            due = max(due, out[-1] + min_spacing)
+        due = next_send_at(due, window, tz)
+        out.append(due)
+        # The next step's days count from the day this one actually goes.
+        base_day, base_days = due.astimezone(tz).date(), days
     return out
 
 
@@ -426,17 +509,20 @@ class SequencePlanner:
         delays: Sequence[timedelta],
         window: SendWindow,
         min_spacing: timedelta = timedelta(hours=20),
+        cadence: Cadence = DEFAULT_CADENCE,
     ) -> None:
         self.enrolled_at = _as_utc(enrolled_at_utc, "enrolled_at_utc")
         self.delays = tuple(delays)
         self.window = window
         self.min_spacing = min_spacing
+        self.cadence = cadence
         self._by_zone: dict[str, tuple[datetime, ...]] = {}
 
     def for_zone(self, tz: ZoneInfo) -> tuple[datetime, ...]:
         """The steps' send times in `tz` (aware UTC), the same list `schedule_sequence` gives."""
         times = self._by_zone.get(tz.key)
         if times is None:
-            times = tuple(schedule_sequence(self.enrolled_at, self.delays, self.window, tz, self.min_spacing))
+            times = tuple(schedule_sequence(self.enrolled_at, self.delays, self.window, tz, self.min_spacing,
+                                            self.cadence))
             self._by_zone[tz.key] = times
         return times

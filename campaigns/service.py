@@ -65,15 +65,20 @@ def create_campaign(
     start: timedelta = timedelta(0),
     window: str = "mon-fri 09:00-17:00",
     source_name: str = "",
+    business_days: bool = False,
+    send_time: str | None = None,
 ) -> Campaign:
     """Store a split document as a draft campaign: one step per draft step, delays start + i*every."""
     check_slug(slug)
     parse_window(window)  # fail before writing anything
+    send_time = (send_time or "").strip() or None
+    check_cadence(window, send_time)
     if every < timedelta(0) or start < timedelta(0):
         raise InputError("delays cannot be negative", where="--every/--start")
     if session.scalar(select(Campaign.id).where(Campaign.slug == slug)) is not None:
         raise InputError(f"campaign {slug!r} already exists", where="--campaign")
-    campaign = Campaign(slug=slug, title=draft.title, source_name=source_name, send_window=window)
+    campaign = Campaign(slug=slug, title=draft.title, source_name=source_name, send_window=window,
+                        business_days=business_days, send_time=send_time)
     session.add(campaign)
     session.flush()
     used: set[str] = set()
@@ -212,6 +217,37 @@ def review_campaign(session: Session, campaign: Campaign) -> list:
     versions = latest_versions(session, [st.id for st in steps])
     return review(SimpleNamespace(kind=st.kind, title=versions[st.id].title, subject=versions[st.id].subject,
                                   text=versions[st.id].body) for st in steps)
+
+
+def check_cadence(window: str, send_time: str | None) -> None:
+    """A fixed send time must fall inside the send window, or every step would wait a day."""
+    from campaigns.schedule import parse_send_time
+
+    at = parse_send_time(send_time)
+    if at is not None:
+        w = parse_window(window)
+        if not w.start <= at < w.end:
+            raise InputError(f"{at:%H:%M} is outside the send window {window!r}", where="--send-time")
+
+
+def set_cadence(session: Session, campaign: Campaign, *, business_days: bool, send_time: str | None) -> Campaign:
+    """Business-day spacing and a fixed local send time, for enrollments from now on."""
+    send_time = (send_time or "").strip() or None
+    check_cadence(campaign.send_window, send_time)
+    campaign.business_days, campaign.send_time = business_days, send_time
+    session.flush()
+    return campaign
+
+
+def schedule_preview(session: Session, campaign: Campaign, now: datetime, tz_name: str) -> list[datetime]:
+    """When each step would go for a patient in `tz_name` who enrolls at `now` (aware UTC)."""
+    from campaigns.enrollment import MIN_SPACING, cadence_of
+    from campaigns.schedule import resolve_zone, schedule_sequence
+
+    delays = [timedelta(minutes=d) for d in session.scalars(
+        select(Step.delay_minutes).where(Step.campaign_id == campaign.id).order_by(Step.position))]
+    return schedule_sequence(now, delays, parse_window(campaign.send_window), resolve_zone(tz_name, tz_name),
+                             MIN_SPACING, cadence_of(campaign))
 
 
 def set_status(session: Session, campaign: Campaign, status: str, now: datetime | None = None) -> Campaign:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -158,6 +159,9 @@ class Campaign(Base):
     source_name: Mapped[str] = mapped_column(String(300), default="")
     # send window in the subscriber's zone, e.g. "mon-fri 09:00-17:00" (campaigns.schedule.parse_window)
     send_window: Mapped[str] = mapped_column(String(64), default="mon-fri 09:00-17:00")
+    # Cadence (campaigns.schedule.Cadence): steps' days count Mon-Fri only; each goes at this local time.
+    business_days: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    send_time: Mapped[str | None] = mapped_column(String(5), nullable=True)  # "09:30"; None: the enrollment's time
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     paused_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

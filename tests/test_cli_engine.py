@@ -211,3 +211,16 @@ def test_retention_counts_then_applies(env, drip, monkeypatch):
     assert r.returncode == 0 and r.stdout.startswith("would delete (--apply deletes): 0 delivery rows and 0 provider")
     r = drip("retention", "--days", "30", "--apply", env=env)
     assert r.returncode == 0 and r.stdout.startswith("deleted: 0 delivery rows")
+
+
+def test_cadence_command_sets_and_shows_the_plan(env, seed_path, drip):
+    assert drip("import", str(seed_path), "--campaign", "seed", "--business-days", "--send-time", "10:15",
+                env=env).returncode == 0
+    r = drip("campaigns", "cadence", "seed", env=env)
+    assert r.returncode == 0 and "seed: business days, sent at 10:15" in r.stdout
+    lines = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+\. ", line)]
+    assert len(lines) == 13 and all(line.endswith("10:15") for line in lines)
+    r = drip("campaigns", "cadence", "seed", "--calendar-days", "--send-time", "", env=env)
+    assert r.returncode == 0 and "calendar days, sent at the time of enrollment" in r.stdout
+    r = drip("campaigns", "cadence", "seed", "--send-time", "7pm", env=env)
+    assert r.returncode == 2 and "HH:MM" in r.stderr

@@ -32,6 +32,8 @@ def import_cmd(
     tag: Optional[str] = typer.Option(None, "--tag", help="Joining this tag/list enrolls a subscriber automatically."),
     publish: bool = typer.Option(False, "--publish", help="Publish at once (default: stays a draft to review)."),
     yes: bool = typer.Option(False, "--yes", help="Publish even with review warnings open (see `drip split`)."),
+    business_days: bool = typer.Option(False, "--business-days", help="Count --every/--start in Mon-Fri days."),
+    send_time: Optional[str] = typer.Option(None, "--send-time", help="Send each step at this local time (HH:MM)."),
 ) -> None:
     """Split an article and store it as a campaign (a draft unless --publish)."""
     from sqlalchemy import select
@@ -45,7 +47,8 @@ def import_cmd(
     start_td = parse_duration(start, field="--start")
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        c = service.import_article(s, article, campaign, every=every_td, start=start_td, window=window)
+        c = service.import_article(s, article, campaign, every=every_td, start=start_td, window=window,
+                                   business_days=business_days, send_time=send_time)
         if tag:
             t = s.scalar(select(Tag).where(Tag.name == tag)) or Tag(name=tag)
             t.campaign_id = c.id
@@ -168,6 +171,35 @@ def pause_cmd(slug: str = SLUG) -> None:
 def archive_cmd(slug: str = SLUG) -> None:
     """End the campaign: pending emails are cancelled."""
     _set(slug, "archived")
+
+
+@campaigns_app.command("cadence")
+def cadence_cmd(
+    slug: str = SLUG,
+    business_days: Optional[bool] = typer.Option(None, "--business-days/--calendar-days",
+                                                 help="Count step delays in Mon-Fri days, or in calendar days."),
+    send_time: Optional[str] = typer.Option(None, "--send-time", help="Local send time HH:MM ('' for the enrollment's time)."),
+) -> None:
+    """Set how steps are spaced (for enrollments from now on) and show the plan for a patient enrolling now."""
+    from campaigns import service
+    from drip.models import utcnow
+    from drip.runtime import open_runtime
+
+    rt = open_runtime()
+    tz = rt.settings.clinic.timezone
+    with rt.sessions.begin() as s:
+        c = service.get_campaign(s, slug, where="SLUG")
+        if business_days is not None or send_time is not None:
+            service.set_cadence(s, c, business_days=c.business_days if business_days is None else business_days,
+                                send_time=c.send_time if send_time is None else send_time)
+        plan = service.schedule_preview(s, c, utcnow(), tz)
+        days, at = ("business" if c.business_days else "calendar"), c.send_time or "the time of enrollment"
+    console.print(f"{slug}: {days} days, sent at {at} (window {c.send_window}); a patient enrolling now ({tz}):",
+                  markup=False)
+    from zoneinfo import ZoneInfo
+
+    for n, when in enumerate(plan, 1):
+        console.print(f"  {n:>2}. {when.astimezone(ZoneInfo(tz)):%a %d %b %H:%M}", markup=False)
 
 
 @campaigns_app.command("retry")

@@ -108,6 +108,32 @@ def _warnings(steps: list[tuple[Step, object]]) -> dict[int, list]:
                           for s, v in steps))
 
 
+def _plan(db: Session, campaign: Campaign, req: StaffRequest) -> dict[int, str]:
+    """Step position -> "Tue 08 Dec, 09:30": when it goes for a patient (clinic's zone) enrolling now."""
+    from zoneinfo import ZoneInfo
+
+    tz = req.ctx.settings.clinic.timezone
+    times = service.schedule_preview(db, campaign, req.now, tz)
+    return {n: f"{t.astimezone(ZoneInfo(tz)):%a %d %b, %H:%M}" for n, t in enumerate(times, 1)}
+
+
+def campaign_cadence(req: StaffRequest) -> Response:
+    """Business-day spacing and a fixed local send time (for enrollments from now on)."""
+    slug = req.request.path_params["slug"]
+    try:
+        with req.ctx.runtime.sessions.begin() as db:
+            campaign = _campaign(db, slug)
+            service.set_cadence(db, campaign, business_days=req.field("business_days") == "1",
+                                send_time=req.field("send_time"))
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        req.flash(str(exc).replace("--send-time: ", "send time: "), "error")
+        return req.redirect("staff:campaign", slug=slug)
+    req.flash("Cadence saved: patients who enroll from now on follow the plan below.")
+    return req.redirect("staff:campaign", slug=slug)
+
+
 def campaign_page(req: StaffRequest) -> Response:
     slug = req.request.path_params["slug"]
     with req.ctx.runtime.read_sessions() as db:
@@ -126,6 +152,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "enrolled_total": sum(enrolled.values()), "enrolled_active": enrolled.get(EnrollmentState.ACTIVE.value, 0),
             "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
             "warnings": _warnings(steps),
+            "plan": _plan(db, campaign, req),
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
         })

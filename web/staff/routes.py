@@ -47,6 +47,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/campaigns/{slug}/tags", page(bulk.campaign_link_tag), methods=POST, name="campaign_link_tag"),
         Route("/campaigns/{slug}/bulk/{job}", page(bulk.campaign_bulk), methods=GET, name="campaign_bulk"),
         Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits), methods=POST, name="campaign_exits"),
+        Route("/campaigns/{slug}/cadence", page(campaigns.campaign_cadence), methods=POST, name="campaign_cadence"),
         Route("/campaigns/{slug}/retry", page(campaigns.campaign_retry), methods=POST, name="campaign_retry"),
         Route(step, page(campaigns.step_page), methods=BOTH, name="step"),
         Route(step + "/preview", page(campaigns.step_preview), methods=GET, name="step_preview"),
