@@ -17,6 +17,7 @@ MAX_DEPTH deep are refused with one line (no RecursionError).
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import replace
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -58,12 +59,22 @@ def _children(node: LexborNode):
 
 _BLOCK_TAGS = frozenset(set(_HEADINGS) | set(_LISTS) | _PARAS | _CONTAINERS | {"li", "hr"})
 _BLOCK_SELECTOR = ", ".join(sorted(_BLOCK_TAGS - {"html", "body"}))
-_WRAPS: set[int] = set()  # mem_ids of inline elements that wrap blocks (set per parse; readers are not threaded)
+_STATE = threading.local()  # .wraps: mem_ids of inline elements that wrap blocks, per parse and thread
+
+
+def _wraps() -> set[int]:
+    wraps = getattr(_STATE, "wraps", None)
+    if wraps is None:
+        wraps = _STATE.wraps = set()
+    return wraps
 
 
 def _is_block(node: LexborNode) -> bool:
     tag = node.tag or ""
-    return tag in _BLOCK_TAGS or (bool(_WRAPS) and node.mem_id in _WRAPS)
+    if tag in _BLOCK_TAGS:
+        return True
+    wraps = _wraps()
+    return bool(wraps) and node.mem_id in wraps
 
 
 _WEIGHT = re.compile(r"font-weight\s*:\s*([\w-]+)", re.I)
@@ -374,12 +385,15 @@ def _strip_furniture(root: LexborNode) -> None:
 
 def _mark_wrappers(root: LexborNode) -> None:
     """Inline elements that contain blocks act as containers (Google Docs wraps a paste in one <b>)."""
-    _WRAPS.clear()
+    wraps = _wraps()
+    wraps.clear()
+    seen: set[int] = set()
     for node in root.css(_BLOCK_SELECTOR):
         cur = node.parent
-        while cur is not None and cur.mem_id != root.mem_id and cur.mem_id not in _WRAPS:
+        while cur is not None and cur.mem_id != root.mem_id and cur.mem_id not in seen:
+            seen.add(cur.mem_id)
             if cur.tag not in _BLOCK_TAGS:
-                _WRAPS.add(cur.mem_id)
+                wraps.add(cur.mem_id)
             cur = cur.parent
 
 
@@ -390,7 +404,7 @@ def _read(root: LexborNode, depth: int) -> list[Block]:
     try:
         _walk(root, depth, out)
     finally:
-        _WRAPS.clear()
+        _wraps().clear()
     return out
 
 

@@ -287,3 +287,36 @@ def test_line_soup_never_loses_or_repeats_a_word(lines, crlf):
         got -= words(draft.title)
     assert got == source
     assert draft.items
+
+
+# Soup with the markers of pasted and retyped documents: Word's sub-bullets, "Tip 3:" labels,
+# bold-led and "Title:" paragraphs. A label is a list marker when its entry is an item and
+# text when it is not, so its words may be kept or dropped; no other word may change.
+messy_prefix = st.sampled_from(["", "", "o ", "\u25e6 ", "\u25aa ", "\u2013 ", "\u2022 ", "Tip 2: ", "Step 1 \u2013 ",
+                                "Benefit 3: "])
+messy_line = st.tuples(messy_prefix, line_content).map("".join)
+_MARKERS = ("o ", "\u25e6 ", "\u25aa ", "\u2013 ", "\u2022 ")
+_LABELS = ("Tip 2: ", "Step 1 \u2013 ", "Benefit 3: ")
+
+
+@settings(max_examples=100, deadline=None)
+@given(content=st.lists(messy_line, min_size=1, max_size=20, unique_by=lambda s: s.lstrip("o\u25e6\u25aa\u2013\u2022 ")),
+       blanks=st.lists(st.booleans(), min_size=20, max_size=20))
+def test_messy_soup_loses_no_word_but_labels(content, blanks):
+    lines: list[str] = []
+    for line, blank in zip(content, blanks):
+        lines += [line, ""] if blank else [line]
+    try:
+        draft = split_document(parse_bytes("\n".join(lines).encode(), ".txt", "soup.txt"), name="zzfallback")
+    except DocumentError as exc:
+        assert any(m in str(exc) for m in ("no items", "empty", "no readable text"))
+        return
+    source = words(*(line[len(m):] if (m := next((p for p in _MARKERS if line.startswith(p)), "")) else line
+                     for line in lines))
+    labels = words(*(p for line in lines for p in _LABELS if line.startswith(p)))
+    got = draft_words(draft)
+    if draft.title == "Zzfallback":
+        got -= words(draft.title)
+    assert not (got - source)  # nothing invented or doubled
+    missing = source - got
+    assert all(n <= labels[w] for w, n in missing.items()), missing  # only label words may go
