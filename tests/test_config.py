@@ -54,7 +54,10 @@ def test_tune_worker_gc_freezes_the_start_up_heap_and_collects_young_objects_les
     before = gc.get_threshold()
     try:
         frozen = tune_worker_gc()
-        assert frozen == gc.get_freeze_count() >= 1000
+        # Not `==`: another thread may free a few frozen objects the moment the GIL is released
+        # (the browser tests' session-long uvicorn thread replaces its date-header list once a
+        # second), and refcounting frees frozen objects too.
+        assert frozen >= 1000 and 0 <= frozen - gc.get_freeze_count() < 100
         tracked = {id(o) for o in gc.get_objects()}
         assert not any(id(o) in tracked for o in keep)  # out of every generation the collector walks
         assert gc.get_threshold() == (WORKER_GC_THRESHOLD, *before[1:])
