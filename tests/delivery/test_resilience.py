@@ -302,3 +302,40 @@ def test_worker_started_while_sqlite_is_locked_waits_then_sends(sqlite_runtime, 
     assert sum("database unavailable" in line for line in lines) == 1, text
     got = received(smtp_server)
     assert len(got) == 10 and max(got.values()) == 1
+
+
+def test_a_tick_that_meets_a_locked_database_logs_one_line_and_the_clock_goes_on(sqlite_runtime, caplog):
+    """The worker's clock (scheduler.Worker): a locked database is one warning line, no traceback;
+    any other error keeps its traceback (a bug must be seen)."""
+    from sqlalchemy import text
+
+    from scheduler import Worker
+
+    rt = sqlite_runtime
+    path = rt.settings.db_url.split("///", 1)[1]
+    engine = make_engine(rt.settings.db_url, busy_timeout=0.05)
+
+    def tick():
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE campaigns SET title = title"))
+
+    lock = _lock(path)
+    try:
+        worker = Worker(tick, 1.0)
+        with caplog.at_level("WARNING", logger="drip.scheduler"):
+            worker._job()
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+        engine.dispose()
+    (record,) = caplog.records
+    assert "database unavailable" in record.getMessage() and record.exc_info is None
+    caplog.clear()
+
+    def broken():
+        raise ValueError("a bug")
+
+    with caplog.at_level("WARNING", logger="drip.scheduler"):
+        Worker(broken, 1.0)._job()
+    (record,) = caplog.records
+    assert record.exc_info is not None and worker.errors == 1
