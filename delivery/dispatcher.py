@@ -28,6 +28,7 @@ from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next
 from campaigns.service import latest_versions
 from delivery.breaker import CircuitBreaker
 from delivery.ledger import DueRow, LedgerStore, RecordResult
+from delivery.ratelimit import Grant, RateLimiter, parse_limits
 from delivery.types import EmailBackend, OutgoingMessage, SendResult, provider_categories
 from drip import metrics
 from drip.config import Settings
@@ -63,6 +64,8 @@ class TickReport:
     released: int = 0  # claimed rows given back untouched (backend down, or the batch stopped)
     backend_down: bool = False  # the backend failed at server level during this tick
     held_for: float = 0.0  # the circuit breaker holds the backend this many more seconds
+    limited_until: datetime | None = None  # a rate limit is used up: the next sends go then
+    limit: str = ""  # the limit that was used up ("30/minute")
     paused_campaigns: list[str] = field(default_factory=list)
 
     def add(self, other: "TickReport") -> None:
@@ -70,6 +73,8 @@ class TickReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.backend_down = self.backend_down or other.backend_down
         self.held_for = max(self.held_for, other.held_for)
+        if other.limited_until is not None:
+            self.limited_until, self.limit = other.limited_until, other.limit
         self.paused_campaigns += other.paused_campaigns
 
 
@@ -122,6 +127,12 @@ class Dispatcher:
         self.breaker = breaker or CircuitBreaker(
             base=self.settings.breaker_base_seconds, cap=self.settings.breaker_max_seconds, rng=self.rng
         )
+        # Shared rate limits (delivery/ratelimit.py); None when none is set: no query at all then.
+        self.limiter: RateLimiter | None = None
+        limits = parse_limits(self.settings.rate_limits)
+        if limits:
+            self.limiter = RateLimiter(self.sessions, self.backend_name, limits)
+        self._limit_logged: datetime | None = None
 
     # -- public
     def tick(self, max_batches: int | None = None) -> TickReport:
@@ -138,21 +149,49 @@ class Dispatcher:
             if not self.breaker.allows():
                 report.held_for = self.breaker.remaining()
                 break
+            if self.limiter is not None and self.limiter.blocked(self.clock()):
+                report.limited_until = self.limiter.blocked_until  # known full: not even a query
+                break
             batch = self.run_batch()
             report.add(batch)
             batches += 1
-            if batch.claimed < self.batch_size or batch.backend_down:
+            if batch.claimed < self.batch_size or batch.backend_down or batch.limited_until is not None:
                 break
         return report
+
+    def _reserve(self, now: datetime) -> tuple[Grant | None, TickReport | None]:
+        """Reserve room under the rate limits before claiming: (grant, None), or (None, a report
+        saying when the next sends go) when every window is full. Rows not claimed stay due."""
+        if self.limiter is None:
+            return None, None
+        grant = retry_unavailable(lambda: self.limiter.reserve(now, self.batch_size),
+                                  "reserving under the rate limit", cap=self.settings.db_retry_max_seconds)
+        if grant.next_at is not None:
+            metrics.RATE_LIMIT_WAITS.inc()
+            if self._limit_logged != grant.next_at:  # one line per full window, not one per tick
+                self._limit_logged = grant.next_at
+                log.info("rate limit %s of backend %s reached%s: next sends at %s UTC",
+                         grant.limit, self.backend_name, f" after {grant.granted} more" if grant.granted else "",
+                         grant.next_at.strftime("%Y-%m-%d %H:%M:%S"))
+        if grant.granted == 0:
+            return None, TickReport(limited_until=grant.next_at, limit=str(grant.limit))
+        return grant, None
 
     def run_batch(self) -> TickReport:
         if not self.breaker.allows():
             return TickReport(held_for=self.breaker.remaining())
         now = self.clock()
-        ids = self.store.claim(now, self.batch_size, self.lease)
+        grant, limited = self._reserve(now)
+        if limited is not None:
+            return limited
+        ids = self.store.claim(now, grant.granted if grant else self.batch_size, self.lease)
         report = TickReport(claimed=len(ids))
+        if grant is not None and grant.next_at is not None:
+            report.limited_until, report.limit = grant.next_at, str(grant.limit)
         if not ids:
+            self._give_back(grant, 0)
             return report
+        handed = 0  # emails given to the provider: they count against the rate limit, accepted or not
         rows = self.store.load(ids)
         by_id = {r.id: r for r in rows}
         sendable, cancelled, deferred = self._check(rows, now)
@@ -193,6 +232,7 @@ class Dispatcher:
             if not chunk:
                 continue
             results = self._send(chunk, self._pause_watch(by_id, failures) if early_stop else None)
+            handed += sum(1 for r in results if not r.server)
             if len(results) < len(chunk):  # stopped early: a campaign tripped; the rest was not tried
                 done = {r.delivery_id for r in results}
                 pending = [m for m in chunk if m.delivery_id not in done] + pending
@@ -227,7 +267,20 @@ class Dispatcher:
                     log.warning("%d claimed emails were reclaimed by another worker meanwhile; not sending them here",
                                 len(pending) - len(kept))
                     pending = [m for m in pending if m.delivery_id in kept]
+        self._give_back(grant, handed)
         return report
+
+    def _give_back(self, grant: Grant | None, handed: int) -> None:
+        """What was reserved but never reached the provider (fewer rows due, cancelled, deferred,
+        held back while the backend is down) returns to its window. A failure here only means
+        sending a little less this window: logged, never raised."""
+        if grant is None or grant.granted <= handed:
+            return
+        try:
+            self.limiter.give_back(grant, grant.granted - handed)  # type: ignore[union-attr]
+        except Exception as exc:
+            log.warning("unused rate-limit reservation of %d not given back: %s", grant.granted - handed,
+                        " ".join(str(exc).split())[:200])
 
     def _still_enrolled(self, chunk: list[OutgoingMessage], by_id: dict[int, DueRow], now, versions,
                         report) -> list[OutgoingMessage]:

@@ -74,6 +74,9 @@ class Settings:
     # (x2, jittered) with each failure in a row up to the max; then one probe message.
     breaker_base_seconds: float = 5.0
     breaker_max_seconds: float = 300.0
+    # The provider's sending limits, shared by all workers through the database
+    # (delivery/ratelimit.py): "30/minute,10000/day", or a preset: workspace, m365, ses. "" = none.
+    rate_limits: str = ""
     db_busy_timeout: float = 30.0  # how long one SQLite write waits for the lock before retrying
     db_retry_max_seconds: float = 5.0  # the longest pause between retries while the database is unavailable
     signup_campaign: str = "onboarding"  # campaign a confirmed web sign-up is enrolled in (slug)
@@ -170,6 +173,9 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
         raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
     if settings.batch_size < 0:
         raise ConfigurationError("DRIP_BATCH_SIZE must be a number of rows (or 0: chosen by backend)")
+    from delivery.ratespec import parse_limits
+
+    parse_limits(settings.rate_limits)  # a typo fails at start-up, not as "no limit"
     parse_trusted_proxies(settings.trusted_proxies)  # a typo fails at start-up, not as "no proxy"
     booking = settings.clinic.booking_url.strip()
     if booking and not re.fullmatch(r"https?://[^\s<>\"']+", booking):

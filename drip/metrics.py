@@ -47,7 +47,7 @@ EMAILS = Counter("drip_emails_total", "Emails handed to the backend, by result (
 BACKEND_ERRORS = Counter("drip_backend_errors_total", "Emails the backend refused or failed to send",
                          ["backend", "kind"], registry=REGISTRY)
 RATE_LIMIT_WAITS = Counter("drip_rate_limit_waits_total",
-                           "Times sending waited for a provider rate limit (drip does not throttle yet)",
+                           "Times a worker found a provider rate limit (DRIP_RATE_LIMITS) used up and left emails due for the next window",
                            registry=REGISTRY)
 WEBHOOK_EVENTS = Counter("drip_webhook_events_total", "Provider events received on the webhook, by type",
                          ["provider", "type"], registry=REGISTRY)

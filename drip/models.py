@@ -415,6 +415,19 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class RateWindow(Base):
+    """A provider rate limit's count in its current window, shared by all workers
+    (delivery/ratelimit.py): one row per (backend, period), reset when a new window starts."""
+
+    __tablename__ = "rate_windows"
+
+    backend: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)  # second | minute | hour | day
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)  # the current window's start (UTC-aligned)
+    used: Mapped[int] = mapped_column(Integer, default=0)  # emails reserved in this window
+    cap: Mapped[int] = mapped_column(Integer)  # the limit the last worker applied
+
+
 class WorkerHeartbeat(Base):
     """One row per worker process (`drip run`, `drip serve --worker`): is anything sending?
 

@@ -23,6 +23,9 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status_cmd)
 
 
+_shown_limit: dict = {}
+
+
 def _print(report: TickReport) -> None:
     if report.claimed or report.reclaimed:
         console.print(
@@ -32,6 +35,10 @@ def _print(report: TickReport) -> None:
     if report.backend_down:
         console.print(f"[yellow]backend unavailable: {report.released} emails stay due; "
                       f"next try in {report.held_for:.0f} s[/]")
+    if report.limited_until is not None and report.limited_until != _shown_limit.get("until"):
+        _shown_limit["until"] = report.limited_until  # once per full window, not every tick
+        console.print(f"[yellow]limited ({report.limit}): next sends at "
+                      f"{report.limited_until:%Y-%m-%d %H:%M:%S} UTC; the emails due stay in order[/]")
     for slug in report.paused_campaigns:
         console.print(f"[red]campaign {slug} auto-paused after consecutive recipient failures[/]")
 
@@ -113,10 +120,18 @@ def status_cmd(
                 get_subscriber(s, email)
             rows = status_rows(s, rt.settings.clinic.timezone, campaign=campaign, email=email, limit=limit)
             total = status_count(s, campaign=campaign, email=email) if len(rows) == limit else len(rows)
+            from zoneinfo import ZoneInfo
+
+            from delivery.ratelimit import limited_now, limited_text
+            from drip.models import utcnow
+
+            limited = limited_text(limited_now(s, utcnow()), ZoneInfo(rt.settings.clinic.timezone))
     finally:
         rt.close()
     out = Console()  # made now, not at import: the width is the terminal's (or COLUMNS) at this call
     out.print(status_table(rows))
+    if limited:
+        out.print(limited, markup=False, highlight=False)
     if total > len(rows):
         out.print(f"{total - len(rows):,} more not shown (--limit {total} shows all; "
                       "--campaign or --email narrows)", markup=False, highlight=False)

@@ -163,6 +163,7 @@ class StaffContext:
             "when": self.when,
             "wall": self.wall,
             "sending_stopped": self.sending_stopped() if user is not None else "",
+            "sending_limited": self.sending_limited() if user is not None else "",
             **(context or {}),
         }
         all_headers = dict(STAFF_HEADERS)
@@ -200,6 +201,19 @@ class StaffContext:
         due = f" {waiting} email{'s are' if waiting != 1 else ' is'} due and waiting." if waiting else ""
         return (f"Sending is stopped: {since}.{due} Emails go out only while `drip run` "
                 f"(or `drip serve --worker`) is running.")
+
+    def sending_limited(self) -> str:
+        """ "limited: next sends at 14:05 (smtp: 30/minute used up)" while a provider rate limit
+        (DRIP_RATE_LIMITS) holds emails back, else "". One query over a table of a few rows."""
+        from delivery.ratelimit import limited_now, limited_text
+
+        try:
+            with self.ctx.runtime.read_sessions() as db:
+                items = limited_now(db, self.ctx.clock())
+        except Exception:  # a page must still render
+            log.exception("rate limits could not be read")
+            return ""
+        return limited_text(items, ZoneInfo(self.ctx.settings.clinic.timezone))
 
     def refuse(self, request: Request, user: StaffIdentity | None) -> Response:
         return self.render(request, "error.html", {
