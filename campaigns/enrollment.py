@@ -108,6 +108,10 @@ def enroll(
                 for step, at in zip(steps, due)
             ],
         )
+    from webhooks.outbox import emit
+
+    emit(session, "enrollment.started", [{"enrollment_id": enrollment.id, "subscriber_id": subscriber.id,
+                                          "campaign": campaign.slug, "source": source}], now)
     return enrollment
 
 
@@ -243,6 +247,12 @@ class _Bulk:
             made = self._insert_enrollments(list(eligible))
         outcome.enrolled += len(made)
         outcome.skipped["enrolled"] += len(eligible) - len(made)
+        if made:
+            from webhooks.outbox import emit
+
+            emit(s, "enrollment.started", lambda: [
+                {"enrollment_id": eid, "subscriber_id": sid, "campaign": campaign.slug, "source": self.source}
+                for eid, sid in made], self.now)
         if not made or not self.step_ids:
             return
         plan: list[tuple[str, int, datetime]] = []

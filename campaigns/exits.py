@@ -60,6 +60,12 @@ def stop_enrollment(session: Session, enrollment: Enrollment, reason: str, now: 
     ).rowcount
     if not moved:  # a concurrent stop (or completion) came first
         return 0
+    from webhooks.outbox import emit
+
+    emit(session, "enrollment.exited", lambda: [{
+        "enrollment_id": enrollment.id, "subscriber_id": enrollment.subscriber_id,
+        "campaign": session.scalar(select(Campaign.slug).where(Campaign.id == enrollment.campaign_id)),
+        "reason": reason[:MAX_REASON]}], now)
     result = session.execute(
         update(Delivery)
         .where(Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SCHEDULED.value)

@@ -246,7 +246,21 @@ def _apply_suppression(session: Session, event: NormalizedEvent, status: Subscri
     if _SEVERITY[status.value] > _SEVERITY.get(sub.status, 0):
         sub.status = status.value
         sub.updated_at = now
-    counts.cancelled += cancel_pending(session, sub.id, reason=f"{PROVIDER} {event.type.value}: address suppressed")
+        _emit_status(session, sub.id, status, event, now)
+    counts.cancelled += cancel_pending(session, sub.id, reason=f"{PROVIDER} {event.type.value}: address suppressed",
+                                       now=now)
+
+
+def _emit_status(session: Session, subscriber_id: int, status: SubscriberStatus, event: NormalizedEvent,
+                 now: datetime) -> None:
+    from webhooks.outbox import emit
+
+    source = f"{PROVIDER}:{event.type.value}"
+    if status is SubscriberStatus.UNSUBSCRIBED:
+        emit(session, "subscriber.unsubscribed", [{"subscriber_id": subscriber_id, "scope": "all", "campaign": None}],
+             now)
+    else:
+        emit(session, f"subscriber.{status.value}", [{"subscriber_id": subscriber_id, "source": source}], now)
 
 
 def apply_events(session: Session, events: Iterable[NormalizedEvent], settings: Settings, now: datetime) -> EventCounts:

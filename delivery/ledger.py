@@ -233,6 +233,8 @@ class LedgerStore:
             for params, values in statements:
                 if params:
                     s.execute(update(t).where(held).values(**values), params)
+            if sent:
+                self._emit_sent(s, [p["did"] for p in sent], now)
             if bounces:
                 self._suppress_bounces(s, bounces, now)
             for cid, (ok, errors, why) in campaign_outcomes.items():
@@ -268,6 +270,36 @@ class LedgerStore:
         return kept
 
     @staticmethod
+    def _emit_sent(s: Session, ids: list[int], now: datetime) -> None:
+        """`email.sent` for the rows just recorded, and `enrollment.completed` for enrollments with
+        nothing left to send: one query for the endpoints, and only when one wants them, one query
+        per kind and one multi-row INSERT each (in the record's transaction)."""
+        from webhooks.outbox import targets, write
+
+        sent_to, done_to = targets(s, "email.sent"), targets(s, "enrollment.completed")
+        if sent_to:
+            rows = s.execute(
+                select(Delivery.id, Delivery.subscriber_id, Campaign.slug, Step.position, Delivery.broadcast_id)
+                .outerjoin(Step, Step.id == Delivery.step_id).outerjoin(Campaign, Campaign.id == Step.campaign_id)
+                .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENT.value).order_by(Delivery.id))
+            write(s, "email.sent", [{"delivery_id": d, "subscriber_id": sid, "campaign": slug, "step": pos,
+                                     "broadcast_id": b} for d, sid, slug, pos, b in rows], sent_to, now)
+        if done_to:
+            from sqlalchemy import exists
+
+            pending = exists().where(Delivery.enrollment_id == Enrollment.id,
+                                     Delivery.status.in_((DeliveryStatus.SCHEDULED.value, DeliveryStatus.SENDING.value)))
+            just_sent = select(Delivery.enrollment_id).where(Delivery.id.in_(ids),
+                                                              Delivery.status == DeliveryStatus.SENT.value)
+            rows = s.execute(
+                select(Enrollment.id, Enrollment.subscriber_id, Campaign.slug)
+                .join(Campaign, Campaign.id == Enrollment.campaign_id)
+                .where(Enrollment.id.in_(just_sent.scalar_subquery()), Enrollment.state == "active", ~pending)
+                .order_by(Enrollment.id))
+            write(s, "enrollment.completed", [{"enrollment_id": e, "subscriber_id": sid, "campaign": slug}
+                                              for e, sid, slug in rows], done_to, now)
+
+    @staticmethod
     def _suppress_bounces(s: Session, bounces: list[dict], now: datetime) -> None:
         from subscribers.suppression import cancel_pending, suppress
         from drip.models import SubscriberStatus
@@ -280,7 +312,10 @@ class LedgerStore:
             if sub.status in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
                 sub.status = SubscriberStatus.BOUNCED.value
                 sub.updated_at = now
-            cancel_pending(s, sub.id, reason=f"address bounced: {b['err'][:200]}")
+                from webhooks.outbox import emit
+
+                emit(s, "subscriber.bounced", [{"subscriber_id": sub.id, "source": "smtp:rcpt"}], now)
+            cancel_pending(s, sub.id, reason=f"address bounced: {b['err'][:200]}", now=now)
             if b.get("did") is not None:
                 s.execute(update(Delivery).where(Delivery.id == b["did"]).values(outcome="bounced"))
 

@@ -84,6 +84,9 @@ class Settings:
     # Proxies whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, comma-separated). Default
     # none: anything on the host could otherwise claim any client address past the rate limits.
     trusted_proxies: str = ""
+    webhook_allow_private: bool = False  # outbound webhooks to private/loopback addresses (off: SSRF)
+    webhook_timeout: float = 5.0  # seconds per webhook POST (the webhook job's own threads, never sending's)
+    webhook_concurrency: int = 8  # webhook POSTs in flight per worker
     retention_days: int = 0  # finished delivery rows and provider events older than this are deleted (0: kept)
     worker_stale_seconds: float = 120.0  # no heartbeat for this long: /healthz and staff pages say sending stopped
     metrics_token: str = field(default="", repr=False)  # bearer token for /metrics off loopback

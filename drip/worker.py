@@ -31,7 +31,22 @@ def build_worker(rt: Runtime, dispatcher: "Dispatcher", interval: float | None, 
     worker = Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=on_report, heartbeat=heartbeat)
     if rt.settings.retention_days > 0:
         worker.add_chore("retention", lambda: _retention(rt), RETENTION_SECONDS)
+    sender = webhook_sender(rt, dispatcher.store.worker_id)
+    worker.add_chore("webhooks", lambda: sender.drain(WEBHOOK_BUDGET_SECONDS, worker.stopping), WEBHOOK_SECONDS)
     return worker
+
+
+WEBHOOK_SECONDS = 1.0  # the webhook job's interval (its own APScheduler job: never inside a sending tick)
+WEBHOOK_BUDGET_SECONDS = 10.0
+
+
+def webhook_sender(rt: Runtime, worker_id: str):
+    """The worker's webhook deliverer (webhooks/sender.py), claiming as `worker_id`."""
+    from webhooks.sender import WebhookSender
+
+    s = rt.settings
+    return WebhookSender(rt.sessions, worker_id, allow_private=s.webhook_allow_private, timeout=s.webhook_timeout,
+                         concurrency=s.webhook_concurrency)
 
 
 RETENTION_SECONDS = 3600.0

@@ -191,6 +191,11 @@ def upsert_subscriber(
             if sub is None:
                 raise
             created = False
+    if created:
+        from webhooks.outbox import emit
+
+        emit(session, "subscriber.subscribed", lambda: [{"subscriber_id": sub.id, "status": sub.status,
+                                                         "source": sub.consent_source}], now)
     if not created:
         if name:
             sub.name = name

@@ -128,6 +128,9 @@ def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, setti
     sub.status = SubscriberStatus.ACTIVE.value
     sub.updated_at = now
     session.flush()
+    from webhooks.outbox import emit
+
+    emit(session, "subscriber.confirmed", [{"subscriber_id": sub.id}], now)
     clinic_tz = settings.clinic.timezone
     choice = signup_choice(session, settings, form_of(sub.consent_source))
     enrolled = _enroll_signup(session, sub, choice, now, clinic_tz)

@@ -19,7 +19,7 @@ died comes back as `scheduled` after its lease and is cancelled at that check to
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Iterable
 
 from sqlalchemy import select, update
@@ -107,7 +107,8 @@ def suppressed_keys(session: Session, keys: Iterable[str]) -> set[str]:
     return found
 
 
-def cancel_pending(session: Session, subscriber_id: int, campaign_id: int | None = None, *, reason: str) -> int:
+def cancel_pending(session: Session, subscriber_id: int, campaign_id: int | None = None, *, reason: str,
+                   now: datetime | None = None) -> int:
     """Cancel this subscriber's not-yet-claimed deliveries and stop their active enrollments.
 
     With `campaign_id` only that campaign's deliveries and enrollment; without it every
@@ -126,6 +127,18 @@ def cancel_pending(session: Session, subscriber_id: int, campaign_id: int | None
             synchronize_session="fetch"
         )
     )
+    from webhooks.outbox import emit
+
+    def stopped() -> list[dict]:  # read before the update below, only when an endpoint wants it
+        from drip.models import Campaign
+
+        return [{"enrollment_id": eid, "subscriber_id": subscriber_id, "campaign": slug, "reason": reason}
+                for eid, slug in session.execute(
+                    select(Enrollment.id, Campaign.slug).join(Campaign, Campaign.id == Enrollment.campaign_id)
+                    .where(Enrollment.id.in_(enrollments.scalar_subquery()),
+                           Enrollment.state == EnrollmentState.ACTIVE.value).order_by(Enrollment.id))]
+
+    emit(session, "enrollment.exited", stopped, now or datetime.now(timezone.utc))
     session.execute(
         update(Enrollment)
         .where(Enrollment.id.in_(enrollments.scalar_subquery()), Enrollment.state == EnrollmentState.ACTIVE.value)

@@ -102,7 +102,12 @@ def unsubscribe(
             sub.updated_at = now
             changed = True
         changed |= suppress(session, sub.email_key, "unsubscribe", _source(source, claims), now)
-        cancelled = cancel_pending(session, sub.id, reason="unsubscribed from all email")
+        cancelled = cancel_pending(session, sub.id, reason="unsubscribed from all email", now=now)
+        if changed:
+            from webhooks.outbox import emit
+
+            emit(session, "subscriber.unsubscribed",
+                 [{"subscriber_id": sub.id, "scope": "all", "campaign": None}], now)
         return UnsubscribeResult(scope="all", found=True, changed=changed, cancelled=cancelled)
 
     if claims.campaign_id is None:
@@ -111,7 +116,12 @@ def unsubscribe(
     if campaign is None:  # the campaign was deleted: nothing of it can be sent any more
         return UnsubscribeResult(scope="campaign", found=True, changed=False, cancelled=0)
     changed = _opt_out(session, sub.id, campaign.id, now)
-    cancelled = cancel_pending(session, sub.id, campaign.id, reason="unsubscribed from this series")
+    cancelled = cancel_pending(session, sub.id, campaign.id, reason="unsubscribed from this series", now=now)
+    if changed:
+        from webhooks.outbox import emit
+
+        emit(session, "subscriber.unsubscribed",
+             [{"subscriber_id": sub.id, "scope": "campaign", "campaign": campaign.slug}], now)
     return UnsubscribeResult(
         scope="campaign", found=True, changed=changed or cancelled > 0, cancelled=cancelled, campaign_title=campaign.title
     )

@@ -2,8 +2,8 @@
 
 from drip.commands import (
     api_tokens, attributes, backup, bench, broadcast, campaigns, content, enrollments, migrate, run, serve, signup,
-    retention, split, staff, subscribers,
+    retention, split, staff, subscribers, webhooks,
 )
 
 COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench, staff, api_tokens, backup,
-                   migrate, signup, enrollments, attributes, retention]
+                   migrate, signup, enrollments, attributes, retention, webhooks]

@@ -93,6 +93,13 @@ def run_cmd(
             report = dispatcher.tick()
             beat_once(rt)(report.sent)
             _print(report)
+            from drip.worker import webhook_sender
+
+            sender = webhook_sender(rt, dispatcher.store.worker_id)
+            try:
+                sender.drain(30.0)
+            finally:
+                sender.close()
             return
         build_worker(rt, dispatcher, interval, mode="run", on_report=_print).run_forever()
     console.print("worker stopped")

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from drip.config import secret_key
 from web.context import WebContext
-from web.staff import account, bulk, campaigns, newsletters, signup, subscribers
+from web.staff import account, bulk, campaigns, newsletters, signup, subscribers, webhooks
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext
 
@@ -79,6 +79,13 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         # sign-up form
         Route("/signup", page(signup.signup_page), methods=GET, name="signup"),
         Route("/signup", page(signup.signup_set), methods=POST, name="signup_set"),
+        # outbound webhooks
+        Route("/webhooks", page(webhooks.webhooks_page), methods=GET, name="webhooks"),
+        Route("/webhooks/add", page(webhooks.webhook_add), methods=POST, name="webhook_add"),
+        Route("/webhooks/{id:int}/rotate", page(webhooks.webhook_rotate), methods=POST, name="webhook_rotate"),
+        Route("/webhooks/{id:int}/active", page(webhooks.webhook_active), methods=POST, name="webhook_active"),
+        Route("/webhooks/deliveries/{delivery:int}/replay", page(webhooks.webhook_replay), methods=POST,
+              name="webhook_replay"),
         # newsletters
         Route("/newsletters", page(newsletters.newsletter_list), methods=GET, name="newsletters"),
         Route("/newsletters/create", page(newsletters.newsletter_create, uploads=True), methods=POST,

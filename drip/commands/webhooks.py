@@ -1,0 +1,152 @@
+"""`drip webhooks add URL --events ... / list / rotate ID / disable ID / enable ID / log / replay / deliver`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+webhooks_app = typer.Typer(help="Outbound webhooks: signed events to the clinic's other systems.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(webhooks_app, name="webhooks")
+
+
+def _rt():
+    from drip.runtime import open_runtime
+
+    return open_runtime()
+
+
+@webhooks_app.command("add")
+def add(
+    url: str = typer.Argument(..., help="Where to POST, e.g. https://booking.example/hooks/drip"),
+    events: str = typer.Option("all", "--events", help="Comma-separated types (confirmed, sent, enrollment.*, ...), "
+                                                       "or 'all'."),
+    description: str = typer.Option("", "--description", help="A note for staff."),
+) -> None:
+    """Add an endpoint; prints its secret once (the receiver verifies signatures with it)."""
+    from drip.models import utcnow
+    from webhooks.endpoints import add_endpoint
+
+    rt = _rt()
+    try:
+        with rt.sessions.begin() as s:
+            ep = add_endpoint(s, url, events.split(","), utcnow(), allow_private=rt.settings.webhook_allow_private,
+                              description=description)
+            eid, secret, types = ep.id, ep.secret, ep.events
+    finally:
+        rt.close()
+    typer.echo(f"webhook {eid} -> {url} ({', '.join(types) or 'all events'})")
+    typer.echo(f"secret: {secret}")
+
+
+@webhooks_app.command("list")
+def list_cmd() -> None:
+    """Endpoints with their state and delivery counts."""
+    from webhooks.endpoints import counts_by_status, list_endpoints
+
+    rt = _rt()
+    try:
+        with rt.sessions() as s:
+            for ep in list_endpoints(s):
+                counts = counts_by_status(s, ep.id)
+                state = "active" if ep.active else "disabled"
+                summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no deliveries"
+                typer.echo(f"{ep.id}  {state:8}  {ep.url}  [{', '.join(ep.events) or 'all'}]  {summary}")
+    finally:
+        rt.close()
+
+
+@webhooks_app.command("rotate")
+def rotate(endpoint: int = typer.Argument(..., help="Endpoint id (from `drip webhooks list`).")) -> None:
+    """A new secret; the old one keeps signing beside it for 24 hours."""
+    from drip.models import utcnow
+    from webhooks.endpoints import get_endpoint, rotate_secret
+
+    rt = _rt()
+    try:
+        with rt.sessions.begin() as s:
+            ep = get_endpoint(s, endpoint)
+            secret = rotate_secret(s, ep, utcnow())
+            until = ep.previous_until
+    finally:
+        rt.close()
+    typer.echo(f"new secret: {secret}")
+    typer.echo(f"the old secret also signs until {until:%Y-%m-%d %H:%M} UTC")
+
+
+def _set(endpoint: int, active: bool) -> None:
+    from webhooks.endpoints import get_endpoint, set_active
+
+    rt = _rt()
+    try:
+        with rt.sessions.begin() as s:
+            set_active(s, get_endpoint(s, endpoint), active)
+    finally:
+        rt.close()
+    typer.echo(f"webhook {endpoint} {'enabled' if active else 'disabled'}")
+
+
+@webhooks_app.command("disable")
+def disable(endpoint: int = typer.Argument(..., help="Endpoint id.")) -> None:
+    """Stop sending to this endpoint (no new events; pending ones are not posted)."""
+    _set(endpoint, False)
+
+
+@webhooks_app.command("enable")
+def enable(endpoint: int = typer.Argument(..., help="Endpoint id.")) -> None:
+    """Send to this endpoint again."""
+    _set(endpoint, True)
+
+
+@webhooks_app.command("log")
+def log_cmd(
+    endpoint: Optional[int] = typer.Option(None, "--endpoint", help="Only this endpoint."),
+    status: Optional[str] = typer.Option(None, "--status", help="pending | sending | delivered | failed"),
+    limit: int = typer.Option(50, "--limit", min=1),
+) -> None:
+    """Recent deliveries, newest first, with the last answer."""
+    from webhooks.endpoints import delivery_log
+
+    rt = _rt()
+    try:
+        with rt.sessions() as s:
+            for r in delivery_log(s, endpoint, status=status, limit=limit):
+                typer.echo(f"{r.id}  ep{r.endpoint_id}  {r.type:22}  {r.status:9}  tries {r.attempts}  "
+                           f"{r.last_code or '-'}  {r.last_error[:60]}")
+    finally:
+        rt.close()
+
+
+@webhooks_app.command("replay")
+def replay_cmd(delivery: int = typer.Argument(..., help="Delivery id (from `drip webhooks log`).")) -> None:
+    """Post one delivery again (same webhook-id, fresh attempts)."""
+    from drip.models import utcnow
+    from webhooks.endpoints import replay
+
+    rt = _rt()
+    try:
+        with rt.sessions.begin() as s:
+            replay(s, delivery, utcnow())
+    finally:
+        rt.close()
+    typer.echo(f"delivery {delivery} is due again; the worker posts it")
+
+
+@webhooks_app.command("deliver")
+def deliver(budget: float = typer.Option(30.0, "--budget", help="Seconds to spend at most.")) -> None:
+    """Post what is due now and exit (what the worker's webhook job does every second)."""
+    import socket
+
+    from drip.worker import webhook_sender
+
+    rt = _rt()
+    sender = webhook_sender(rt, f"{socket.gethostname()}:webhooks")
+    try:
+        r = sender.drain(budget)
+    finally:
+        sender.close()
+        rt.close()
+    typer.echo(f"webhooks: {r.delivered} delivered, {r.retried} to retry, {r.failed} failed")

@@ -1,0 +1,69 @@
+"""Where events come from: each change writes its event in its own transaction (the outbox)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from campaigns.enrollment import enroll
+from delivery.dispatcher import Dispatcher
+from delivery.events import apply_events, normalize_sendgrid
+from drip.models import WebhookEvent
+from subscribers.signup import confirm_signup
+from tests.delivery.test_dispatcher import Clock, ScriptedBackend, run_until_done
+from tests.factories import make_campaign, make_subscriber
+from webhooks.endpoints import add_endpoint
+
+T0 = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
+
+
+def _events(rt):
+    with rt.sessions() as s:
+        return [(t, json.loads(p)["data"]) for t, p in
+                s.execute(select(WebhookEvent.type, WebhookEvent.payload).order_by(WebhookEvent.created_at))]
+
+
+def _all_events(rt):
+    with rt.sessions.begin() as s:
+        add_endpoint(s, "http://127.0.0.1:9/", (), T0, allow_private=True)
+
+
+def test_sent_and_completed_from_the_dispatcher(runtime):
+    _all_events(runtime)
+    with runtime.sessions.begin() as s:
+        c = make_campaign(s, n_items=1, every=timedelta(days=1))
+        subs = [make_subscriber(s, f"p{i}@example.org", name=f"P{i}") for i in range(2)]
+        for sub in subs:
+            enroll(s, sub, c, T0, clinic_tz="UTC")
+    clock = Clock(T0)
+    backend = ScriptedBackend(runtime.settings)
+    run_until_done(Dispatcher(runtime, backend, clock=clock), clock)
+    events = _events(runtime)
+    sent = [d for t, d in events if t == "email.sent"]
+    assert sorted(d["delivery_id"] for d in sent) == sorted(m.delivery_id for m in backend.sent)
+    assert len(sent) == 4 and {d["campaign"] for d in sent} == {"onboarding"} and {d["step"] for d in sent} == {1, 2}
+    done = [d for t, d in events if t == "enrollment.completed"]
+    assert sorted(d["subscriber_id"] for d in done) == sorted(s.id for s in subs)  # once each, after the last step
+    assert all("example.org" not in json.dumps(d) for _, d in events)
+
+
+def test_confirmed_bounced_complained_unsubscribed(runtime):
+    _all_events(runtime)
+    with runtime.sessions.begin() as s:
+        pending = make_subscriber(s, "new@example.org", status="pending")
+        b = make_subscriber(s, "b@example.org")
+        c = make_subscriber(s, "c@example.org")
+        u = make_subscriber(s, "u@example.org")
+        ids = pending.id, b.id, c.id, u.id
+    with runtime.sessions.begin() as s:
+        assert confirm_signup(s, ids[0], now=T0, settings=runtime.settings).state == "confirmed"
+    raw = [{"event": "bounce", "type": "bounce", "email": "b@example.org", "sg_event_id": "e1", "timestamp": 1},
+           {"event": "spamreport", "email": "c@example.org", "sg_event_id": "e2", "timestamp": 1},
+           {"event": "unsubscribe", "email": "u@example.org", "sg_event_id": "e3", "timestamp": 1}]
+    with runtime.sessions.begin() as s:
+        apply_events(s, [normalize_sendgrid(r, now=T0) for r in raw], runtime.settings, T0)
+    got = {(t, d["subscriber_id"]) for t, d in _events(runtime)}
+    assert got == {("subscriber.confirmed", ids[0]), ("subscriber.bounced", ids[1]),
+                   ("subscriber.complained", ids[2]), ("subscriber.unsubscribed", ids[3])}

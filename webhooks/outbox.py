@@ -1,0 +1,100 @@
+"""The outbox: webhook events written in the same transaction as the change they report.
+
+`emit(session, type, items, now)` finds the active endpoints subscribed to `type` (one small
+query), and when there are any writes one `webhook_events` row per item and one
+`webhook_deliveries` row per (event, endpoint), each as one multi-row INSERT. Nothing is sent
+here: the worker's webhook job (webhooks/sender.py) delivers later, so a slow receiver never
+holds a transaction or a send. If the change rolls back, its events go with it; if it commits,
+they are there for the worker.
+
+Payloads carry opaque ids and the event's own facts, never an address, a name, a subject, a
+step's title or any content: a receiver looks the patient up through the API if it is allowed
+to. What each type's `data` holds is listed in `FIELDS` (and in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from typing import Callable, Iterable, Sequence
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from drip.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "subscriber.subscribed": ("subscriber_id", "status", "source"),
+    "subscriber.confirmed": ("subscriber_id",),
+    "subscriber.unsubscribed": ("subscriber_id", "scope", "campaign"),
+    "subscriber.bounced": ("subscriber_id", "source"),
+    "subscriber.complained": ("subscriber_id", "source"),
+    "email.sent": ("delivery_id", "subscriber_id", "campaign", "step", "broadcast_id"),
+    "enrollment.started": ("enrollment_id", "subscriber_id", "campaign", "source"),
+    "enrollment.completed": ("enrollment_id", "subscriber_id", "campaign"),
+    "enrollment.exited": ("enrollment_id", "subscriber_id", "campaign", "reason"),
+}
+TYPES: tuple[str, ...] = tuple(FIELDS)
+ALIASES = {t.split(".", 1)[1]: t for t in TYPES if t.startswith("subscriber.")} | {"sent": "email.sent"}
+
+
+def check_types(names: Iterable[str]) -> list[str]:
+    """Event type names as staff type them ("confirmed", "email.sent", "enrollment.*"); [] = all."""
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name in ("*", "all"):
+            return []
+        if name.endswith(".*"):
+            found = [t for t in TYPES if t.startswith(name[:-1])]
+        else:
+            found = [ALIASES.get(name, name)] if ALIASES.get(name, name) in TYPES else []
+        if not found:
+            from drip.errors import InputError
+
+            raise InputError(f"unknown event type {raw.strip()!r} (one of: {', '.join(TYPES)})", where="--events")
+        out.extend(t for t in found if t not in out)
+    return out
+
+
+def targets(session: Session, type_: str) -> list[int]:
+    """Active endpoints that want `type_` (one query over a table of a few rows)."""
+    rows = session.execute(select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True)))
+    return [eid for eid, wanted in rows if not wanted or type_ in wanted]
+
+
+def new_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Sequence[int], now: datetime) -> int:
+    """Write the events for these endpoints (already chosen). Returns the events written."""
+    if not items or not endpoint_ids:
+        return 0
+    stamp = now.isoformat().replace("+00:00", "Z")
+    events = []
+    for data in items:
+        events.append({"id": new_id(), "type": type_, "created_at": now,
+                       "payload": json.dumps({"type": type_, "timestamp": stamp, "data": data},
+                                             separators=(",", ":"), ensure_ascii=False)})
+    session.execute(insert(WebhookEvent), events)
+    session.execute(insert(WebhookDelivery), [
+        {"event_id": e["id"], "endpoint_id": ep, "status": "pending", "attempts": 0, "next_attempt_at": now,
+         "last_error": "", "created_at": now}
+        for e in events for ep in endpoint_ids
+    ])
+    return len(events)
+
+
+def emit(session: Session, type_: str, items: Sequence[dict] | Callable[[], Sequence[dict]], now: datetime) -> int:
+    """Record `type_` events (a list of `data` dicts, or a function making them only when some
+    endpoint wants this type) in the caller's transaction. Returns the events written."""
+    assert type_ in FIELDS, type_
+    endpoint_ids = targets(session, type_)
+    if not endpoint_ids:
+        return 0
+    data = items() if callable(items) else items
+    return write(session, type_, data, endpoint_ids, now)

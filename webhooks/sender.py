@@ -1,0 +1,239 @@
+"""The worker's webhook job: claim due deliveries, sign, POST, record; retry with backoff.
+
+It runs as its own job beside the sending ticks (scheduler.Worker chore), never inside them:
+a slow or dead receiver costs the job's own threads, bounded by short timeouts and a bounded
+claim, and sending goes on. Claims work like the email ledger's: `pending -> sending` with a
+lease in one committed transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several workers
+never post the same delivery at once; a worker that died leaves rows that become due again when
+the lease runs out (at least once: receivers de-duplicate on `webhook-id`, as the spec says).
+
+Retries (any answer but 2xx, a timeout, a refused connection): after 5 s, 5 min, 30 min, 2 h,
+5 h, 10 h and 10 h (the spec's suggested schedule, 27.6 hours in all), then `failed`, shown in
+the delivery log with the last answer, from where staff can replay it. A target refused as
+private is failed at once (the address will not become public by waiting).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import httpx
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from drip.models import UTCDateTime, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks import signing
+from webhooks.targets import Target, TargetRefused, resolve
+
+log = logging.getLogger("drip.webhooks")
+
+BACKOFF = (timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+           timedelta(hours=5), timedelta(hours=10), timedelta(hours=10))
+MAX_ATTEMPTS = len(BACKOFF) + 1
+
+
+def next_attempt(attempts: int, now: datetime) -> datetime | None:
+    """When to try again after `attempts` failed tries, or None: give up (failed)."""
+    return now + BACKOFF[attempts - 1] if attempts <= len(BACKOFF) else None
+
+
+@dataclass
+class Job:
+    id: int
+    attempts: int
+    event_id: str
+    payload: str
+    url: str
+    secrets: tuple[str, ...]
+
+
+@dataclass
+class Outcome:
+    id: int
+    ok: bool
+    code: int | None = None
+    error: str = ""
+    final: bool = False  # no retry (refused target)
+
+
+@dataclass
+class RunReport:
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _clean(text_: str, limit: int = 300) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in text_).split())[:limit]
+
+
+class WebhookSender:
+    """One worker's webhook deliverer (`worker_id` = its `claimed_by`)."""
+
+    def __init__(self, sessions: sessionmaker[Session], worker_id: str, *, allow_private: bool = False,
+                 batch: int = 200, concurrency: int = 8, timeout: float = 5.0, lease: timedelta = timedelta(seconds=60),
+                 clock: Callable[[], datetime] | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        self.sessions = sessions
+        self.worker_id = worker_id
+        self.allow_private = allow_private
+        self.batch = max(1, batch)
+        self.concurrency = max(1, concurrency)
+        self.lease = lease
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.dialect = sessions.kw["bind"].dialect.name
+        limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)), limits=limits,
+                                   follow_redirects=False, transport=transport, trust_env=False)
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        self._targets: dict[str, Target | Exception] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.client.close()
+
+    # -- the ledger side
+    def reclaim_expired(self, now: datetime) -> int:
+        with self.sessions.begin() as s:
+            t = WebhookDelivery.__table__
+            return s.execute(update(t).where(t.c.status == "sending", t.c.lease_until < now)
+                             .values(status="pending", claimed_by=None, lease_until=None)).rowcount or 0
+
+    def claim(self, now: datetime) -> list[Job]:
+        lock = "FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+        sql = text(
+            f"""
+            UPDATE webhook_deliveries SET status = 'sending', lease_until = :lease, claimed_by = :worker,
+                   attempts = attempts + 1
+            WHERE id IN (
+                SELECT id FROM webhook_deliveries
+                WHERE status = 'pending' AND next_attempt_at <= :now
+                ORDER BY next_attempt_at, id LIMIT :limit {lock}
+            )
+            RETURNING id
+            """
+        ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("lease", type_=UTCDateTime))
+        with self.sessions.begin() as s:
+            ids = [r[0] for r in s.execute(sql, {"now": now, "lease": now + self.lease, "worker": self.worker_id,
+                                                  "limit": self.batch})]
+            if not ids:
+                return []
+            rows = s.execute(
+                select(WebhookDelivery.id, WebhookDelivery.attempts, WebhookEvent.id, WebhookEvent.payload,
+                       WebhookEndpoint.url, WebhookEndpoint.secret, WebhookEndpoint.previous_secret,
+                       WebhookEndpoint.previous_until, WebhookEndpoint.active)
+                .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)
+            ).all()
+        jobs = []
+        for did, attempts, eid, payload, url, secret, prev, prev_until, active in rows:
+            keys = (secret,) + ((prev,) if prev and prev_until and prev_until > now else ())
+            jobs.append(Job(did, attempts, eid, payload, url if active else "", keys))
+        return jobs
+
+    def record(self, now: datetime, jobs: list[Job], outcomes: list[Outcome]) -> RunReport:
+        report = RunReport(claimed=len(jobs))
+        by_id = {j.id: j for j in jobs}
+        done, retry, failed = [], [], []
+        for o in outcomes:
+            job = by_id[o.id]
+            err = o.error or (f"HTTP {o.code}" if o.code else "")
+            if o.ok:
+                done.append({"did": o.id, "code": o.code})
+                continue
+            when = None if o.final else next_attempt(job.attempts, now)
+            if when is None:
+                failed.append({"did": o.id, "code": o.code, "err": f"gave up after {job.attempts} attempts: {err}"
+                               if not o.final else err})
+            else:
+                retry.append({"did": o.id, "code": o.code, "err": err, "due": when})
+            report.errors.append(err)
+        t = WebhookDelivery.__table__
+        held = (t.c.id == bindparam("did")) & (t.c.claimed_by == self.worker_id) & (t.c.status == "sending")
+        with self.sessions.begin() as s:
+            if done:
+                s.execute(update(t).where(held).values(status="delivered", delivered_at=now, lease_until=None,
+                                                       last_code=bindparam("code"), last_error=""), done)
+            if retry:
+                s.execute(update(t).where(held).values(status="pending", lease_until=None, claimed_by=None,
+                                                       next_attempt_at=bindparam("due"), last_code=bindparam("code"),
+                                                       last_error=bindparam("err")), retry)
+            if failed:
+                s.execute(update(t).where(held).values(status="failed", lease_until=None,
+                                                       last_code=bindparam("code"), last_error=bindparam("err")), failed)
+        report.delivered, report.retried, report.failed = len(done), len(retry), len(failed)
+        for item in failed:
+            log.warning("webhook delivery %s failed: %s", item["did"], item["err"])
+        return report
+
+    # -- the HTTP side
+    def _target(self, url: str) -> Target:
+        with self._lock:
+            found = self._targets.get(url)
+        if found is None:
+            try:
+                found = resolve(url, allow_private=self.allow_private)
+            except (TargetRefused, LookupError) as exc:
+                found = exc
+            with self._lock:
+                self._targets[url] = found
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def post(self, job: Job) -> Outcome:
+        if not job.url:
+            return Outcome(job.id, False, error="endpoint disabled", final=True)
+        try:
+            target = self._target(job.url)
+        except TargetRefused as exc:
+            return Outcome(job.id, False, error=f"refused: {exc}", final=True)
+        except LookupError as exc:
+            return Outcome(job.id, False, error=_clean(str(exc)))
+        body = job.payload.encode("utf-8")
+        headers = signing.headers(job.secrets, job.event_id, datetime.now(timezone.utc), body)
+        headers["host"] = target.host_header
+        headers["user-agent"] = "drip-webhooks/1"
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        try:
+            response = self.client.post(target.pinned_url, content=body, headers=headers, extensions=extensions)
+        except httpx.HTTPError as exc:
+            return Outcome(job.id, False, error=_clean(f"{type(exc).__name__}: {exc}"))
+        if 200 <= response.status_code < 300:
+            return Outcome(job.id, True, response.status_code)
+        return Outcome(job.id, False, response.status_code, _clean(f"HTTP {response.status_code} {response.text[:200]}"))
+
+    def run_once(self, now: datetime | None = None) -> RunReport:
+        """Claim one batch, post it (`concurrency` at a time), record it."""
+        given, now = now, now or self.clock()
+        self._targets = {}  # resolve again each batch: an address can change (DNS rebinding)
+        jobs = self.claim(now)
+        if not jobs:
+            return RunReport()
+        outcomes = list(self.pool.map(self.post, jobs)) if len(jobs) > 1 else [self.post(jobs[0])]
+        return self.record(given or self.clock(), jobs, outcomes)
+
+    def drain(self, budget_seconds: float = 5.0, stop: threading.Event | None = None) -> RunReport:
+        """Batches until nothing is due or the time budget is spent (the chore runs again soon)."""
+        import time
+
+        total = RunReport()
+        self.reclaim_expired(self.clock())
+        deadline = time.monotonic() + budget_seconds
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
+            r = self.run_once()
+            total.claimed += r.claimed
+            total.delivered += r.delivered
+            total.retried += r.retried
+            total.failed += r.failed
+            if r.claimed < self.batch:
+                break
+        return total
