@@ -119,3 +119,25 @@ def token_has(stored: str | None, scope: str) -> bool:
     if stored is None or stored == ALL_SCOPES:
         return True
     return scope in stored.split(",")
+
+
+# -- routes outside the staff app and the API: open by design, each with the reason
+
+OPEN_ROUTES: dict[str, str] = {
+    "/healthz": "monitors: liveness and worker status, no patient data",
+    "/metrics": "Prometheus: checks its own bearer token when one is configured",
+    "/static/site.css": "the patient pages' stylesheet",
+    "/staff/static/staff.css": "the staff pages' stylesheet (the login page needs it)",
+    "/u/{token}": "patient: one-click unsubscribe, a signed link",
+    "/preferences/{token}": "patient: preference centre, a signed link",
+    "/subscribe": "patient: the public sign-up form",
+    "/subscribe/check-your-inbox": "patient: after signing up",
+    "/confirm/{token}": "patient: double opt-in, a signed link",
+    "/webhooks/sendgrid": "SendGrid events: signature checked before parsing",
+}
+#: API paths (under /api/v1) that need no token: the contract and its docs page.
+OPEN_API_ROUTES: dict[str, str] = {
+    "/openapi.json": "the API's contract",
+    "/docs": "Swagger UI for the contract",
+    "/docs/files/{name}": "Swagger UI's own files (a fixed list)",
+}
