@@ -161,6 +161,9 @@ class Campaign(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     paused_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Clinician sign-off (campaigns/signoff.py): "" | submitted | returned, and the approver's comment.
+    review_state: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    review_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     steps: Mapped[list["Step"]] = relationship(back_populates="campaign", order_by="Step.position")
 
@@ -196,6 +199,8 @@ class StepVersion(Base):
     body: Mapped[str] = mapped_column(Text)  # plain text with blank-line paragraphs
     template: Mapped[str] = mapped_column(String(100), default="step")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An edit to a published step that waits for an approver: never sent until approved.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     step: Mapped[Step] = relationship(back_populates="versions")
 

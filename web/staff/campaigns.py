@@ -14,11 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from campaigns import exits, service
+from campaigns import exits, service, signoff
 from campaigns.schedule import format_duration, parse_duration
 from campaigns.service import StepEdit, latest_versions
 from campaigns.split import split_file
 from drip.audit import changed
+from drip.permissions import Perm
 from drip.errors import DripError, InputError, NotFoundError, SendError
 from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
@@ -131,6 +132,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "warnings": _warnings(steps),
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
+            "pending": signoff.pending_steps(db, campaign), "signoff": req.ctx.settings.require_signoff,
         })
 
 
@@ -265,14 +267,18 @@ def step_page(req: StaffRequest) -> Response:
                 before = old.version  # type: ignore[attr-defined]
                 was = {"subject": old.subject, "preheader": old.preheader, "title": old.title,  # type: ignore[attr-defined]
                        "body": old.body, "delay_minutes": old_step.delay_minutes}  # type: ignore[attr-defined]
+                # An editor's change to a published step waits for an approver (campaigns/signoff.py).
+                pending = req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH))
                 version = service.edit_step(db, campaign, position, StepEdit(
                     subject=submitted["subject"], preheader=submitted["preheader"], title=submitted["title"],
-                    body=submitted["body"], delay=delay))
+                    body=submitted["body"], delay=delay), pending=pending)
                 new_version = version.version != before
                 db.flush()
                 now_is = {"subject": version.subject, "preheader": version.preheader, "title": version.title,
                           "body": version.body, "delay_minutes": old_step.delay_minutes}
                 old_values, new_values = changed(was, now_is)
+                if version.pending:
+                    new_values["pending"] = True
                 if new_values:
                     req.audit(db, "step.edit", f"campaign {campaign.slug} step {position}",
                               before={**old_values, "version": before}, after={**new_values, "version": version.version})
@@ -281,9 +287,13 @@ def step_page(req: StaffRequest) -> Response:
         except InputError as exc:
             error = str(exc)
         else:
-            req.flash(f"Email {position} saved." + (
-                f" This is version {version.version}: patients who have not received it yet get the new text."
-                if new_version else ""))
+            if version.pending:
+                req.flash(f"Email {position} saved as version {version.version}, waiting for approval: patients "
+                          "keep getting the approved text until an approver approves it. Submit it when ready.")
+            else:
+                req.flash(f"Email {position} saved." + (
+                    f" This is version {version.version}: patients who have not received it yet get the new text."
+                    if new_version else ""))
             return req.redirect("staff:step", slug=slug, position=position)
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from drip.config import secret_key
 from web.context import WebContext
 from drip.permissions import Perm as P
-from web.staff import account, audit, bulk, campaigns, newsletters, signup, subscribers, team
+from web.staff import account, audit, bulk, campaigns, newsletters, signoff, signup, subscribers, team
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext, StaffRequest
 
@@ -48,6 +48,14 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/campaigns/{slug}/tags", page(bulk.campaign_link_tag, perm=P.CAMPAIGNS_EDIT), methods=POST, name="campaign_link_tag"),
         Route("/campaigns/{slug}/bulk/{job}", page(bulk.campaign_bulk, perm=P.SUBSCRIBERS_WRITE), methods=GET, name="campaign_bulk"),
         Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits, perm=P.CAMPAIGNS_EDIT), methods=POST, name="campaign_exits"),
+        Route("/campaigns/{slug}/submit", page(signoff.campaign_submit, perm=P.CAMPAIGNS_EDIT), methods=POST,
+              name="campaign_submit"),
+        Route("/campaigns/{slug}/review", page(signoff.campaign_review, perm=P.CAMPAIGNS_READ), methods=GET,
+              name="campaign_review"),
+        Route("/campaigns/{slug}/approve", page(signoff.campaign_approve, perm=P.CAMPAIGNS_PUBLISH), methods=POST,
+              name="campaign_approve"),
+        Route("/campaigns/{slug}/return", page(signoff.campaign_return, perm=P.CAMPAIGNS_PUBLISH), methods=POST,
+              name="campaign_return"),
         Route("/campaigns/{slug}/retry", page(campaigns.campaign_retry, perm=P.CAMPAIGNS_PUBLISH), methods=POST, name="campaign_retry"),
         Route(step, page(campaigns.step_page, perm=P.CAMPAIGNS_READ), methods=GET, name="step"),
         Route(step, page(campaigns.step_page, perm=P.CAMPAIGNS_EDIT), methods=POST, name="step_save"),
