@@ -303,6 +303,7 @@ def step_page(req: StaffRequest) -> Response:
             "title": version.title, "body": version.body, "delay": _delay_input(step.delay_minutes),  # type: ignore[attr-defined]
         }
         return req.render("step.html", {
+            "signoff_needed": req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH)),
             "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
             "values": values, "error": error,
         }, status_code=400 if error else 200)
