@@ -50,3 +50,16 @@ def test_scoped_tokens_from_the_command_line(cli_env, monkeypatch, capsys):  # n
     assert code == 0 and "booking" in out and "full" in out
     code, _, err = run_main(monkeypatch, capsys, ["audit", "--since", "last week"])
     assert code == 2 and "--since" in err
+
+
+def test_campaign_commands_are_audited_as_cli(cli_env, monkeypatch, capsys):  # noqa: F811
+    from drip.models import AuditEntry
+    from tests.factories import make_campaign
+
+    with cli_env.sessions.begin() as s:
+        make_campaign(s, "onboarding", n_items=1)
+    code, _, err = run_main(monkeypatch, capsys, ["campaigns", "pause", "onboarding"])
+    assert code == 0, err
+    with cli_env.sessions() as s:
+        [entry] = s.scalars(select(AuditEntry).where(AuditEntry.action == "campaign.pause"))
+    assert (entry.actor_kind, entry.before, entry.after) == ("cli", {"status": "published"}, {"status": "paused"})
