@@ -132,13 +132,17 @@ def list_campaigns(session: Session) -> list[Campaign]:
     return list(session.scalars(select(Campaign).order_by(Campaign.created_at, Campaign.id)))
 
 
-def latest_versions(session: Session, step_ids: list[int]) -> dict[int, StepVersion]:
-    """Newest version of each step, in one query."""
+def latest_versions(session: Session, step_ids: list[int], *, live: bool = False) -> dict[int, StepVersion]:
+    """Newest version of each step, in one query. `live`: the newest one that may be sent (an
+    edit waiting for a clinician's approval, `pending`, is not; campaigns/signoff.py)."""
     if not step_ids:
         return {}
+    where = StepVersion.step_id.in_(step_ids)
+    if live:
+        where = where & StepVersion.pending.is_(False)
     newest = (
         select(StepVersion.step_id, func.max(StepVersion.version).label("v"))
-        .where(StepVersion.step_id.in_(step_ids))
+        .where(where)
         .group_by(StepVersion.step_id)
         .subquery()
     )
@@ -159,8 +163,13 @@ class StepEdit:
     delay: timedelta | None = None
 
 
-def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdit) -> StepVersion:
-    """Edit one step. Draft: in place. Published/paused: a new version (see module docstring)."""
+def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdit, *,
+              pending: bool = False) -> StepVersion:
+    """Edit one step. Draft: in place. Published/paused: a new version (see module docstring).
+
+    `pending` (clinician sign-off, campaigns/signoff.py): the new version of a published step waits
+    for approval and is not sent until then; a second pending edit changes the same version. An
+    edit that needs no approval makes a waiting version live with its own changes."""
     if campaign.status == CampaignStatus.ARCHIVED.value:
         raise InputError(f"campaign {campaign.slug!r} is archived", where="--campaign")
     step = session.scalar(select(Step).where(Step.campaign_id == campaign.id, Step.position == position))
@@ -187,9 +196,11 @@ def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdi
         step.delay_minutes = int(edit.delay.total_seconds() // 60)
     if not fields:
         return current
-    if campaign.status == CampaignStatus.DRAFT.value:
+    if campaign.status == CampaignStatus.DRAFT.value or current.pending:
         for k, v in fields.items():
             setattr(current, k, v)
+        if campaign.status != CampaignStatus.DRAFT.value:
+            current.pending = pending
         session.flush()
         return current
     new = StepVersion(
@@ -201,6 +212,7 @@ def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdi
         preheader=fields.get("preheader", current.preheader),
         body=fields.get("body", current.body),
         template=current.template,
+        pending=pending,
     )
     session.add(new)
     session.flush()

@@ -401,7 +401,7 @@ class Dispatcher:
     def _content_for(self, rows: list[DueRow]):
         step_ids = sorted({r.step_id for r in rows if r.step_id is not None})
         with self.sessions() as s:
-            versions = latest_versions(s, step_ids)
+            versions = latest_versions(s, step_ids, live=True)  # never an edit awaiting approval
             totals = dict(
                 s.execute(
                     select(Step.campaign_id, func.count(Step.id))

@@ -91,6 +91,9 @@ class Settings:
     worker_stale_seconds: float = 120.0  # no heartbeat for this long: /healthz and staff pages say sending stopped
     metrics_token: str = field(default="", repr=False)  # bearer token for /metrics off loopback
     log_format: str = "text"  # text | json (one JSON object per line, for log shippers)
+    # Clinician sign-off (campaigns/signoff.py): editors' changes wait for an approver. A one-person
+    # clinic turns it off (DRIP_REQUIRE_SIGNOFF=false).
+    require_signoff: bool = True
 
     @property
     def db_url(self) -> str:

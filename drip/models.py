@@ -165,6 +165,9 @@ class Campaign(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     paused_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Clinician sign-off (campaigns/signoff.py): "" | submitted | returned, and the approver's comment.
+    review_state: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    review_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     steps: Mapped[list["Step"]] = relationship(back_populates="campaign", order_by="Step.position")
 
@@ -200,6 +203,8 @@ class StepVersion(Base):
     body: Mapped[str] = mapped_column(Text)  # plain text with blank-line paragraphs
     template: Mapped[str] = mapped_column(String(100), default="step")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An edit to a published step that waits for an approver: never sent until approved.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     step: Mapped[Step] = relationship(back_populates="versions")
 
@@ -455,6 +460,41 @@ class StaffUser(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")  # drip/permissions.py
+
+
+class StaffInvite(Base):
+    """A one-time link for a new staff member to set their password (only its digest is stored)."""
+
+    __tablename__ = "staff_invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEntry(Base):
+    """One row per staff, API or command-line action (drip/audit.py). Append-only: triggers on both
+    databases refuse UPDATE and DELETE; nothing in drip changes a row once written."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_action_at", "action", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor_kind: Mapped[str] = mapped_column(String(8))  # staff | token | cli
+    actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(320))  # staff email, token name, "cli" (kept after deletes)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    before: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
 
 
 class ApiToken(Base):
@@ -466,6 +506,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    scopes: Mapped[str | None] = mapped_column(String(200), nullable=True)  # NULL: made before scopes, holds all
 
 
 class RateWindow(Base):

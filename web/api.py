@@ -2,6 +2,10 @@
 
 - Every endpoint needs `Authorization: Bearer <token>` (tokens from `drip api-token create`);
   a missing, unknown or revoked token is a 401 with `WWW-Authenticate: Bearer`.
+- Every endpoint declares the scope it needs (`needs(...)`, drip/permissions.py SCOPES); a token
+  without it gets 403 and nothing happens. Tokens made before scopes existed hold every scope.
+- Every write is recorded in the audit log (drip/audit.py) in its own transaction, with the
+  token's name and the caller's IP.
 - Plain `def` endpoints: FastAPI runs them in its thread pool, where the synchronous SQLAlchemy
   session lives; each request opens its own session and transaction, which commits only if the
   whole request succeeded (a 4xx after a partial write leaves nothing behind).
@@ -104,6 +108,7 @@ from web.api_models import (
     SubscriberStatusName,
     TagName,
 )
+from drip.audit import Actor, record
 from web.api_tokens import TokenInfo, find_token, touch_token
 from web.context import WebContext
 
@@ -112,6 +117,7 @@ log = logging.getLogger("drip.web.api")
 API_PREFIX = "/api/v1"
 _CHALLENGE = 'Bearer realm="drip"'
 _ERRORS = {401: {"model": ErrorOut, "description": "Missing, unknown or revoked token"},
+           403: {"model": ErrorOut, "description": "The token lacks the scope this endpoint needs"},
            404: {"model": ErrorOut, "description": "Unknown subscriber or campaign"},
            409: {"model": ErrorOut, "description": "Not possible in the current state"}}
 
@@ -144,6 +150,28 @@ def require_token(request: Request, background: BackgroundTasks,
     return info
 
 
+def needs(scope: str):  # -> a FastAPI dependency
+    """The dependency an endpoint declares: 403 unless the token holds `scope`."""
+    from drip.permissions import SCOPES
+
+    if scope not in SCOPES:
+        raise ValueError(f"unknown API scope {scope!r}")
+
+    def check(token: Annotated[TokenInfo, Depends(require_token)]) -> TokenInfo:
+        if not token.has(scope):
+            raise HTTPException(403, f"this API token does not have the scope {scope!r} "
+                                     f"(`drip api-token create NAME --scope {scope}`)")
+        return token
+
+    check.scope = scope  # type: ignore[attr-defined]  # read by the route-table test
+    return Depends(check)
+
+
+def api_actor(request: Request, token: Annotated[TokenInfo, Depends(require_token)]) -> Actor:
+    client = request.client
+    return Actor("token", token.id, token.name, client.host if client else "")
+
+
 def _record_use(ctx: WebContext, token_id: int, now: datetime) -> None:
     try:
         with ctx.runtime.sessions.begin() as s:
@@ -153,6 +181,8 @@ def _record_use(ctx: WebContext, token_id: int, now: datetime) -> None:
 
 
 Ctx = Annotated[WebContext, Depends(api_context)]
+Who = Annotated[Actor, Depends(api_actor)]
+Token = Annotated[TokenInfo, Depends(require_token)]
 SubscriberId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -222,17 +252,21 @@ def _active_enrollment(s: Session, subscriber_id: int, campaign_id: int) -> Enro
 
 # --------------------------------------------------------------------------- subscribers
 
-router = APIRouter(dependencies=[Depends(require_token)], responses={401: _ERRORS[401]})
+router = APIRouter(dependencies=[Depends(require_token)], responses={401: _ERRORS[401], 403: _ERRORS[403]})
+READ, SUBSCRIBERS_WRITE, ERASE = needs("read"), needs("subscribers:write"), needs("subscribers:erase")
+ENROLLMENTS_WRITE, EVENTS_WRITE = needs("enrollments:write"), needs("events:write")
 
 
 @router.post("/subscribers", response_model=SubscriberCreated, status_code=201, tags=["subscribers"],
              responses={200: {"model": SubscriberCreated, "description": "The address was already there"},
-                        404: _ERRORS[404], 409: _ERRORS[409]})
-def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response) -> dict:
+                        404: _ERRORS[404], 409: _ERRORS[409]}, dependencies=[SUBSCRIBERS_WRITE])
+def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response, who: Who, token: Token) -> dict:
     """Add a patient (or update the one with this address), optionally enrolling them in a campaign."""
     now = ctx.clock()
     clinic_tz = ctx.settings.clinic.timezone
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "enroll"}):
+        if body.enroll and not token.has("enrollments:write"):
+            raise HTTPException(403, "this API token does not have the scope 'enrollments:write' needed for `enroll`")
         campaign = _campaign(s, body.enroll) if body.enroll else None  # 404 before anything is written
         source = body.consent.source if body.consent else "api"
         sub, created = upsert_subscriber(s, body.email, body.name or "", body.tz, body.tags, source, now,
@@ -252,13 +286,15 @@ def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response) -> dict:
                 enrollment = enroll(s, sub, campaign, now, clinic_tz=clinic_tz, source="api")
             enrollment_out = _enrollment_out(s, enrollment, campaign.slug)
         s.flush()
+        record(s, who, "api.subscriber.create" if created else "api.subscriber.update", f"subscriber {sub.id}",
+               after={"enroll": campaign.slug} if campaign is not None else None, at=now)
         out = _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []), typed_values(s, [sub.id]).get(sub.id))
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"{API_PREFIX}/subscribers/{out['id']}"
     return {**out, "created": created, "enrollment": enrollment_out}
 
 
-@router.get("/subscribers", response_model=SubscriberPage, tags=["subscribers"], responses={404: _ERRORS[404]})
+@router.get("/subscribers", response_model=SubscriberPage, tags=["subscribers"], responses={404: _ERRORS[404]}, dependencies=[READ])
 def get_subscribers(
     ctx: Ctx,
     search: Annotated[SearchText | None, Query(description="Part of the address or name.")] = None,
@@ -278,7 +314,7 @@ def get_subscribers(
 
 
 @router.get("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"],
-            responses={404: _ERRORS[404]})
+            responses={404: _ERRORS[404]}, dependencies=[READ])
 def get_one_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> dict:
     with ctx.runtime.read_sessions() as s:
         sub = _subscriber(s, subscriber_id)
@@ -286,12 +322,13 @@ def get_one_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> dict:
 
 
 @router.patch("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"],
-              responses={404: _ERRORS[404], 409: _ERRORS[409]})
-def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ctx) -> dict:
+              responses={404: _ERRORS[404], 409: _ERRORS[409]}, dependencies=[SUBSCRIBERS_WRITE])
+def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ctx, who: Who) -> dict:
     """Change name, zone, tags or status. The address is the patient's identity and cannot change."""
     now = ctx.clock()
     with ctx.runtime.sessions.begin() as s, domain_errors():
         sub = _subscriber(s, subscriber_id)
+        status_before = sub.status
         if body.name is not None:
             sub.name = clean_name(body.name)
         if body.tz is not None:
@@ -308,6 +345,11 @@ def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ct
             _change_status(s, sub, body.status, now)
         sub.updated_at = now
         s.flush()
+        action = "api.subscriber.unsubscribe" if sub.status == SubscriberStatus.UNSUBSCRIBED.value != status_before \
+            else "api.subscriber.update"
+        record(s, who, action, f"subscriber {sub.id}",
+               before={"status": status_before} if sub.status != status_before else None,
+               after={"status": sub.status, "fields": sorted(body.model_dump(exclude_unset=True))}, at=now)
         return _subscriber_out(sub, tags_of(s, [sub.id]).get(sub.id, []), typed_values(s, [sub.id]).get(sub.id))
 
 
@@ -339,49 +381,55 @@ def _change_status(s: Session, sub: Subscriber, target: str, now: datetime) -> N
         set_preferences(s, sub, paused=target == SubscriberStatus.PAUSED.value, now=now)
 
 
-@router.delete("/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"], responses={404: _ERRORS[404]})
-def delete_subscriber(subscriber_id: SubscriberId, ctx: Ctx) -> Response:
+@router.delete("/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"], responses={404: _ERRORS[404]}, dependencies=[ERASE])
+def delete_subscriber(subscriber_id: SubscriberId, ctx: Ctx, who: Who) -> Response:
     """Erase the patient's data (row, tags, enrollments, deliveries, events); keep their suppression entry."""
     with ctx.runtime.sessions.begin() as s:
         erase_subscriber(s, _subscriber(s, subscriber_id), ctx.clock())
+        record(s, who, "api.subscriber.erase", f"subscriber {subscriber_id}", at=ctx.clock())
     return Response(status_code=204)
 
 
 @router.post("/subscribers/{subscriber_id}/enrollments", response_model=EnrollmentOut, status_code=201,
-             tags=["subscribers"], responses={404: _ERRORS[404], 409: _ERRORS[409]})
-def create_enrollment(subscriber_id: SubscriberId, body: EnrollmentIn, ctx: Ctx) -> EnrollmentOut:
+             tags=["subscribers"], responses={404: _ERRORS[404], 409: _ERRORS[409]}, dependencies=[ENROLLMENTS_WRITE])
+def create_enrollment(subscriber_id: SubscriberId, body: EnrollmentIn, ctx: Ctx, who: Who) -> EnrollmentOut:
     """Enroll in a published campaign. 409 if already enrolled, unsubscribed, suppressed or not active."""
     now = ctx.clock()
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--campaign": "campaign"}):
         sub = _subscriber(s, subscriber_id)
         campaign = _campaign(s, body.campaign)
         enrollment = enroll(s, sub, campaign, now, clinic_tz=ctx.settings.clinic.timezone, source="api")
+        record(s, who, "api.enrollment.create", f"subscriber {sub.id}", after={"campaign": campaign.slug}, at=now)
         return _enrollment_out(s, enrollment, campaign.slug)
 
 
 @router.post("/subscribers/{subscriber_id}/enrollments/{campaign}/stop", response_model=EnrollmentOut,
-             tags=["subscribers"], responses={404: _ERRORS[404]})
+             tags=["subscribers"], responses={404: _ERRORS[404]}, dependencies=[ENROLLMENTS_WRITE])
 def stop_enrollment_endpoint(subscriber_id: SubscriberId, campaign: Annotated[Slug, Path()], body: StopIn,
-                             ctx: Ctx) -> EnrollmentOut:
+                             ctx: Ctx, who: Who) -> EnrollmentOut:
     """Stop the patient's active enrollment in this campaign: its scheduled emails are cancelled, with the reason."""
     now = ctx.clock()
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"--reason": "reason", "--campaign": "campaign"}):
         _subscriber(s, subscriber_id)
         found = _campaign(s, campaign)
         done = stop_in_campaign(s, subscriber_id, found, body.reason, now)
+        record(s, who, "api.enrollment.stop", f"subscriber {subscriber_id}",
+               after={"campaign": found.slug, "reason": body.reason}, at=now)
         enrollment = s.get(Enrollment, done.enrollment_id)
         s.refresh(enrollment)
         return _enrollment_out(s, enrollment, found.slug)
 
 
 @router.post("/subscribers/{subscriber_id}/events", response_model=EventOut, status_code=201,
-             tags=["subscribers"], responses={404: _ERRORS[404]})
-def post_event(subscriber_id: SubscriberId, body: EventIn, ctx: Ctx) -> dict:
+             tags=["subscribers"], responses={404: _ERRORS[404]}, dependencies=[EVENTS_WRITE])
+def post_event(subscriber_id: SubscriberId, body: EventIn, ctx: Ctx, who: Who) -> dict:
     """Report what happened to a patient (e.g. `appointment_booked`); campaigns with it as an exit condition stop."""
     now = ctx.clock()
     with ctx.runtime.sessions.begin() as s, domain_errors(fields={"value": "name"}):
         _subscriber(s, subscriber_id)
         event, exited = record_event(s, subscriber_id, body.name, now, source=body.source or "api")
+        record(s, who, "api.event", f"subscriber {subscriber_id}",
+               after={"event": event.name, "stopped": [d.campaign_slug for d in exited]}, at=now)
         stopped = []
         for done in exited:
             enrollment = s.get(Enrollment, done.enrollment_id)
@@ -394,7 +442,7 @@ def post_event(subscriber_id: SubscriberId, body: EventIn, ctx: Ctx) -> dict:
 # --------------------------------------------------------------------------- campaigns, deliveries
 
 
-@router.get("/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
+@router.get("/campaigns", response_model=list[CampaignOut], tags=["campaigns"], dependencies=[READ])
 def get_campaigns(ctx: Ctx) -> list[dict]:
     with ctx.runtime.read_sessions() as s:
         counts = dict(s.execute(select(Step.campaign_id, func.count(Step.id)).group_by(Step.campaign_id)).all())
@@ -402,7 +450,7 @@ def get_campaigns(ctx: Ctx) -> list[dict]:
                  "send_window": c.send_window, "created_at": c.created_at} for c in list_campaigns(s)]
 
 
-@router.get("/attributes", response_model=list[AttributeOut], tags=["campaigns"])
+@router.get("/attributes", response_model=list[AttributeOut], tags=["campaigns"], dependencies=[READ])
 def get_attributes(ctx: Ctx) -> list[dict]:
     """The custom attributes this clinic defined: keys and types to use in `attributes`."""
     with ctx.runtime.read_sessions() as s:
@@ -411,8 +459,8 @@ def get_attributes(ctx: Ctx) -> list[dict]:
 
 
 @router.post("/campaigns/{slug}/enrollments", response_model=BulkEnrollmentOut, tags=["campaigns"],
-             responses={404: _ERRORS[404], 409: _ERRORS[409]})
-def create_enrollments(slug: Annotated[Slug, Path()], body: BulkEnrollmentIn, ctx: Ctx) -> dict:
+             responses={404: _ERRORS[404], 409: _ERRORS[409]}, dependencies=[ENROLLMENTS_WRITE])
+def create_enrollments(slug: Annotated[Slug, Path()], body: BulkEnrollmentIn, ctx: Ctx, who: Who) -> dict:
     """Enroll many patients at once (ids, or every member of a tag); who cannot be enrolled is counted by reason.
 
     The same checks as one enrollment, set-based (campaigns.enrollment.enroll_many). 409 if the
@@ -429,10 +477,12 @@ def create_enrollments(slug: Annotated[Slug, Path()], body: BulkEnrollmentIn, ct
                 raise HTTPException(404, f"no tag {name!r}")
             target = select(SubscriberTag.subscriber_id).where(SubscriberTag.tag_id == tag_id)
         outcome = enroll_many(s, target, campaign, now, clinic_tz=ctx.settings.clinic.timezone, source="api")
+        record(s, who, "api.enrollment.bulk", f"campaign {slug}",
+               after={"enrolled": outcome.enrolled, "tag": body.tag, "ids": len(body.subscriber_ids or [])}, at=now)
     return {"campaign": slug, "enrolled": outcome.enrolled, "skipped": {k: n for k, n in sorted(outcome.skipped.items()) if n}}
 
 
-@router.get("/deliveries", response_model=DeliveryPage, tags=["deliveries"], responses={404: _ERRORS[404]})
+@router.get("/deliveries", response_model=DeliveryPage, tags=["deliveries"], responses={404: _ERRORS[404]}, dependencies=[READ])
 def get_deliveries(
     ctx: Ctx,
     subscriber_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,

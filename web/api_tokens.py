@@ -43,6 +43,12 @@ class TokenInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+    scopes: str | None = None  # drip/permissions.py; None: a token made before scopes, holds every scope
+
+    def has(self, scope: str) -> bool:
+        from drip.permissions import token_has
+
+        return token_has(self.scopes, scope)
 
 
 def hash_token(token: str) -> str:
@@ -51,7 +57,7 @@ def hash_token(token: str) -> str:
 
 
 def _info(row: ApiToken) -> TokenInfo:
-    return TokenInfo(row.id, row.name, row.created_at, row.last_used_at, row.revoked)
+    return TokenInfo(row.id, row.name, row.created_at, row.last_used_at, row.revoked, row.scopes)
 
 
 def check_name(name: str) -> str:
@@ -63,10 +69,14 @@ def check_name(name: str) -> str:
     return cleaned
 
 
-def create_token(session: Session, name: str, now: datetime | None = None) -> tuple[TokenInfo, str]:
-    """A new token: (its stored info, the plaintext). The plaintext exists only in the return value."""
+def create_token(session: Session, name: str, now: datetime | None = None,
+                 scopes: str = "all") -> tuple[TokenInfo, str]:
+    """A new token: (its stored info, the plaintext). The plaintext exists only in the return value.
+
+    `scopes` is the stored form from `drip.permissions.check_scopes` ("all" holds every scope)."""
     token = PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    row = ApiToken(name=check_name(name), token_hash=hash_token(token), created_at=now or utcnow(), revoked=False)
+    row = ApiToken(name=check_name(name), token_hash=hash_token(token), created_at=now or utcnow(), revoked=False,
+                   scopes=scopes)
     session.add(row)
     session.flush()
     return _info(row), token

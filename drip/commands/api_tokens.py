@@ -2,6 +2,10 @@
 
 The token is printed once, on creation, and only its SHA-256 digest is stored (web/api_tokens.py
 says why a fast hash is right for random tokens). Lost it? Revoke it and create a new one.
+
+`--scope` (repeatable or comma-separated: read, subscribers:write, subscribers:erase,
+enrollments:write, events:write, or all) limits what the token may do; without it a new token
+holds every scope, as tokens made before scopes existed do. Creating and revoking are audited.
 """
 
 from __future__ import annotations
@@ -22,22 +26,31 @@ def register(root: typer.Typer) -> None:
 
 
 @app.command("create")
-def create(name: str = typer.Argument(..., help="Who uses the token, e.g. 'booking-system'.")) -> None:
+def create(
+    name: str = typer.Argument(..., help="Who uses the token, e.g. 'booking-system'."),
+    scope: list[str] = typer.Option(None, "--scope", help="What it may do (repeatable): read, subscribers:write, "
+                                    "subscribers:erase, enrollments:write, events:write, all (the default)."),
+) -> None:
     """Create a token and print it once (stdout: only the token, for scripts)."""
+    from drip.audit import Actor, record
     from drip.db import transaction
+    from drip.permissions import check_scopes
     from drip.runtime import open_runtime
     from web.api_tokens import check_name, create_token
 
     check_name(name)  # a bad name fails before the database is opened
+    scopes = check_scopes(scope or ["all"])
     rt = open_runtime()
     try:
         with transaction(rt.sessions) as session:
-            info, token = create_token(session, name)
+            info, token = create_token(session, name, scopes=scopes)
+            record(session, Actor.cli(), "token.create", f"api token {info.id}", after={"name": info.name,
+                                                                                         "scopes": scopes})
     finally:
         rt.close()
     # The token alone on stdout (`TOKEN=$(drip api-token create booking)`), the advice on stderr.
     print(token)
-    err.print(f"created API token {info.id} ({info.name}); it is shown only now: store it in a secret manager",
+    err.print(f"created API token {info.id} ({info.name}, scopes: {scopes}); it is shown only now: store it in a secret manager",
               markup=False)
 
 
@@ -56,16 +69,17 @@ def list_() -> None:
             tokens = list_tokens(session)
     finally:
         rt.close()
-    table = Table("id", "name", "created (UTC)", "last used (UTC)", "status")
+    table = Table("id", "name", "scopes", "created (UTC)", "last used (UTC)", "status")
     for t in tokens:
         used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
-        table.add_row(str(t.id), Text(t.name), f"{t.created_at:%Y-%m-%d %H:%M}", used, "revoked" if t.revoked else "live")
+        table.add_row(str(t.id), Text(t.name), t.scopes or "all", f"{t.created_at:%Y-%m-%d %H:%M}", used, "revoked" if t.revoked else "live")
     out.print(table)
 
 
 @app.command("revoke")
 def revoke(token: str = typer.Argument(..., metavar="TOKEN", help="The token's id (see list), or its name.")) -> None:
     """Revoke a token: requests with it get 401 from now on."""
+    from drip.audit import Actor, record
     from drip.db import transaction
     from drip.runtime import open_runtime
     from web.api_tokens import revoke_token
@@ -74,6 +88,7 @@ def revoke(token: str = typer.Argument(..., metavar="TOKEN", help="The token's i
     try:
         with transaction(rt.sessions) as session:
             info = revoke_token(session, token)
+            record(session, Actor.cli(), "token.revoke", f"api token {info.id}", after={"name": info.name})
     finally:
         rt.close()
     out.print(f"revoked API token {info.id} ({info.name})", markup=False)

@@ -40,6 +40,7 @@ def import_cmd(
 
     from campaigns import service
     from campaigns.schedule import parse_duration
+    from drip.audit import Actor, record
     from drip.models import Tag
     from drip.runtime import open_runtime
 
@@ -57,6 +58,8 @@ def import_cmd(
             _confirm_warnings(s, c, yes)
             service.set_status(s, c, "published")
         n, status = len(c.steps), c.status
+        record(s, Actor.cli(), "campaign.import", f"campaign {c.slug}",
+               after={"file": article.name, "steps": n, "status": status})
     console.print(f"Imported [bold]{campaign}[/] ({n} steps, every {every}, window {window}) - {status}.")
 
 
@@ -141,6 +144,7 @@ def _confirm_warnings(session, campaign, yes: bool) -> None:
 
 def _set(slug: str, status: str, yes: bool = True) -> None:
     from campaigns import service
+    from drip.audit import Actor, record
     from drip.runtime import open_runtime
 
     rt = open_runtime()
@@ -148,7 +152,11 @@ def _set(slug: str, status: str, yes: bool = True) -> None:
         c = service.get_campaign(s, slug, where="SLUG")
         if status == "published" and c.status == "draft":
             _confirm_warnings(s, c, yes)
+        old = c.status
         service.set_status(s, c, status)
+        action = {"published": "publish", "paused": "pause", "archived": "archive"}[status]
+        record(s, Actor.cli(), f"campaign.{action}", f"campaign {c.slug}", before={"status": old},
+               after={"status": c.status})
     console.print(f"{slug}: {status}")
 
 
@@ -235,6 +243,7 @@ def edit_cmd(
     """Edit a step. On a published campaign this makes a new version (see README)."""
     from campaigns import service
     from campaigns.schedule import parse_duration
+    from drip.audit import Actor, record
     from drip.runtime import open_runtime
 
     body = None
@@ -247,7 +256,11 @@ def edit_cmd(
                             delay=parse_duration(delay, field="--delay") if delay else None)
     rt = open_runtime()
     with rt.sessions.begin() as s:
-        v = service.edit_step(s, service.get_campaign(s, slug, where="SLUG"), step, edit)
+        c = service.get_campaign(s, slug, where="SLUG")
+        v = service.edit_step(s, c, step, edit)  # the server's own shell: no sign-off needed
+        record(s, Actor.cli(), "step.edit", f"campaign {c.slug} step {step}", after={
+            **{k: getattr(edit, k) for k in ("subject", "preheader", "title", "body") if getattr(edit, k) is not None},
+            "version": v.version})
         console.print(f"{slug} step {step}: version {v.version}")
 
 

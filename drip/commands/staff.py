@@ -3,6 +3,10 @@
 The password is never an argument (it would land in the shell history and `ps`): it is asked
 twice with a hidden prompt, or read from the first line of standard input with
 `--password-stdin` for scripts (`printf '%s\\n' "$PW" | drip staff add ann@clinic --password-stdin`).
+
+`--role` is owner, editor, approver or viewer (drip/permissions.py); a new account without it is
+an owner, because the first account, made on the server, must be able to invite and manage the
+rest. `drip staff role EMAIL ROLE` changes a role. Both are written to the audit log as "cli".
 """
 
 from __future__ import annotations
@@ -41,19 +45,58 @@ def add(
     email: str = typer.Argument(..., help="The staff member's email address (their login)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of stdin."),
     update: bool = typer.Option(False, "--update", help="The account exists: set a new password (ends its sessions)."),
+    role: str = typer.Option(None, "--role", help="owner (default for a new account), editor, approver or viewer."),
 ) -> None:
     """Create a staff login (or, with --update, set a new password)."""
+    from drip.audit import Actor, record
     from drip.db import transaction
+    from drip.permissions import check_role
     from drip.runtime import open_runtime
     from web.staff.auth import add_staff, check_password_rules, staff_email
 
     key = staff_email(email)  # a bad address fails before the password is asked
+    role = check_role(role) if role is not None else None
     password = check_password_rules(_read_password(password_stdin))
     rt = open_runtime()
     try:
         with transaction(rt.sessions) as session:
-            user, created = add_staff(session, key, password, update=update)
-            out.print(f"{'added' if created else 'new password for'} staff user {user.email}", markup=False)
+            user, created = add_staff(session, key, password, update=update, role=role)
+            record(session, Actor.cli(), "staff.add" if created else "staff.password", f"staff user {user.id}",
+                   after={"email": user.email, "role": user.role})
+            out.print(f"{'added' if created else 'new password for'} staff user {user.email} ({user.role})",
+                      markup=False)
+    finally:
+        rt.close()
+
+
+@app.command("role")
+def role_(
+    email: str = typer.Argument(..., help="The staff member's email address."),
+    role: str = typer.Argument(..., help="owner, editor, approver or viewer."),
+) -> None:
+    """Change a staff member's role (takes effect on their next page)."""
+    from sqlalchemy import select
+
+    from drip.audit import Actor, record
+    from drip.db import transaction
+    from drip.errors import NotFoundError
+    from drip.models import StaffUser
+    from drip.permissions import check_role
+    from drip.runtime import open_runtime
+    from web.staff.auth import staff_email
+    from web.staff.invites import set_role
+
+    key, role = staff_email(email), check_role(role)
+    rt = open_runtime()
+    try:
+        with transaction(rt.sessions) as session:
+            uid = session.scalar(select(StaffUser.id).where(StaffUser.email == key))
+            if uid is None:
+                raise NotFoundError(f"no staff user {key} (see `drip staff list`)", where="EMAIL")
+            user, old = set_role(session, uid, role)
+            record(session, Actor.cli(), "staff.role", f"staff user {user.id}", before={"role": old},
+                   after={"role": user.role, "email": user.email})
+            out.print(f"{user.email} is now {user.role} (was {old})", markup=False)
     finally:
         rt.close()
 
@@ -73,7 +116,7 @@ def list_() -> None:
             users = list(session.scalars(select(StaffUser).order_by(StaffUser.email)))
     finally:
         rt.close()
-    table = Table("email", "created")
+    table = Table("email", "role", "created")
     for u in users:
-        table.add_row(u.email, f"{u.created_at:%Y-%m-%d %H:%M} UTC")
+        table.add_row(u.email, u.role, f"{u.created_at:%Y-%m-%d %H:%M} UTC")
     out.print(table)

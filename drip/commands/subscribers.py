@@ -87,6 +87,13 @@ def import_(
                 bar.update(task, description=phase, completed=done, total=total)
 
             report = import_csv(rt, file, mode="refuse" if strict else "skip", tags=tuple(tag or ()), progress=progress)
+        if not report.refused:
+            from drip.audit import Actor, record
+
+            with rt.sessions.begin() as session:
+                record(session, Actor.cli(), "subscriber.import", f"file {Path(file).name}", after={
+                    "rows": report.rows, "created": report.created, "updated": report.updated,
+                    "skipped": report.skipped})
     _print_report(report, strict)
     if report.refused:
         raise InputError(

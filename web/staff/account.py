@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import RedirectResponse, Response
 
+from drip.audit import Actor, record
 from web.staff.auth import authenticate, end_session, safe_next, start_session
 from web.staff.base import StaffRequest
 
@@ -38,6 +39,9 @@ def login(req: StaffRequest) -> Response:
         user = authenticate(db, email, password)
         if user is not None:
             start_session(req.session, user, req.now)
+            record(db, Actor("staff", user.id, user.email, ip), "staff.login", f"staff user {user.id}", at=req.now)
+        else:  # the address as typed (it may be no account at all): who tried is what the log is for
+            record(db, Actor("staff", None, email or "(empty)", ip), "staff.login_failed", at=req.now)
     if user is None:
         limiter.failed(email, ip, req.now)
         return req.render("login.html", {"next": next_path, "email": email, "error": LOGIN_FAILED})
@@ -46,6 +50,8 @@ def login(req: StaffRequest) -> Response:
 
 
 def logout(req: StaffRequest) -> Response:
+    with req.ctx.runtime.sessions.begin() as db:
+        req.audit(db, "staff.logout", f"staff user {req.user.id}" if req.user else "")
     end_session(req.session, req.staff.revoked)
     req.flash("You are logged out.", "info")
     return req.redirect("staff:login")

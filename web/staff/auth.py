@@ -101,8 +101,15 @@ def find_staff(session: Session, email: str) -> StaffUser | None:
     return session.scalar(select(StaffUser).where(StaffUser.email == key))
 
 
-def add_staff(session: Session, email: str, password: str, *, update: bool = False) -> tuple[StaffUser, bool]:
-    """Create a staff user, or (with `update`) set a new password. Returns (user, created)."""
+def add_staff(session: Session, email: str, password: str, *, update: bool = False,
+              role: str | None = None) -> tuple[StaffUser, bool]:
+    """Create a staff user, or (with `update`) set a new password. Returns (user, created).
+
+    A new user gets `role` (default owner, drip/permissions.py); with `update`, a given role is
+    set too and an omitted one is kept."""
+    from drip.permissions import DEFAULT_ROLE, check_role
+
+    role = check_role(role) if role is not None else None
     key = staff_email(email)
     password_hash = hash_password(password)
     user = session.scalar(select(StaffUser).where(StaffUser.email == key))
@@ -110,9 +117,11 @@ def add_staff(session: Session, email: str, password: str, *, update: bool = Fal
         if not update:
             raise InputError(f"staff user {key} already exists (use --update to set a new password)", where="email")
         user.password_hash = password_hash
+        if role is not None:
+            user.role = role
         session.flush()
         return user, False
-    user = StaffUser(email=key, password_hash=password_hash, created_at=utcnow())
+    user = StaffUser(email=key, password_hash=password_hash, created_at=utcnow(), role=role or DEFAULT_ROLE)
     session.add(user)
     session.flush()
     return user, True
@@ -155,6 +164,12 @@ class RevokedSessions:
 class StaffIdentity:
     id: int
     email: str
+    role: str = "viewer"
+
+    def can(self, perm: str) -> bool:
+        from drip.permissions import allowed
+
+        return allowed(self.role, perm)
 
 
 def new_sid() -> str:
@@ -200,7 +215,7 @@ def current_staff(db: Session, session: MutableMapping[str, Any], now: datetime,
         for key in ("uid", "fp", "login_at"):
             session.pop(key, None)
         return None
-    return StaffIdentity(id=user.id, email=user.email)
+    return StaffIdentity(id=user.id, email=user.email, role=user.role)
 
 
 def safe_next(value: str | None, default: str = "/staff/campaigns") -> str:

@@ -4,9 +4,11 @@ A staff endpoint is a plain synchronous function `handler(req: StaffRequest) -> 
 wrapped by `StaffContext.page(...)`. The wrapper (async) does, in this order:
   1. login: no valid session -> 303 to /staff/login?next=<this path and query> (a POST goes to
      the login page without `next`: its data is not kept and its URL is not a page);
-  2. for POST: reads the form (size-capped), then checks the origin headers and the CSRF token
+  2. permission: every route declares one (`perm=`, drip/permissions.py); a logged-in user whose
+     role lacks it gets a 403 page, before any form is read or anything runs;
+  3. for POST: reads the form (size-capped), then checks the origin headers and the CSRF token
      bound to the session id -> 403 page and nothing changes when either fails;
-  3. runs the handler in the thread pool (it uses the database).
+  4. runs the handler in the thread pool (it uses the database).
 Every staff response is `no-store` (patient data), framed by nobody but our own pages, and sends
 the Origin header on our own form posts (`Referrer-Policy: same-origin`).
 """
@@ -31,8 +33,11 @@ from starlette.responses import RedirectResponse, Response
 from campaigns.bulk import BulkJobs
 from campaigns.documents import MAX_BYTES
 from campaigns.render import Renderer
+from drip.audit import Actor, record
 from drip.config import secret_key
 from drip.errors import NotFoundError
+from drip.models import AuditEntry
+from drip.permissions import Perm, allowed
 from web.context import WebContext
 from web.csrf import FormGuard, same_origin
 from web.pages import render
@@ -96,6 +101,22 @@ class StaffRequest:
         messages = list(self.session.get("flash") or [])[-4:]  # the session is a cookie: keep it small
         messages.append([kind, message if len(message) <= 500 else message[:499] + "…"])
         self.session["flash"] = messages
+
+    @property
+    def ip(self) -> str:
+        client = self.request.client
+        return client.host if client else ""
+
+    @property
+    def actor(self) -> Actor:
+        if self.user is None:
+            return Actor("staff", None, "anonymous", self.ip)
+        return Actor("staff", self.user.id, self.user.email, self.ip)
+
+    def audit(self, db: Any, action: str, target: str = "", *, before: dict | None = None,
+              after: dict | None = None) -> AuditEntry:
+        """Record this staff action in `db`'s transaction (drip/audit.py)."""
+        return record(db, self.actor, action, target, before=before, after=after, at=self.now)
 
     def redirect(self, name: str, **params: Any) -> Response:
         return RedirectResponse(self.request.app.url_path_for(name, **params), status_code=303)
@@ -161,6 +182,7 @@ class StaffContext:
             "nav": "",
             "signup_warning": "",
             "when": self.when,
+            "can": (lambda perm: user is not None and allowed(user.role, perm)),
             "wall": self.wall,
             "sending_stopped": self.sending_stopped() if user is not None else "",
             "sending_limited": self.sending_limited() if user is not None else "",
@@ -240,7 +262,18 @@ class StaffContext:
 
     # -- the wrapper
 
-    def page(self, handler: Handler, *, login: bool = True, uploads: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    def forbidden(self, request: Request, user: StaffIdentity, perm: Perm) -> Response:
+        return self.render(request, "error.html", {
+            "title": "Not allowed",
+            "detail": f"Your role ({user.role}) does not include this ({perm.value}). "
+                      "Ask the clinic's owner if you need it.",
+        }, user=user, status_code=403)
+
+    def page(self, handler: Handler, *, perm: Perm, uploads: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint for `handler`; `perm` is required: a route without a declaration cannot be made."""
+        perm = Perm(perm)
+        login = perm is not Perm.PUBLIC
+
         async def endpoint(request: Request) -> Response:
             user = await run_in_threadpool(self.who, request)
             if login and user is None:
@@ -248,6 +281,8 @@ class StaffContext:
                     return RedirectResponse("/staff/login", status_code=303)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/staff/login?next={quote(target, safe='/')}", status_code=303)
+            if login and user is not None and not allowed(user.role, perm):
+                return self.forbidden(request, user, perm)
             form = None
             if request.method == "POST":
                 limit = MAX_UPLOAD + FORM_OVERHEAD if uploads else FORM_OVERHEAD * 4
@@ -278,4 +313,5 @@ class StaffContext:
                     await form.close()
 
         endpoint.__name__ = getattr(handler, "__name__", "endpoint")
+        endpoint.permission = perm  # type: ignore[attr-defined]  # read by the route-table test
         return endpoint

@@ -23,6 +23,8 @@ from web.staff.base import StaffRequest
 def _start(req: StaffRequest, campaign: Campaign, tag: str) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         ids = tagged_ids(db, tag)
+    with req.ctx.runtime.sessions.begin() as db:  # the run commits in chunks of its own, in the background
+        req.audit(db, "enrollment.bulk", f"campaign {campaign.slug}", after={"tag": tag, "patients": len(ids)})
     progress = BulkProgress(campaign_slug=campaign.slug, what=f"tag “{tag}”")
     run = partial(_run, req, campaign.id, ids)
     job_id, finished = req.staff.bulk.start(run, progress, len(ids))
@@ -78,6 +80,7 @@ def campaign_link_tag(req: StaffRequest) -> Response:
             if req.field("action") == "unlink":
                 if tag is not None and tag.campaign_id == campaign.id:
                     tag.campaign_id = None
+                    req.audit(db, "campaign.tag_unlink", f"campaign {campaign.slug}", before={"tag": name})
                 req.flash(f"Joining “{name}” no longer enrolls in this campaign.")
                 return req.redirect("staff:campaign", slug=slug)
             if tag is None:
@@ -87,6 +90,7 @@ def campaign_link_tag(req: StaffRequest) -> Response:
                 other = db.get(Campaign, tag.campaign_id)
                 raise InputError(f"“{name}” already starts “{other.title if other else '?'}”; unlink it there first")
             tag.campaign_id = campaign.id
+            req.audit(db, "campaign.tag_link", f"campaign {campaign.slug}", after={"tag": name})
         req.flash(f"Patients who join “{name}” are now enrolled in this campaign automatically.")
         if req.field("enroll_existing"):
             return _start(req, _published(req, slug), name)

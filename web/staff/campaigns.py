@@ -14,10 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from campaigns import exits, service
+from campaigns import exits, service, signoff
 from campaigns.schedule import format_duration, parse_duration
 from campaigns.service import StepEdit, latest_versions
 from campaigns.split import split_file
+from drip.audit import changed
+from drip.permissions import Perm
 from drip.errors import DripError, InputError, NotFoundError, SendError
 from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
@@ -75,6 +77,8 @@ def campaign_upload(req: StaffRequest) -> Response:
                                                    window=form["window"] or DEFAULT_FORM["window"], source_name=name)
                 items = sum(1 for s in draft.steps if s.kind == "item")
                 slug = campaign.slug
+                req.audit(db, "campaign.import", f"campaign {slug}",
+                          after={"file": name, "title": draft.title, "steps": len(draft.steps)})
         except InputError as exc:
             message = shown_error(str(exc), path, name).replace("--campaign: ", "slug: ")
             return _list_page(req, error=message, form=form, status_code=400)
@@ -123,8 +127,11 @@ def campaign_cadence(req: StaffRequest) -> Response:
     try:
         with req.ctx.runtime.sessions.begin() as db:
             campaign = _campaign(db, slug)
+            before = {"business_days": campaign.business_days, "send_time": campaign.send_time}
             service.set_cadence(db, campaign, business_days=req.field("business_days") == "1",
                                 send_time=req.field("send_time"))
+            req.audit(db, "campaign.cadence", f"campaign {campaign.slug}", before=before,
+                      after={"business_days": campaign.business_days, "send_time": campaign.send_time})
     except NotFoundError:
         raise
     except InputError as exc:
@@ -155,6 +162,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "plan": _plan(db, campaign, req),
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
+            "pending": signoff.pending_steps(db, campaign), "signoff": req.ctx.settings.require_signoff,
         })
 
 
@@ -165,6 +173,7 @@ def campaign_retry(req: StaffRequest) -> Response:
         with req.ctx.runtime.sessions.begin() as db:
             campaign = _campaign(db, slug)
             count = service.retry_failed(db, campaign, now=req.now)
+            req.audit(db, "campaign.retry", f"campaign {campaign.slug}", after={"emails": count})
             title, status = campaign.title, campaign.status
     except NotFoundError:
         raise
@@ -220,7 +229,10 @@ def campaign_status(req: StaffRequest) -> Response:
                               "check them below, then tick “I have reviewed the warnings” to publish anyway.",
                               "error")
                     return req.redirect("staff:campaign", slug=slug)
+            old = campaign.status
             service.set_status(db, campaign, ACTIONS[action], now=req.now)
+            req.audit(db, f"campaign.{action}", f"campaign {campaign.slug}", before={"status": old},
+                      after={"status": campaign.status})
             title = campaign.title
     except NotFoundError:
         raise
@@ -243,9 +255,13 @@ def campaign_exits(req: StaffRequest) -> Response:
             campaign = _campaign(db, slug)
             if action == "remove":
                 exits.remove_exit(db, campaign, req.field("kind"), req.field("value"))
+                req.audit(db, "campaign.exit_remove", f"campaign {campaign.slug}",
+                          before={"kind": req.field("kind"), "value": req.field("value")})
                 message = "Exit condition removed."
             else:
                 row = exits.add_exit(db, campaign, req.field("kind"), req.field("value"), req.now)
+                req.audit(db, "campaign.exit_add", f"campaign {campaign.slug}",
+                          after={"kind": row.kind, "value": row.value})
                 message = f"Patients now leave this campaign on {exits.describe(row.kind, row.value)}."
     except NotFoundError:
         raise
@@ -277,19 +293,37 @@ def step_page(req: StaffRequest) -> Response:
             delay = parse_duration(submitted["delay"], field="delay")
             with req.ctx.runtime.sessions.begin() as db:
                 campaign = _campaign(db, slug)
-                before = _step(db, campaign, position)[1].version  # type: ignore[attr-defined]
+                old_step, old, _ = _step(db, campaign, position)
+                before = old.version  # type: ignore[attr-defined]
+                was = {"subject": old.subject, "preheader": old.preheader, "title": old.title,  # type: ignore[attr-defined]
+                       "body": old.body, "delay_minutes": old_step.delay_minutes}  # type: ignore[attr-defined]
+                # An editor's change to a published step waits for an approver (campaigns/signoff.py).
+                pending = req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH))
                 version = service.edit_step(db, campaign, position, StepEdit(
                     subject=submitted["subject"], preheader=submitted["preheader"], title=submitted["title"],
-                    body=submitted["body"], delay=delay))
+                    body=submitted["body"], delay=delay), pending=pending)
                 new_version = version.version != before
+                db.flush()
+                now_is = {"subject": version.subject, "preheader": version.preheader, "title": version.title,
+                          "body": version.body, "delay_minutes": old_step.delay_minutes}
+                old_values, new_values = changed(was, now_is)
+                if version.pending:
+                    new_values["pending"] = True
+                if new_values:
+                    req.audit(db, "step.edit", f"campaign {campaign.slug} step {position}",
+                              before={**old_values, "version": before}, after={**new_values, "version": version.version})
         except NotFoundError:
             raise
         except InputError as exc:
             error = str(exc)
         else:
-            req.flash(f"Email {position} saved." + (
-                f" This is version {version.version}: patients who have not received it yet get the new text."
-                if new_version else ""))
+            if version.pending:
+                req.flash(f"Email {position} saved as version {version.version}, waiting for approval: patients "
+                          "keep getting the approved text until an approver approves it. Submit it when ready.")
+            else:
+                req.flash(f"Email {position} saved." + (
+                    f" This is version {version.version}: patients who have not received it yet get the new text."
+                    if new_version else ""))
             return req.redirect("staff:step", slug=slug, position=position)
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
@@ -299,6 +333,7 @@ def step_page(req: StaffRequest) -> Response:
             "title": version.title, "body": version.body, "delay": _delay_input(step.delay_minutes),  # type: ignore[attr-defined]
         }
         return req.render("step.html", {
+            "signoff_needed": req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH)),
             "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
             "values": values, "error": error,
         }, status_code=400 if error else 200)

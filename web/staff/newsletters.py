@@ -112,6 +112,7 @@ def newsletter_create(req: StaffRequest) -> Response:
             slug = form["slug"] or _unique_slug(db, content["subject"] or content["title"])
             b = broadcasts.create_broadcast(db, slug, list_name=form["list"], **content)
             slug = b.slug
+            req.audit(db, "newsletter.import", f"newsletter {slug}", after={"subject": b.subject, "list": form["list"]})
     except InputError as exc:
         return _list_page(req, error=str(exc), form=form, status_code=400)
     req.flash("Newsletter created as a draft. Check the preview, send yourself a test, then schedule it.")
@@ -200,6 +201,8 @@ def newsletter_schedule(req: StaffRequest) -> Response:
                     message = f"Scheduled for {at} {where}: {n} recipient{'s' if n != 1 else ''}."
                 if b.status == BroadcastStatus.PAUSED.value:
                     message += " It stays paused until you resume it."
+            req.audit(db, "newsletter.schedule", f"newsletter {b.slug}",
+                      after={"cron": b.cron, "send_at": b.send_at, "status": b.status})
     except NotFoundError:
         raise
     except InputError as exc:
@@ -218,6 +221,7 @@ def newsletter_cancel(req: StaffRequest) -> Response:
             req.flash(f"Only a scheduled or paused newsletter can be cancelled; this one is {b.status}.", "error")
             return req.redirect("staff:newsletter", slug=slug)
         n = broadcasts.cancel(db, b)
+        req.audit(db, "newsletter.cancel", f"newsletter {b.slug}", after={"cancelled": n})
     req.flash(f"Newsletter cancelled; {n} email{'s' if n != 1 else ''} will not be sent.")
     return req.redirect("staff:newsletter", slug=slug)
 
@@ -235,6 +239,8 @@ def newsletter_pause(req: StaffRequest) -> Response:
             else:
                 n = broadcasts.pause(db, b)
                 message = f"Newsletter paused; {n} email{'s' if n != 1 else ''} held until you resume it."
+            req.audit(db, "newsletter.resume" if resume else "newsletter.pause", f"newsletter {b.slug}",
+                      after={"emails": n})
     except NotFoundError:
         raise
     except InputError as exc:

@@ -14,9 +14,10 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from drip.config import secret_key
 from web.context import WebContext
-from web.staff import account, bulk, campaigns, newsletters, signup, subscribers, webhooks
+from drip.permissions import Perm as P
+from web.staff import account, audit, bulk, campaigns, newsletters, signoff, signup, subscribers, team, webhooks
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
-from web.staff.base import StaffContext
+from web.staff.base import StaffContext, StaffRequest
 
 GET, POST, BOTH = ["GET"], ["POST"], ["GET", "POST"]
 
@@ -30,75 +31,94 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return Response(staff.stylesheet.body, media_type="text/css; charset=utf-8",
                         headers={"Cache-Control": "public, max-age=86400", "ETag": f'"{staff.stylesheet.version}"'})
 
-    async def home(request: Request) -> Response:
+    def home(req: StaffRequest) -> Response:
         return RedirectResponse("/staff/campaigns", status_code=303)
 
     step = "/campaigns/{slug}/steps/{position:int}"
     inner = [
-        Route("/", home, methods=GET, name="home"),
-        Route("/login", page(account.login, login=False), methods=BOTH, name="login"),
-        Route("/logout", page(account.logout), methods=POST, name="logout"),
+        Route("/", page(home, perm=P.LOGGED_IN), methods=GET, name="home"),
+        Route("/login", page(account.login, perm=P.PUBLIC), methods=BOTH, name="login"),
+        Route("/logout", page(account.logout, perm=P.LOGGED_IN), methods=POST, name="logout"),
         # campaigns
-        Route("/campaigns", page(campaigns.campaign_list), methods=GET, name="campaigns"),
-        Route("/campaigns/upload", page(campaigns.campaign_upload, uploads=True), methods=POST, name="campaign_upload"),
-        Route("/campaigns/{slug}", page(campaigns.campaign_page), methods=GET, name="campaign"),
-        Route("/campaigns/{slug}/status", page(campaigns.campaign_status), methods=POST, name="campaign_status"),
-        Route("/campaigns/{slug}/enroll", page(bulk.campaign_enroll_tag), methods=POST, name="campaign_enroll_tag"),
-        Route("/campaigns/{slug}/tags", page(bulk.campaign_link_tag), methods=POST, name="campaign_link_tag"),
-        Route("/campaigns/{slug}/bulk/{job}", page(bulk.campaign_bulk), methods=GET, name="campaign_bulk"),
-        Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits), methods=POST, name="campaign_exits"),
-        Route("/campaigns/{slug}/cadence", page(campaigns.campaign_cadence), methods=POST, name="campaign_cadence"),
-        Route("/campaigns/{slug}/retry", page(campaigns.campaign_retry), methods=POST, name="campaign_retry"),
-        Route(step, page(campaigns.step_page), methods=BOTH, name="step"),
-        Route(step + "/preview", page(campaigns.step_preview), methods=GET, name="step_preview"),
-        Route(step + "/email", page(campaigns.step_email), methods=GET, name="step_email"),
-        Route(step + "/test", page(campaigns.step_test), methods=POST, name="step_test"),
+        Route("/campaigns", page(campaigns.campaign_list, perm=P.CAMPAIGNS_READ), methods=GET, name="campaigns"),
+        Route("/campaigns/upload", page(campaigns.campaign_upload, perm=P.CAMPAIGNS_EDIT, uploads=True), methods=POST, name="campaign_upload"),
+        Route("/campaigns/{slug}", page(campaigns.campaign_page, perm=P.CAMPAIGNS_READ), methods=GET, name="campaign"),
+        Route("/campaigns/{slug}/status", page(campaigns.campaign_status, perm=P.CAMPAIGNS_PUBLISH), methods=POST, name="campaign_status"),
+        Route("/campaigns/{slug}/enroll", page(bulk.campaign_enroll_tag, perm=P.SUBSCRIBERS_WRITE), methods=POST, name="campaign_enroll_tag"),
+        Route("/campaigns/{slug}/tags", page(bulk.campaign_link_tag, perm=P.CAMPAIGNS_EDIT), methods=POST, name="campaign_link_tag"),
+        Route("/campaigns/{slug}/bulk/{job}", page(bulk.campaign_bulk, perm=P.SUBSCRIBERS_WRITE), methods=GET, name="campaign_bulk"),
+        Route("/campaigns/{slug}/exits", page(campaigns.campaign_exits, perm=P.CAMPAIGNS_EDIT), methods=POST, name="campaign_exits"),
+        Route("/campaigns/{slug}/cadence", page(campaigns.campaign_cadence, perm=P.CAMPAIGNS_EDIT), methods=POST,
+              name="campaign_cadence"),
+        Route("/campaigns/{slug}/submit", page(signoff.campaign_submit, perm=P.CAMPAIGNS_EDIT), methods=POST,
+              name="campaign_submit"),
+        Route("/campaigns/{slug}/review", page(signoff.campaign_review, perm=P.CAMPAIGNS_READ), methods=GET,
+              name="campaign_review"),
+        Route("/campaigns/{slug}/approve", page(signoff.campaign_approve, perm=P.CAMPAIGNS_PUBLISH), methods=POST,
+              name="campaign_approve"),
+        Route("/campaigns/{slug}/return", page(signoff.campaign_return, perm=P.CAMPAIGNS_PUBLISH), methods=POST,
+              name="campaign_return"),
+        Route("/campaigns/{slug}/retry", page(campaigns.campaign_retry, perm=P.CAMPAIGNS_PUBLISH), methods=POST, name="campaign_retry"),
+        Route(step, page(campaigns.step_page, perm=P.CAMPAIGNS_READ), methods=GET, name="step"),
+        Route(step, page(campaigns.step_page, perm=P.CAMPAIGNS_EDIT), methods=POST, name="step_save"),
+        Route(step + "/preview", page(campaigns.step_preview, perm=P.CAMPAIGNS_READ), methods=GET, name="step_preview"),
+        Route(step + "/email", page(campaigns.step_email, perm=P.CAMPAIGNS_READ), methods=GET, name="step_email"),
+        Route(step + "/test", page(campaigns.step_test, perm=P.CAMPAIGNS_EDIT), methods=POST, name="step_test"),
         # subscribers
-        Route("/subscribers", page(subscribers.subscriber_list), methods=GET, name="subscribers"),
-        Route("/subscribers/import", page(subscribers.subscriber_import, uploads=True), methods=POST,
+        Route("/subscribers", page(subscribers.subscriber_list, perm=P.SUBSCRIBERS_READ), methods=GET, name="subscribers"),
+        Route("/subscribers/import", page(subscribers.subscriber_import, perm=P.SUBSCRIBERS_WRITE, uploads=True), methods=POST,
               name="subscriber_import"),
-        Route("/subscribers/add", page(subscribers.subscriber_add), methods=POST, name="subscriber_add"),
-        Route("/subscribers/{id:int}", page(subscribers.subscriber_page), methods=GET, name="subscriber"),
-        Route("/subscribers/{id:int}/edit", page(subscribers.subscriber_edit), methods=POST, name="subscriber_edit"),
-        Route("/subscribers/{id:int}/tags", page(subscribers.subscriber_tags), methods=POST, name="subscriber_tags"),
-        Route("/subscribers/{id:int}/enroll", page(subscribers.subscriber_enroll), methods=POST,
+        Route("/subscribers/add", page(subscribers.subscriber_add, perm=P.SUBSCRIBERS_WRITE), methods=POST, name="subscriber_add"),
+        Route("/subscribers/{id:int}", page(subscribers.subscriber_page, perm=P.SUBSCRIBERS_READ), methods=GET, name="subscriber"),
+        Route("/subscribers/{id:int}/edit", page(subscribers.subscriber_edit, perm=P.SUBSCRIBERS_WRITE), methods=POST, name="subscriber_edit"),
+        Route("/subscribers/{id:int}/tags", page(subscribers.subscriber_tags, perm=P.SUBSCRIBERS_WRITE), methods=POST, name="subscriber_tags"),
+        Route("/subscribers/{id:int}/enroll", page(subscribers.subscriber_enroll, perm=P.SUBSCRIBERS_WRITE), methods=POST,
               name="subscriber_enroll"),
-        Route("/subscribers/{id:int}/attributes", page(subscribers.subscriber_attributes), methods=POST,
+        Route("/subscribers/{id:int}/attributes", page(subscribers.subscriber_attributes, perm=P.SUBSCRIBERS_WRITE), methods=POST,
               name="subscriber_attributes"),
-        Route("/subscribers/{id:int}/stop", page(subscribers.subscriber_stop), methods=POST, name="subscriber_stop"),
-        Route("/subscribers/{id:int}/unsubscribe", page(subscribers.subscriber_unsubscribe), methods=POST,
+        Route("/subscribers/{id:int}/stop", page(subscribers.subscriber_stop, perm=P.SUBSCRIBERS_WRITE), methods=POST, name="subscriber_stop"),
+        Route("/subscribers/{id:int}/unsubscribe", page(subscribers.subscriber_unsubscribe, perm=P.SUBSCRIBERS_WRITE), methods=POST,
               name="subscriber_unsubscribe"),
-        Route("/subscribers/{id:int}/suppress", page(subscribers.subscriber_suppress), methods=POST,
+        Route("/subscribers/{id:int}/suppress", page(subscribers.subscriber_suppress, perm=P.SUBSCRIBERS_WRITE), methods=POST,
               name="subscriber_suppress"),
-        Route("/subscribers/{id:int}/export", page(subscribers.subscriber_export_page), methods=GET,
-              name="subscriber_export"),
-        Route("/subscribers/{id:int}/export.json", page(subscribers.subscriber_export_json), methods=GET,
-              name="subscriber_export_json"),
-        Route("/subscribers/{id:int}/erase", page(subscribers.subscriber_erase), methods=POST,
+        Route("/subscribers/{id:int}/export", page(subscribers.subscriber_export_page, perm=P.SUBSCRIBERS_EXPORT),
+              methods=GET, name="subscriber_export"),
+        Route("/subscribers/{id:int}/export.json", page(subscribers.subscriber_export_json, perm=P.SUBSCRIBERS_EXPORT),
+              methods=GET, name="subscriber_export_json"),
+        Route("/subscribers/{id:int}/erase", page(subscribers.subscriber_erase, perm=P.SUBSCRIBERS_ERASE), methods=POST,
               name="subscriber_erase"),
         # sign-up form
-        Route("/signup", page(signup.signup_page), methods=GET, name="signup"),
-        Route("/signup", page(signup.signup_set), methods=POST, name="signup_set"),
-        # outbound webhooks
-        Route("/webhooks", page(webhooks.webhooks_page), methods=GET, name="webhooks"),
-        Route("/webhooks/add", page(webhooks.webhook_add), methods=POST, name="webhook_add"),
-        Route("/webhooks/{id:int}/rotate", page(webhooks.webhook_rotate), methods=POST, name="webhook_rotate"),
-        Route("/webhooks/{id:int}/active", page(webhooks.webhook_active), methods=POST, name="webhook_active"),
-        Route("/webhooks/deliveries/{delivery:int}/replay", page(webhooks.webhook_replay), methods=POST,
-              name="webhook_replay"),
+        Route("/signup", page(signup.signup_page, perm=P.SETTINGS), methods=GET, name="signup"),
+        Route("/signup", page(signup.signup_set, perm=P.SETTINGS), methods=POST, name="signup_set"),
         # newsletters
-        Route("/newsletters", page(newsletters.newsletter_list), methods=GET, name="newsletters"),
-        Route("/newsletters/create", page(newsletters.newsletter_create, uploads=True), methods=POST,
+        Route("/newsletters", page(newsletters.newsletter_list, perm=P.NEWSLETTERS_READ), methods=GET, name="newsletters"),
+        Route("/newsletters/create", page(newsletters.newsletter_create, perm=P.NEWSLETTERS_EDIT, uploads=True), methods=POST,
               name="newsletter_create"),
-        Route("/newsletters/{slug}", page(newsletters.newsletter_page), methods=GET, name="newsletter"),
-        Route("/newsletters/{slug}/email", page(newsletters.newsletter_email), methods=GET, name="newsletter_email"),
-        Route("/newsletters/{slug}/schedule", page(newsletters.newsletter_schedule), methods=POST,
+        Route("/newsletters/{slug}", page(newsletters.newsletter_page, perm=P.NEWSLETTERS_READ), methods=GET, name="newsletter"),
+        Route("/newsletters/{slug}/email", page(newsletters.newsletter_email, perm=P.NEWSLETTERS_READ), methods=GET, name="newsletter_email"),
+        Route("/newsletters/{slug}/schedule", page(newsletters.newsletter_schedule, perm=P.NEWSLETTERS_SEND), methods=POST,
               name="newsletter_schedule"),
-        Route("/newsletters/{slug}/cancel", page(newsletters.newsletter_cancel), methods=POST,
+        Route("/newsletters/{slug}/cancel", page(newsletters.newsletter_cancel, perm=P.NEWSLETTERS_SEND), methods=POST,
               name="newsletter_cancel"),
-        Route("/newsletters/{slug}/pause", page(newsletters.newsletter_pause), methods=POST,
+        Route("/newsletters/{slug}/pause", page(newsletters.newsletter_pause, perm=P.NEWSLETTERS_SEND), methods=POST,
               name="newsletter_pause"),
-        Route("/newsletters/{slug}/test", page(newsletters.newsletter_test), methods=POST, name="newsletter_test"),
+        Route("/newsletters/{slug}/test", page(newsletters.newsletter_test, perm=P.NEWSLETTERS_EDIT), methods=POST, name="newsletter_test"),
+        # outbound webhooks (settings: they send patient events to other systems)
+        Route("/webhooks", page(webhooks.webhooks_page, perm=P.SETTINGS), methods=GET, name="webhooks"),
+        Route("/webhooks/add", page(webhooks.webhook_add, perm=P.SETTINGS), methods=POST, name="webhook_add"),
+        Route("/webhooks/{id:int}/rotate", page(webhooks.webhook_rotate, perm=P.SETTINGS), methods=POST,
+              name="webhook_rotate"),
+        Route("/webhooks/{id:int}/active", page(webhooks.webhook_active, perm=P.SETTINGS), methods=POST,
+              name="webhook_active"),
+        Route("/webhooks/deliveries/{delivery:int}/replay", page(webhooks.webhook_replay, perm=P.SETTINGS),
+              methods=POST, name="webhook_replay"),
+        # the team: staff users, roles, invitations (owners); the audit log
+        Route("/team", page(team.team_page, perm=P.STAFF_MANAGE), methods=GET, name="team"),
+        Route("/team/invite", page(team.team_invite, perm=P.STAFF_MANAGE), methods=POST, name="team_invite"),
+        Route("/team/{id:int}/role", page(team.team_role, perm=P.STAFF_MANAGE), methods=POST, name="team_role"),
+        Route("/invite/{token}", page(team.invite_accept, perm=P.PUBLIC), methods=BOTH, name="invite"),
+        Route("/audit", page(audit.audit_page, perm=P.AUDIT_READ), methods=GET, name="audit"),
+        Route("/audit.csv", page(audit.audit_csv, perm=P.AUDIT_READ), methods=GET, name="audit_csv"),
     ]
     session = Middleware(
         SessionMiddleware,

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from drip.errors import InputError
 from drip.models import Campaign, CampaignStatus
 from subscribers.signup_forms import DEFAULT_FORM, list_forms, set_signup_campaign, signup_choice
+from drip.audit import changed
 from web.staff.base import StaffRequest
 
 
@@ -43,8 +44,11 @@ def signup_set(req: StaffRequest) -> Response:
     where = "Sign-ups" if form == DEFAULT_FORM else f"Sign-ups on /subscribe?form={form}"
     try:
         with req.ctx.runtime.sessions.begin() as db:
+            was = signup_choice(db, req.ctx.settings, form)
             set_signup_campaign(db, slug or None, req.now, form=form, tag=tag)
             choice = signup_choice(db, req.ctx.settings, form)
+            before, after = changed({"campaign": was.slug, "tag": was.tag}, {"campaign": choice.slug, "tag": choice.tag})
+            req.audit(db, "settings.signup", f"sign-up form {form}", before=before, after=after)
             message = (f"{where} now start “{choice.campaign.title}”." if choice.campaign is not None
                        else "Saved. " + choice.warning)
     except InputError as exc:

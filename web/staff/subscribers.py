@@ -122,6 +122,13 @@ def subscriber_import(req: StaffRequest) -> Response:
         except InputError as exc:
             return _list_page(req, import_error=shown_error(str(exc), path, name), status_code=400)
     report.path = name
+    # The import commits in chunks of its own (a million rows do not fit one transaction); its
+    # audit row follows it, with what it did.
+    if not report.refused:  # a refused file changed nothing
+        with req.ctx.runtime.sessions.begin() as db:
+            req.audit(db, "subscriber.import", f"file {name}", after={
+                "rows": report.rows, "created": report.created, "updated": report.updated,
+                "skipped": report.skipped, "enrolled": report.enrolled})
     return _list_page(req, report=report, report_name=name, status_code=200)
 
 
@@ -133,6 +140,7 @@ def subscriber_add(req: StaffRequest) -> Response:
                                              tags=_split_tags(form["tags"]), source="staff", now=req.now,
                                              clinic_tz=req.ctx.settings.clinic.timezone)
             sid, email = sub.id, sub.email
+            req.audit(db, "subscriber.add" if created else "subscriber.update", f"subscriber {sid}")
     except InputError as exc:
         return _list_page(req, add_error=str(exc), add_form=form, status_code=400)
     req.flash(f"{email} {'added' if created else 'was already here and is updated'}.")
@@ -219,12 +227,16 @@ def subscriber_page(req: StaffRequest) -> Response:
         return req.render("subscriber.html", context)
 
 
-def _change(req: StaffRequest, action) -> Response:
-    """Run `action(db, sub)` in one transaction; it returns the message to flash."""
+def _change(req: StaffRequest, action, audit: str, fields: tuple[str, ...] = ()) -> Response:
+    """Run `action(db, sub)` in one transaction; it returns the message to flash. The audit row
+    (`audit`, with these form fields' values) is written in the same transaction."""
     sid = req.request.path_params["id"]
     try:
         with req.ctx.runtime.sessions.begin() as db:
-            message = action(db, _subscriber(db, req))
+            sub = _subscriber(db, req)
+            message = action(db, sub)
+            details = {f: req.field(f) for f in fields if req.field(f)}
+            req.audit(db, audit, f"subscriber {sub.id}", after=details or None)
     except NotFoundError:
         raise
     except InputError as exc:
@@ -239,7 +251,7 @@ def subscriber_edit(req: StaffRequest) -> Response:
         upsert_subscriber(db, sub.email, name=req.field("name"), tz=req.field("tz") or None, source="staff",
                           now=req.now, clinic_tz=req.ctx.settings.clinic.timezone)
         return "Details saved."
-    return _change(req, apply)
+    return _change(req, apply, "subscriber.edit")
 
 
 def subscriber_tags(req: StaffRequest) -> Response:
@@ -254,7 +266,7 @@ def subscriber_tags(req: StaffRequest) -> Response:
         enrolled = tag_subscribers(db, [sub.id], names, req.now, clinic_tz=req.ctx.settings.clinic.timezone)
         extra = f" and enrolled in {enrolled} campaign{'s' if enrolled != 1 else ''}" if enrolled else ""
         return f"Tagged {', '.join(names)}{extra}."
-    return _change(req, apply)
+    return _change(req, apply, "subscriber.tags", ("action", "tag", "tags"))
 
 
 def _stored_values(db: Session, subscriber_id: int) -> dict[str, str]:
@@ -271,7 +283,7 @@ def subscriber_attributes(req: StaffRequest) -> Response:
                   if req.form is not None and f"attr_{d.key}" in req.form}
         changed = set_attributes(db, sub.id, values, req.now)
         return f"Saved: {', '.join(changed)} changed." if changed else "Nothing changed."
-    return _change(req, apply)
+    return _change(req, apply, "subscriber.attributes")
 
 
 def subscriber_stop(req: StaffRequest) -> Response:
@@ -285,7 +297,7 @@ def subscriber_stop(req: StaffRequest) -> Response:
             raise InputError(str(exc).split(": ", 1)[-1]) from None
         return (f"{sub.email} no longer gets “{campaign.title}”: {done.cancelled} scheduled email"
                 f"{'s' if done.cancelled != 1 else ''} cancelled.")
-    return _change(req, apply)
+    return _change(req, apply, "enrollment.stop", ("campaign", "reason"))
 
 
 def subscriber_enroll(req: StaffRequest) -> Response:
@@ -299,7 +311,7 @@ def subscriber_enroll(req: StaffRequest) -> Response:
         except NotEnrollable as exc:
             raise InputError(str(exc).split(": ", 1)[-1]) from None
         return f"{sub.email} is enrolled in “{campaign.title}”; the first email is scheduled."
-    return _change(req, apply)
+    return _change(req, apply, "enrollment.create", ("campaign",))
 
 
 def subscriber_unsubscribe(req: StaffRequest) -> Response:
@@ -310,7 +322,7 @@ def subscriber_unsubscribe(req: StaffRequest) -> Response:
         result = unsubscribe(db, LinkClaims(subscriber_id=sub.id), "all", now=req.now, source=f"staff {who}")
         return (f"{sub.email} is unsubscribed from all email; {result.cancelled} scheduled "
                 f"email{'s' if result.cancelled != 1 else ''} cancelled.")
-    return _change(req, apply)
+    return _change(req, apply, "subscriber.unsubscribe")
 
 
 def subscriber_suppress(req: StaffRequest) -> Response:
@@ -322,25 +334,28 @@ def subscriber_suppress(req: StaffRequest) -> Response:
         cancelled = cancel_pending(db, sub.id, reason="suppressed by staff")
         return (f"{sub.email} is on the suppression list and will never be emailed again; "
                 f"{cancelled} scheduled email{'s' if cancelled != 1 else ''} cancelled.")
-    return _change(req, apply)
+    return _change(req, apply, "subscriber.suppress")
 
 
 # -- patient data rights
 
 
-def _export(req: StaffRequest) -> tuple[Subscriber, dict]:
+def _export(req: StaffRequest, kind: str) -> tuple[Subscriber, dict]:
+    """The export, audited (who looked at a patient's whole record, and when)."""
     from subscribers.export import patient_export
 
-    with req.ctx.runtime.read_sessions() as db:
+    with req.ctx.runtime.sessions.begin() as db:
         sub = _subscriber(db, req)
-        return sub, patient_export(db, sub, clinic_name=req.ctx.settings.clinic.name, now=req.now)
+        data = patient_export(db, sub, clinic_name=req.ctx.settings.clinic.name, now=req.now)
+        req.audit(db, "subscriber.export", f"subscriber {sub.id}", after={"format": kind})
+        return sub, data
 
 
 def subscriber_export_json(req: StaffRequest) -> Response:
     """Everything drip holds about one patient, as a JSON download (right of access)."""
     import json
 
-    sub, data = _export(req)
+    sub, data = _export(req, "json")
     body = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8")
     return Response(body, media_type="application/json; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="patient-{sub.id}-export.json"',
@@ -350,7 +365,7 @@ def subscriber_export_json(req: StaffRequest) -> Response:
 
 def subscriber_export_page(req: StaffRequest) -> Response:
     """The same export as a page a patient can read (print it, or save it as a PDF)."""
-    sub, data = _export(req)
+    sub, data = _export(req, "page")
     return req.render("subscriber_export.html", {"nav": "subscribers", "sub": sub, "data": data})
 
 
@@ -366,6 +381,7 @@ def subscriber_erase(req: StaffRequest) -> Response:
             req.flash("To erase this patient, type their email address exactly; nothing was erased.", "error")
             return req.redirect("staff:subscriber", id=sid)
         erase_subscriber(db, sub, req.now)
+        req.audit(db, "subscriber.erase", f"subscriber {sid}")  # the id only: the address is gone
     req.flash(f"Patient {sid} was erased: their data is gone; a hash of the address is kept so they are "
               "never added or emailed again.")
     return req.redirect("staff:subscribers")
