@@ -80,7 +80,7 @@ def request_for(path: str, method: str, ids):
     """(url, data, files) for one staff route, with values that exist in seed_staff's data."""
     url = (path.replace("{slug}", SLUG if "newsletters" not in path else "december")
            .replace("{position:int}", str(POS)).replace("{id:int}", str(ids.ann_id))
-           .replace("{job}", "nojob").replace("{token}", "not-a-token"))
+           .replace("{job}", "nojob").replace("{token}", "not-a-token").replace("{delivery:int}", "1"))
     data, files = {}, None
     if path.endswith("/campaigns/upload"):
         files = {"article": ("acupuncture.txt", SEED.read_bytes(), "application/octet-stream")}
@@ -108,6 +108,10 @@ ALLOWED_OTHER = {
     "/staff/campaigns/{slug}/bulk/{job}": {404},  # no such run: the page says so
     "/staff/invite/{token}": {404},  # a made-up token: "invitation not valid"
     "/staff/login": {200, 303},
+    "/staff/webhooks/add": {400},  # no URL in the form: the page says what is missing
+    "/staff/webhooks/{id:int}/rotate": {303, 400, 404},  # no endpoint 1 in the seeded data: the page says so
+    "/staff/webhooks/{id:int}/active": {303, 400, 404},
+    "/staff/webhooks/deliveries/{delivery:int}/replay": {303, 400, 404},
 }
 
 
