@@ -136,5 +136,12 @@ def test_staff_runs_a_campaign_end_to_end(page, live_server, shoot, seed_path, t
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(campaign_url)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert page.locator("nav.mainnav a").count() == 6  # campaigns, subscribers, newsletters, sign-up, team, audit log (an owner)
+    # home, campaigns, subscribers, newsletters, sign-up, webhooks, team, audit log (an owner)
+    assert page.locator("nav.mainnav a").count() == 8
     shoot(page, "10-phone-campaign")
+
+    # Home: what went out, what is next, the chart (server-rendered SVG, nothing blocked by the CSP).
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{base}/staff/")
+    assert page.locator("svg.chart rect").count() >= 90 and page.locator(".tile").count() >= 6
+    shoot(page, "11-home")

@@ -23,6 +23,7 @@ from drip.permissions import Perm
 from drip.errors import DripError, InputError, NotFoundError, SendError
 from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
+from web.staff.dashboard import campaign_chart
 from web.staff.signup import signup_warning
 from web.staff.emails import PREVIEW_HEADERS, render_sample, send_test, step_content
 from web.staff.stats import StepStats, campaign_summaries, step_stats
@@ -160,6 +161,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
             "warnings": _warnings(steps),
             "plan": _plan(db, campaign, req),
+            "activity": campaign_chart(db, campaign.id, req.now, req.ctx.settings.clinic.timezone),
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
             "pending": signoff.pending_steps(db, campaign), "signoff": req.ctx.settings.require_signoff,

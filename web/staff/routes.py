@@ -9,15 +9,15 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from drip.config import secret_key
 from web.context import WebContext
 from drip.permissions import Perm as P
-from web.staff import account, audit, bulk, campaigns, newsletters, signoff, signup, subscribers, team, webhooks
+from web.staff import account, audit, bulk, campaigns, dashboard, newsletters, signoff, signup, subscribers, team, webhooks
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
-from web.staff.base import StaffContext, StaffRequest
+from web.staff.base import StaffContext
 
 GET, POST, BOTH = ["GET"], ["POST"], ["GET", "POST"]
 
@@ -31,12 +31,10 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         return Response(staff.stylesheet.body, media_type="text/css; charset=utf-8",
                         headers={"Cache-Control": "public, max-age=86400", "ETag": f'"{staff.stylesheet.version}"'})
 
-    def home(req: StaffRequest) -> Response:
-        return RedirectResponse("/staff/campaigns", status_code=303)
 
     step = "/campaigns/{slug}/steps/{position:int}"
     inner = [
-        Route("/", page(home, perm=P.LOGGED_IN), methods=GET, name="home"),
+        Route("/", page(dashboard.dashboard, perm=P.LOGGED_IN), methods=GET, name="home"),
         Route("/login", page(account.login, perm=P.PUBLIC), methods=BOTH, name="login"),
         Route("/logout", page(account.logout, perm=P.LOGGED_IN), methods=POST, name="logout"),
         # campaigns
