@@ -40,6 +40,18 @@ log = logging.getLogger("drip.scheduler")
 BEAT_SECONDS = 15.0
 
 
+class _QuietOverlap(logging.Filter):
+    """`max_instances=1` is deliberate: a tick still running (a long batch, a wait for a locked
+    database) makes APScheduler skip the next one and say so at WARNING every interval. Expected,
+    so not logged; the tick itself says what it waits for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietOverlap())
+
+
 class Worker:
     """`drip run`: tick every `interval` seconds until SIGTERM/SIGINT, then finish the batch and exit."""
 
