@@ -233,7 +233,7 @@ class _Bulk:
             elif row.active:
                 reason = "enrolled"
             else:
-                self.zone(row.tz)  # an unknown zone fails here, before anything is written (as in enroll)
+                self.zone(row.tz)  # an unknown zone raises, as in enroll(), before this chunk writes
                 eligible[sid] = row.tz
                 outcome.skipped["enrolled"] += n - 1  # a repeated id finds the first one's enrollment
                 continue
