@@ -41,8 +41,11 @@ def campaign_review(req: StaffRequest) -> Response:
         campaign = _campaign(db, req.request.path_params["slug"])
         diffs = signoff.diffs(db, campaign)
         waiting = signoff.needs_review(db, campaign)
+        from campaigns.service import review_campaign
+
+        warnings = review_campaign(db, campaign) if campaign.status == "draft" else []
         return req.render("review.html", {
-            "nav": "campaigns", "campaign": campaign, "waiting": waiting,
+            "nav": "campaigns", "campaign": campaign, "waiting": waiting, "warnings": warnings,
             "diffs": [(d.position, d.changed, Markup(d.html)) for d in diffs],  # noqa: S704 (difflib escapes content)
         })
 
@@ -50,6 +53,13 @@ def campaign_review(req: StaffRequest) -> Response:
 def campaign_approve(req: StaffRequest) -> Response:
     def work(db, campaign):
         was = campaign.status
+        if was == "draft" and req.field("confirm") != "1":
+            from campaigns.service import review_campaign
+
+            open_warnings = len(review_campaign(db, campaign))
+            if open_warnings:  # as the Publish button asks (campaigns/review.py)
+                raise InputError(f"{open_warnings} review warning{'s' if open_warnings != 1 else ''} still open: "
+                                 "tick “I have reviewed the warnings” to approve and publish anyway")
         n = signoff.approve(db, campaign, req.now)
         done = "is approved and published" if was == "draft" else f"is approved: {n} changed email{'s' if n != 1 else ''} now go out"
         return f"“{campaign.title}” {done}.", {"status": campaign.status, "edits_live": n}

@@ -119,7 +119,12 @@ def test_a_draft_is_published_by_its_approval(runtime, make_client):
     approver = member(runtime, make_client, "approver")
     review = approver.get("/staff/campaigns/onboarding/review").text
     assert "Nothing published yet" in review and "Approve and publish" in review
+    # the factory's short bodies are review warnings: approving a draft asks to confirm them, as Publish does
+    assert "I have reviewed the warnings" in review and "a very short body" in review
     post(approver, "/staff/campaigns/onboarding/review", "/staff/campaigns/onboarding/approve")
+    with runtime.sessions() as s:
+        assert s.scalar(select(Campaign.status).where(Campaign.slug == "onboarding")) == "draft"
+    post(approver, "/staff/campaigns/onboarding/review", "/staff/campaigns/onboarding/approve", {"confirm": "1"})
     with runtime.sessions() as s:
         assert s.scalar(select(Campaign.status).where(Campaign.slug == "onboarding")) == "published"
 
