@@ -151,6 +151,7 @@ class Dispatcher:
                 break
             if self.limiter is not None and self.limiter.blocked(self.clock()):
                 report.limited_until = self.limiter.blocked_until  # known full: not even a query
+                report.limit = str(self.limiter.blocked_by or "")
                 break
             batch = self.run_batch()
             report.add(batch)

@@ -55,6 +55,7 @@ class RateLimiter:
         self.backend = backend[:64]
         self.limits = limits
         self.blocked_until: datetime | None = None  # this worker saw a full window until then
+        self.blocked_by: Limit | None = None  # ...this one
 
     def describe(self) -> str:
         return ", ".join(str(lim) for lim in self.limits)
@@ -87,7 +88,7 @@ class RateLimiter:
         stop = max(full, key=lambda lim: window_end(now, lim.window))
         next_at = window_end(now, stop.window)
         if granted == 0:
-            self.blocked_until = next_at
+            self.blocked_until, self.blocked_by = next_at, stop
         return Grant(granted, tuple(starts.items()), next_at, stop)
 
     def give_back(self, grant: Grant, n: int) -> None:

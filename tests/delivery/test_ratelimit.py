@@ -9,6 +9,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from sqlalchemy import func, select
 
 from delivery.dispatcher import Dispatcher
+from drip import metrics
 from delivery.ratelimit import RateLimiter, limited_now, limited_text
 from delivery.ratespec import EPOCH, WINDOWS, Limit, free_room, parse_limits, window_end, window_start
 from drip.config import load_settings
@@ -134,10 +135,12 @@ def test_dispatcher_sends_only_what_the_limit_grants_and_the_rest_next_minute(sq
     now = {"t": T0}
     backend = ScriptedBackend(rt.settings)
     d = Dispatcher(rt, backend, clock=lambda: now["t"])
+    waits = metrics.REGISTRY.get_sample_value("drip_rate_limit_waits_total")
     first = d.tick()
     assert (first.sent, first.limited_until, first.limit) == (4, T0 + timedelta(minutes=1), "4/minute")
+    assert metrics.REGISTRY.get_sample_value("drip_rate_limit_waits_total") == waits + 1
     again = d.tick()  # the same minute: nothing, and the worker knows it without asking the database
-    assert again.claimed == 0 and again.limited_until == T0 + timedelta(minutes=1)
+    assert (again.claimed, again.limited_until, again.limit) == (0, T0 + timedelta(minutes=1), "4/minute")
     for minute in (1, 2):
         now["t"] = T0 + timedelta(minutes=minute, seconds=1)
         assert d.tick().sent == (4 if minute == 1 else 2)

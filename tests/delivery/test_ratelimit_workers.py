@@ -1,6 +1,7 @@
-"""Three workers, each with its own engine and Dispatcher, under one rate limit kept in the
-database (PostgreSQL and SQLite): per window, the deliveries' sent_at never exceed the limit;
-nothing is lost or sent twice; what is left goes in the next windows by itself, in order."""
+"""Three workers, each with its own engine, Dispatcher and SMTP connection to a real server
+(aiosmtpd on loopback), under one rate limit kept in the database (PostgreSQL and SQLite): per
+window, the deliveries' sent_at never exceed the limit; nothing is lost or sent twice (counted at
+the server); what is left goes in the next windows by itself, in order."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from delivery.ratespec import window_start
 from drip.db import make_engine, session_factory
 from drip.models import Delivery, RateWindow, Subscriber
 from drip.runtime import Runtime
-from tests.delivery.test_dispatcher import ScriptedBackend
+from delivery.backends.smtp import SMTPBackend
 from tests.factories import make_campaign
 
 N = 70
@@ -49,14 +50,15 @@ def _fill(rt: Runtime) -> None:
             enroll(s, sub, c, T0 - timedelta(hours=1), clinic_tz="UTC")
 
 
-def _three_workers(url: str, settings) -> None:
-    s0 = settings.with_(database_url=url, batch_size=7, record_every=3, frequency_cap=5,
+def _three_workers(url: str, settings, smtp_server) -> None:
+    s0 = settings.with_(database_url=url, batch_size=7, record_every=3, frequency_cap=5, backend="smtp",
+                        smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_timeout=5.0,
                         rate_limits=f"{LIMIT}/minute,1000/day")
     engines = [make_engine(url) for _ in range(4)]
     rt = Runtime(s0, engines[0], session_factory(engines[0]))
     _fill(rt)
     clock = SharedClock(T0)
-    backends = [ScriptedBackend(s0) for _ in range(3)]
+    backends = [SMTPBackend(s0).__enter__() for _ in range(3)]
     workers = [Dispatcher(Runtime(s0, e, session_factory(e)), b, clock=clock, worker_id=f"w{i}")
                for i, (e, b) in enumerate(zip(engines[1:], backends))]
     start = threading.Barrier(3)
@@ -87,11 +89,13 @@ def _three_workers(url: str, settings) -> None:
             rows = s.execute(select(Delivery.id, Delivery.status, Delivery.sent_at, Delivery.claimed_by)).all()
             used = {r.period: r.used for r in s.scalars(select(RateWindow))}
     finally:
+        for b in backends:
+            b.__exit__(None, None, None)
         for e in engines:
             e.dispose()
     assert len(rows) == N and all(r.status == "sent" for r in rows), "none lost, none failed"
-    sent_ids = [m.delivery_id for b in backends for m in b.sent]
-    assert len(sent_ids) == N and len(set(sent_ids)) == N, "none sent twice"
+    got = [rcpt for env in smtp_server.envelopes for rcpt in env.rcpt_tos]
+    assert len(got) == N and len(set(got)) == N, "the server got each email once"
     per_minute = Counter(window_start(r.sent_at, "minute") for r in rows)
     assert max(per_minute.values()) <= LIMIT
     assert sorted(per_minute.values(), reverse=True) == [LIMIT] * (N // LIMIT) + [N % LIMIT]
@@ -104,14 +108,14 @@ def _three_workers(url: str, settings) -> None:
 
 
 @pytest.mark.postgres
-def test_three_workers_on_postgres_never_exceed_the_limit(pg_schema_url, settings):
+def test_three_workers_on_postgres_never_exceed_the_limit(pg_schema_url, settings, smtp_server):
     from tests.conftest import _truncate_pg
 
     engine = make_engine(pg_schema_url)
     _truncate_pg(engine)
     engine.dispose()
-    _three_workers(pg_schema_url, settings)
+    _three_workers(pg_schema_url, settings, smtp_server)
 
 
-def test_three_workers_on_sqlite_never_exceed_the_limit(sqlite_runtime, settings):
-    _three_workers(sqlite_runtime.settings.db_url, settings)
+def test_three_workers_on_sqlite_never_exceed_the_limit(sqlite_runtime, settings, smtp_server):
+    _three_workers(sqlite_runtime.settings.db_url, settings, smtp_server)
