@@ -106,22 +106,22 @@ class WebhookSender:
                              .values(status="pending", claimed_by=None, lease_until=None)).rowcount or 0
 
     def claim(self, now: datetime) -> list[Job]:
-        lock = "FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+        lock = "FOR UPDATE OF d SKIP LOCKED" if self.dialect == "postgresql" else ""
         sql = text(
             f"""
             UPDATE webhook_deliveries SET status = 'sending', lease_until = :lease, claimed_by = :worker,
                    attempts = attempts + 1
             WHERE id IN (
-                SELECT id FROM webhook_deliveries
-                WHERE status = 'pending' AND next_attempt_at <= :now
-                ORDER BY next_attempt_at, id LIMIT :limit {lock}
+                SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+                WHERE d.status = 'pending' AND d.next_attempt_at <= :now AND e.active = :yes
+                ORDER BY d.next_attempt_at, d.id LIMIT :limit {lock}
             )
             RETURNING id
             """
         ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("lease", type_=UTCDateTime))
         with self.sessions.begin() as s:
             ids = [r[0] for r in s.execute(sql, {"now": now, "lease": now + self.lease, "worker": self.worker_id,
-                                                  "limit": self.batch})]
+                                                  "limit": self.batch, "yes": True})]
             if not ids:
                 return []
             rows = s.execute(

@@ -91,7 +91,7 @@ def _set(endpoint: int, active: bool) -> None:
 
 @webhooks_app.command("disable")
 def disable(endpoint: int = typer.Argument(..., help="Endpoint id.")) -> None:
-    """Stop sending to this endpoint (no new events; pending ones are not posted)."""
+    """Stop sending to this endpoint (no new events; those already waiting stay until it is enabled)."""
     _set(endpoint, False)
 
 

@@ -136,5 +136,5 @@ def test_staff_runs_a_campaign_end_to_end(page, live_server, shoot, seed_path, t
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(campaign_url)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert page.locator("nav.mainnav a").count() == 4  # campaigns, subscribers, newsletters, sign-up
+    assert page.locator("nav.mainnav a").count() == 5  # campaigns, subscribers, newsletters, sign-up, webhooks
     shoot(page, "10-phone-campaign")

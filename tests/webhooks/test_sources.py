@@ -67,3 +67,23 @@ def test_confirmed_bounced_complained_unsubscribed(runtime):
     got = {(t, d["subscriber_id"]) for t, d in _events(runtime)}
     assert got == {("subscriber.confirmed", ids[0]), ("subscriber.bounced", ids[1]),
                    ("subscriber.complained", ids[2]), ("subscriber.unsubscribed", ids[3])}
+
+
+def test_csv_import_emits_subscribed_for_new_rows_only(runtime, tmp_path):
+    from subscribers.importer import import_csv
+    from subscribers.service import upsert_subscriber
+
+    with runtime.sessions.begin() as s:
+        known, _ = upsert_subscriber(s, "known@example.org", now=T0)
+    _all_events(runtime)
+    path = tmp_path / "patients.csv"
+    path.write_text("email,name\nknown@example.org,Known\nnew1@example.org,New One\nnew2@example.org,\n")
+    import_csv(runtime, path, now=T0)
+    got = [d for t, d in _events(runtime) if t == "subscriber.subscribed"]
+    with runtime.sessions() as s:
+        from drip.models import Subscriber
+
+        new_ids = set(s.scalars(select(Subscriber.id).where(Subscriber.email_key.in_(
+            ["new1@example.org", "new2@example.org"]))))
+    assert {d["subscriber_id"] for d in got} == new_ids and len(got) == 2
+    assert all(d["source"] and d["status"] == "active" for d in got)
