@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from campaigns.enrollment import enroll
 from delivery.dispatcher import Dispatcher
@@ -87,3 +87,21 @@ def test_csv_import_emits_subscribed_for_new_rows_only(runtime, tmp_path):
             ["new1@example.org", "new2@example.org"]))))
     assert {d["subscriber_id"] for d in got} == new_ids and len(got) == 2
     assert all(d["source"] and d["status"] == "active" for d in got)
+
+
+def test_retention_deletes_old_finished_webhook_events_only(runtime):
+    from delivery.retention import apply_retention
+    from drip.models import WebhookDelivery
+    from subscribers.service import upsert_subscriber
+
+    _all_events(runtime)
+    with runtime.sessions.begin() as s:
+        upsert_subscriber(s, "old@example.org", now=T0)
+        upsert_subscriber(s, "waiting@example.org", now=T0)
+        first = s.scalar(select(WebhookDelivery).order_by(WebhookDelivery.id))
+        first.status = "delivered"
+    result = apply_retention(runtime.sessions, T0 + timedelta(days=40), 30)
+    assert result.webhook_events == 1
+    with runtime.sessions() as s:
+        assert [st for (st,) in s.execute(select(WebhookDelivery.status))] == ["pending"]
+        assert s.scalar(select(func.count()).select_from(WebhookEvent)) == 1
