@@ -127,7 +127,7 @@ def test_retry_failed_rows_of_a_paused_campaign_from_the_cli(runtime, monkeypatc
     runtime.settings = runtime.settings.with_(pause_after_errors=2)
     cid = setup(runtime, n_subs=4, n_items=0)
     Dispatcher(runtime, ScriptedBackend(runtime.settings, rule=lambda m: "permanent"), clock=Clock(T0)).tick()
-    monkeypatch.setattr("drip.commands.campaigns.open_runtime", lambda: runtime)
+    monkeypatch.setattr("drip.runtime.open_runtime", lambda: runtime)  # the command imports it when run
     code, out = _cli(capsys, "campaigns", "retry", "onboarding", "--resume")
     assert code == 0, out
     assert "2 failed emails due again" in out
