@@ -278,9 +278,10 @@ class LedgerStore:
         """`email.sent` for the rows just recorded, and `enrollment.completed` for enrollments with
         nothing left to send: one query for the endpoints, and only when one wants them, one query
         per kind and one multi-row INSERT each (in the record's transaction)."""
-        from webhooks.outbox import targets, write
+        from webhooks.outbox import targets_of, write
 
-        sent_to, done_to = targets(s, "email.sent"), targets(s, "enrollment.completed")
+        wanted = targets_of(s, ("email.sent", "enrollment.completed"))
+        sent_to, done_to = wanted["email.sent"], wanted["enrollment.completed"]
         if sent_to:
             rows = s.execute(
                 select(Delivery.id, Delivery.subscriber_id, Campaign.slug, Step.position, Delivery.broadcast_id)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from drip.models import Delivery, DeliveryStatus, Event
+from drip.models import Delivery, DeliveryStatus, Event, WebhookDelivery, WebhookEvent
 
 FINISHED = (DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value, DeliveryStatus.CANCELLED.value)
 BATCH = 5_000
@@ -26,6 +26,7 @@ class RetentionResult:
     cutoff: datetime
     deliveries: int
     events: int
+    webhook_events: int = 0  # outbound webhook events whose deliveries all finished (delivered/failed)
 
 
 def _old_deliveries(cutoff: datetime):
@@ -54,4 +55,20 @@ def apply_retention(sessions: sessionmaker[Session], now: datetime, days: int, b
             totals[key] += len(ids)
             if len(ids) < batch:
                 break
-    return RetentionResult(cutoff, totals["deliveries"], totals["events"])
+    while True:  # outbound webhook events (webhooks/outbox.py): only once no delivery of one is still to go
+        with sessions.begin() as s:
+            ids = list(s.scalars(select(WebhookEvent.id).where(_old_webhook_events(cutoff))
+                                 .order_by(WebhookEvent.id).limit(batch)))
+            if ids:
+                s.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(ids)))
+                s.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
+        totals["webhooks"] = totals.get("webhooks", 0) + len(ids)
+        if len(ids) < batch:
+            break
+    return RetentionResult(cutoff, totals["deliveries"], totals["events"], totals["webhooks"])
+
+
+def _old_webhook_events(cutoff: datetime):
+    waiting = exists().where(WebhookDelivery.event_id == WebhookEvent.id,
+                             WebhookDelivery.status.in_(("pending", "sending")))
+    return (WebhookEvent.created_at < cutoff) & ~waiting

@@ -519,6 +519,16 @@ def _write(
           "consent_ip": r.consent_ip}
          for r in merged.values()],
     )
+    from webhooks.outbox import emit
+
+    def created() -> list[dict]:  # only when an endpoint wants subscriber.subscribed
+        new = [k for k in keys if k not in known]
+        ids = _ids(session, new) if new else {}
+        known.update(ids)
+        return [{"subscriber_id": ids[k], "status": SubscriberStatus.ACTIVE.value, "source": source[:64]}
+                for k in new if k in ids]
+
+    emit(session, "subscriber.subscribed", created, now)
 
     with_attrs = [r for r in merged.values() if r.attrs]
     if with_attrs:

@@ -62,7 +62,7 @@ def rotate_secret(session: Session, endpoint: WebhookEndpoint, now: datetime,
 
 
 def set_active(session: Session, endpoint: WebhookEndpoint, active: bool) -> None:
-    """Disable (no new events; pending ones are not posted) or enable again."""
+    """Disable (no new events; those already waiting stay pending, unposted) or enable again (they go)."""
     endpoint.active = active
     session.flush()
 

@@ -15,6 +15,7 @@ private is failed at once (the address will not become public by waiting).
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-import httpx
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.models import UTCDateTime, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks import signing
+from webhooks.http import Poster
 from webhooks.targets import Target, TargetRefused, resolve
 
 log = logging.getLogger("drip.webhooks")
@@ -79,7 +80,7 @@ class WebhookSender:
 
     def __init__(self, sessions: sessionmaker[Session], worker_id: str, *, allow_private: bool = False,
                  batch: int = 200, concurrency: int = 8, timeout: float = 5.0, lease: timedelta = timedelta(seconds=60),
-                 clock: Callable[[], datetime] | None = None, transport: httpx.BaseTransport | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.sessions = sessions
         self.worker_id = worker_id
         self.allow_private = allow_private
@@ -88,9 +89,7 @@ class WebhookSender:
         self.lease = lease
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.dialect = sessions.kw["bind"].dialect.name
-        limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
-        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)), limits=limits,
-                                   follow_redirects=False, transport=transport, trust_env=False)
+        self.client = Poster(timeout)  # no redirects followed, no proxy from the environment
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
         self._targets: dict[str, Target | Exception] = {}
         self._lock = threading.Lock()
@@ -107,22 +106,22 @@ class WebhookSender:
                              .values(status="pending", claimed_by=None, lease_until=None)).rowcount or 0
 
     def claim(self, now: datetime) -> list[Job]:
-        lock = "FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+        lock = "FOR UPDATE OF d SKIP LOCKED" if self.dialect == "postgresql" else ""
         sql = text(
             f"""
             UPDATE webhook_deliveries SET status = 'sending', lease_until = :lease, claimed_by = :worker,
                    attempts = attempts + 1
             WHERE id IN (
-                SELECT id FROM webhook_deliveries
-                WHERE status = 'pending' AND next_attempt_at <= :now
-                ORDER BY next_attempt_at, id LIMIT :limit {lock}
+                SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+                WHERE d.status = 'pending' AND d.next_attempt_at <= :now AND e.active = :yes
+                ORDER BY d.next_attempt_at, d.id LIMIT :limit {lock}
             )
             RETURNING id
             """
         ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("lease", type_=UTCDateTime))
         with self.sessions.begin() as s:
             ids = [r[0] for r in s.execute(sql, {"now": now, "lease": now + self.lease, "worker": self.worker_id,
-                                                  "limit": self.batch})]
+                                                  "limit": self.batch, "yes": True})]
             if not ids:
                 return []
             rows = s.execute(
@@ -200,16 +199,14 @@ class WebhookSender:
             return Outcome(job.id, False, error=_clean(str(exc)))
         body = job.payload.encode("utf-8")
         headers = signing.headers(job.secrets, job.event_id, datetime.now(timezone.utc), body)
-        headers["host"] = target.host_header
         headers["user-agent"] = "drip-webhooks/1"
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         try:
-            response = self.client.post(target.pinned_url, content=body, headers=headers, extensions=extensions)
-        except httpx.HTTPError as exc:
+            status, answer = self.client.post(target, body, headers)
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, TLS, bad answer
             return Outcome(job.id, False, error=_clean(f"{type(exc).__name__}: {exc}"))
-        if 200 <= response.status_code < 300:
-            return Outcome(job.id, True, response.status_code)
-        return Outcome(job.id, False, response.status_code, _clean(f"HTTP {response.status_code} {response.text[:200]}"))
+        if 200 <= status < 300:
+            return Outcome(job.id, True, status)
+        return Outcome(job.id, False, status, _clean(f"HTTP {status} {answer}"))
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Claim one batch, post it (`concurrency` at a time), record it."""

@@ -31,7 +31,8 @@ def _signer(secret: str) -> Webhook:
 
 def signature_header(secrets_: Iterable[str], msg_id: str, at: datetime, body: bytes) -> str:
     """The `webhook-signature` value: one `v1,` signature per secret, space-separated."""
-    return " ".join(_signer(s).sign(msg_id, at, body) for s in secrets_)
+    text = body.decode("utf-8")  # str: what every version of the package signs as the body's UTF-8
+    return " ".join(_signer(s).sign(msg_id, at, text) for s in secrets_)
 
 
 def headers(secrets_: Iterable[str], msg_id: str, at: datetime, body: bytes) -> dict[str, str]:

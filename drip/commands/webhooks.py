@@ -91,7 +91,7 @@ def _set(endpoint: int, active: bool) -> None:
 
 @webhooks_app.command("disable")
 def disable(endpoint: int = typer.Argument(..., help="Endpoint id.")) -> None:
-    """Stop sending to this endpoint (no new events; pending ones are not posted)."""
+    """Stop sending to this endpoint (no new events; those already waiting stay until it is enabled)."""
     _set(endpoint, False)
 
 
@@ -150,3 +150,29 @@ def deliver(budget: float = typer.Option(30.0, "--budget", help="Seconds to spen
         sender.close()
         rt.close()
     typer.echo(f"webhooks: {r.delivered} delivered, {r.retried} to retry, {r.failed} failed")
+
+
+@webhooks_app.command("run")
+def run_cmd(interval: float = typer.Option(1.0, "--interval", help="Seconds between looks when nothing is due.")) -> None:
+    """Deliver webhooks in a process of their own until SIGTERM/SIGINT (`drip run` does it in a thread
+    too; this keeps the sending process's CPU for sending, e.g. at very high event rates)."""
+    import os
+    import signal
+    import socket
+    import threading
+
+    from drip.worker import webhook_sender
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    rt = _rt()
+    sender = webhook_sender(rt, f"{socket.gethostname()}:{os.getpid()}:webhooks")
+    try:
+        while not stop.is_set():
+            r = sender.drain(10.0, stop)
+            if r.claimed < sender.batch:
+                stop.wait(interval)
+    finally:
+        sender.close()
+        rt.close()

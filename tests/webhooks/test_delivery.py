@@ -196,3 +196,22 @@ def test_private_target_refused_when_added_and_when_sent(runtime, receiver):
     with runtime.sessions() as s:
         row = delivery_log(s)[0]
     assert row.status == "failed" and row.last_error.startswith("refused:")
+
+
+def test_a_disabled_endpoint_keeps_its_waiting_events_until_enabled(runtime, receiver):
+    from webhooks.endpoints import get_endpoint, set_active
+
+    ep, secret = _endpoint(runtime, receiver.url)
+    receiver.secrets = [secret]
+    with runtime.sessions.begin() as s:
+        upsert_subscriber(s, "ida@example.org", now=T0)
+        set_active(s, get_endpoint(s, ep), False)
+    sender = _sender(runtime)
+    try:
+        assert sender.run_once(T0).claimed == 0 and receiver.received == []
+        with runtime.sessions.begin() as s:
+            set_active(s, get_endpoint(s, ep), True)
+        assert sender.run_once(T0).delivered == 1
+    finally:
+        sender.close()
+    assert receiver.verified == 1

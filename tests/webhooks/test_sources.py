@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from campaigns.enrollment import enroll
 from delivery.dispatcher import Dispatcher
@@ -67,3 +67,41 @@ def test_confirmed_bounced_complained_unsubscribed(runtime):
     got = {(t, d["subscriber_id"]) for t, d in _events(runtime)}
     assert got == {("subscriber.confirmed", ids[0]), ("subscriber.bounced", ids[1]),
                    ("subscriber.complained", ids[2]), ("subscriber.unsubscribed", ids[3])}
+
+
+def test_csv_import_emits_subscribed_for_new_rows_only(runtime, tmp_path):
+    from subscribers.importer import import_csv
+    from subscribers.service import upsert_subscriber
+
+    with runtime.sessions.begin() as s:
+        known, _ = upsert_subscriber(s, "known@example.org", now=T0)
+    _all_events(runtime)
+    path = tmp_path / "patients.csv"
+    path.write_text("email,name\nknown@example.org,Known\nnew1@example.org,New One\nnew2@example.org,\n")
+    import_csv(runtime, path, now=T0)
+    got = [d for t, d in _events(runtime) if t == "subscriber.subscribed"]
+    with runtime.sessions() as s:
+        from drip.models import Subscriber
+
+        new_ids = set(s.scalars(select(Subscriber.id).where(Subscriber.email_key.in_(
+            ["new1@example.org", "new2@example.org"]))))
+    assert {d["subscriber_id"] for d in got} == new_ids and len(got) == 2
+    assert all(d["source"] and d["status"] == "active" for d in got)
+
+
+def test_retention_deletes_old_finished_webhook_events_only(runtime):
+    from delivery.retention import apply_retention
+    from drip.models import WebhookDelivery
+    from subscribers.service import upsert_subscriber
+
+    _all_events(runtime)
+    with runtime.sessions.begin() as s:
+        upsert_subscriber(s, "old@example.org", now=T0)
+        upsert_subscriber(s, "waiting@example.org", now=T0)
+        first = s.scalar(select(WebhookDelivery).order_by(WebhookDelivery.id))
+        first.status = "delivered"
+    result = apply_retention(runtime.sessions, T0 + timedelta(days=40), 30)
+    assert result.webhook_events == 1
+    with runtime.sessions() as s:
+        assert [st for (st,) in s.execute(select(WebhookDelivery.status))] == ["pending"]
+        assert s.scalar(select(func.count()).select_from(WebhookEvent)) == 1

@@ -1,0 +1,171 @@
+"""`drip bench webhooks`: signed events delivered per second to a loopback receiver while the
+worker sends, and the send rate beside the same run without webhooks.
+
+Each round is a fresh SQLite database with N emails due (the `dispatch` bench's setup, outbox
+backend). With webhooks, one endpoint takes every event type, so each email sent also writes an
+`email.sent` event in the record's transaction, and a backlog of B events is waiting; the
+webhook job (webhooks/sender.py, in its own thread as in `drip run`) drains the outbox to a
+receiver in its own process on 127.0.0.1 that verifies every signature with the
+`standardwebhooks` library. Figures: events delivered per second (all B + N, verified, none
+bad, none twice) and the email send rate with webhooks over the send rate without them, rounds
+interleaved so the machine's load hits both alike (the median of each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import BenchResult
+from bench.dispatch import T0, _setup
+
+WORKER = "bench-worker"
+
+
+def _receiver(secret: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.webhook_receiver", secret], stdout=subprocess.PIPE,
+                            text=True, cwd=str(Path(__file__).resolve().parent.parent))
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def _stats(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _round(n: int, backlog: int, mode: str) -> dict:
+    """mode: "off" (no endpoint), "thread" (the webhook job in this process, as `drip run` does),
+    "process" (`drip webhooks run` beside the sending process)."""
+    webhooks = mode != "off"
+    from delivery.backends.outbox import OutboxBackend
+    from delivery.dispatcher import Dispatcher
+    from webhooks import signing
+    from webhooks.outbox import write
+    from webhooks.sender import WebhookSender
+
+    from drip.models import WebhookEndpoint
+
+    with tempfile.TemporaryDirectory(prefix="drip-bench-wh-") as tmp:
+        rt = _setup(Path(tmp), n, 500)
+        out: dict = {}
+        proc = port = sender = worker = None
+        try:
+            if webhooks:
+                secret = signing.new_secret()
+                proc, port = _receiver(secret)
+                with rt.sessions.begin() as s:
+                    ep = WebhookEndpoint(url=f"http://127.0.0.1:{port}/hook", secret=secret, events=[], active=True,
+                                         description="bench", created_at=T0)
+                    s.add(ep)
+                    s.flush()
+                    for i in range(0, backlog, 1000):
+                        write(s, "subscriber.subscribed", [{"subscriber_id": j + 1, "status": "active",
+                                                            "source": "bench"} for j in range(i, min(backlog, i + 1000))],
+                              [ep.id], T0)
+                if mode == "thread":
+                    sender = WebhookSender(rt.sessions, WORKER, allow_private=True, batch=200, concurrency=8)
+                else:
+                    env = {**os.environ, "DRIP_DATABASE_URL": rt.settings.db_url, "DRIP_WEBHOOK_ALLOW_PRIVATE": "true",
+                           "DRIP_SECRET_KEY": "bench-secret", "DRIP_DATA_DIR": str(Path(tmp) / "data")}
+                    worker = subprocess.Popen([sys.executable, "-m", "drip", "webhooks", "run", "--interval", "0.05"],
+                                              env=env, cwd=str(Path(__file__).resolve().parent.parent))
+            stop = threading.Event()
+            delivered = [0]
+            wh_done = [0.0]
+
+            def deliver() -> None:
+                start = time.perf_counter()
+                while not stop.is_set():
+                    if sender is None:  # the other process delivers: watch the receiver's count
+                        delivered[0] = _stats(port)["verified"]
+                        if sending_done.is_set() and delivered[0] >= expected[0]:
+                            break
+                        time.sleep(0.02)
+                        continue
+                    r = sender.run_once()
+                    delivered[0] += r.delivered
+                    if r.claimed == 0 and sending_done.is_set():
+                        break
+                    if r.claimed == 0:
+                        time.sleep(0.05)
+                wh_done[0] = time.perf_counter() - start
+
+            expected = [1 << 60]
+
+            sending_done = threading.Event()
+            thread = threading.Thread(target=deliver, name="webhooks") if webhooks else None
+            with OutboxBackend(rt.settings) as backend:
+                d = Dispatcher(rt, backend, clock=lambda: T0)
+                if thread:
+                    thread.start()
+                start = time.perf_counter()
+                report = d.tick()
+                send_elapsed = time.perf_counter() - start
+                if webhooks:
+                    from sqlalchemy import func, select
+
+                    with rt.sessions() as s:
+                        expected[0] = s.scalar(select(func.count()).select_from(
+                            WebhookEndpoint.metadata.tables["webhook_events"]))
+                sending_done.set()
+            if report.sent != n:
+                raise RuntimeError(f"bench sent {report.sent} of {n}")
+            out["send_rate"] = n / send_elapsed
+            if thread:
+                thread.join(timeout=600)
+                stop.set()
+                stats = _stats(port)
+                events = expected[0]  # the backlog, one email.sent per email, enrollment.completed per patient
+                out.update(events=events, delivered=delivered[0], verified=stats["verified"], bad=stats["bad"],
+                           unique=stats["unique"], webhook_rate=delivered[0] / wh_done[0])
+        finally:
+            if sender is not None:
+                sender.close()
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+            rt.close()
+        return out
+
+
+def run(quick: bool = False) -> BenchResult:
+    n, backlog, rounds = (2_000, 3_000, 1) if quick else (4_000, 6_000, 2)
+    plain, hooked, threaded = [], [], []
+    for _ in range(rounds):
+        plain.append(_round(n, backlog, "off"))
+        hooked.append(_round(n, backlog, "process"))
+        threaded.append(_round(n, backlog, "thread"))
+    load1, load5, _ = os.getloadavg()
+    base = statistics.median(r["send_rate"] for r in plain)
+    with_hooks = statistics.median(r["send_rate"] for r in hooked)
+    wh_rate = statistics.median(r["webhook_rate"] for r in hooked)
+    problems = [r for r in hooked + threaded if r["bad"] or r["verified"] != r["events"]
+                or r["unique"] != r["events"] or r["delivered"] != r["events"]]
+    details = {
+        "events_per_s": round(wh_rate, 1),
+        "in_process_events_per_s": round(statistics.median(r["webhook_rate"] for r in threaded), 1),
+        "in_process_send_ratio": round(statistics.median(r["send_rate"] for r in threaded) / base, 3),
+        "events_per_round": hooked[0]["events"], "backlog_events": backlog, "emails_per_round": n, "rounds": rounds,
+        "send_rate_with_webhooks": round(with_hooks, 1), "send_rate_without": round(base, 1),
+        "send_ratio": round(with_hooks / base, 3),
+        "all_verified_once": not problems,
+        "load_avg_1m": round(load1, 2), "load_avg_5m": round(load5, 2), "cpus": os.cpu_count(),
+        "target": ">= 1,000 events/s; send rate with webhooks >= 0.9x without",
+        "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return BenchResult(bench="webhooks", unit="emails/s", rate=with_hooks, baseline=base,
+                       label=f"sending with webhooks ({wh_rate:,.0f} events/s delivered)",
+                       baseline_label="sending without webhooks", details=details)
