@@ -52,6 +52,6 @@ def make_maildir(root: Path, names=None) -> Path:
     """A maildir with the named fixtures (all by default) in new/."""
     for sub in ("new", "cur", "tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate(sorted(names or EXPECTED)):
+    for i, name in enumerate(sorted(EXPECTED if names is None else names)):
         shutil.copy(FIXTURES / name, root / "new" / f"1765000000.M{i}P1.test")
     return root
