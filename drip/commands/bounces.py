@@ -27,7 +27,7 @@ def poll_cmd(
 
     from delivery.bounces.mailbox import sources_for
     from delivery.bounces.poll import poll
-    from drip.errors import InputError
+    from drip.errors import ConfigurationError, InputError
     from drip.models import utcnow
     from drip.runtime import open_runtime
 
@@ -37,6 +37,10 @@ def poll_cmd(
             sources = sources_for(rt.settings, maildir)
         except ConnectionError as exc:
             raise InputError(str(exc)) from None
+        except ConfigurationError as exc:
+            if maildir is None:
+                raise
+            raise InputError(str(exc), where="--maildir") from None
         if not sources:
             raise InputError("no bounce mailbox configured: set DRIP_BOUNCE_MAILDIR or DRIP_BOUNCE_IMAP_HOST, "
                              "or pass --maildir DIR", where="bounces poll")
