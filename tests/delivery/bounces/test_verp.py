@@ -44,3 +44,28 @@ def test_verp_on_uses_the_from_domain_and_off_keeps_the_from_address(settings, s
     assert SMTPBackend(base).envelope_for(5) == "care@riverside-clinic.example"
     with pytest.raises(ConfigurationError, match="DRIP_BOUNCE_DOMAIN"):
         SMTPBackend(base.with_(bounce_domain="bad domain\r\nX: y"))
+
+
+def test_bounce_settings_are_checked_at_start(tmp_path):
+    from drip.config import load_settings
+
+    none = tmp_path / "none.toml"
+    s = load_settings({"DRIP_CONFIG": str(none), "DRIP_BOUNCE_IMAP_HOST": "imap.clinic.example",
+                       "DRIP_BOUNCE_IMAP_PASSWORD": "pw", "DRIP_BOUNCE_SOFT_LIMIT": "5"})
+    assert (s.bounce_imap_host, s.bounce_imap_password, s.bounce_soft_limit) == ("imap.clinic.example", "pw", 5)
+    assert "pw" not in repr(s)
+    with pytest.raises(ConfigurationError, match="DRIP_BOUNCE_IMAP_SECURITY: unknown value 'tls'"):
+        load_settings({"DRIP_CONFIG": str(none), "DRIP_BOUNCE_IMAP_SECURITY": "tls"})
+    toml = tmp_path / "drip.toml"
+    toml.write_text('bounce_imap_password = "pw"\n')
+    with pytest.raises(ConfigurationError, match="must come from the environment"):
+        load_settings({"DRIP_CONFIG": str(toml)})
+
+
+def test_plain_imap_is_refused_off_loopback(settings):
+    from delivery.bounces.mailbox import ImapSource
+
+    s = settings.with_(bounce_imap_host="imap.clinic.example", bounce_imap_user="u", bounce_imap_password="p",
+                       bounce_imap_security="plain")
+    with pytest.raises(ConfigurationError, match="refusing to send the IMAP password unencrypted"):
+        ImapSource(s)
