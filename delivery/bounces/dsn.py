@@ -140,6 +140,8 @@ def _text_failures(msg: Message, text: str) -> list[Failure]:
         status, kind = "", default
         at = text.lower().find(addr)
         window = text[at: at + 600] if at >= 0 else ""
+        marker = _COPY_MARKERS.search(window)
+        window = window[: marker.start()] if marker else window  # not the returned message's text
         m = _STATUS.search(window)
         if m:
             status = m.group(0)

@@ -118,6 +118,12 @@ class ImapSource:
         self.conn = conn
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
+        try:
+            yield from self._messages()
+        except (OSError, imaplib.IMAP4.error) as exc:  # a dropped connection: tried again at the next poll
+            raise ConnectionError(f"bounce mailbox {self.name}: {exc!r}") from exc
+
+    def _messages(self) -> Iterator[tuple[str, bytes]]:
         typ, data = self.conn.uid("SEARCH", None, "UNSEEN")
         if typ != "OK":
             raise ConnectionError(f"bounce mailbox {self.name}: SEARCH failed: {data!r}")
@@ -130,7 +136,10 @@ class ImapSource:
                 yield uid.decode("ascii"), body
 
     def done(self, key: str) -> None:
-        self.conn.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
+        try:
+            self.conn.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
+        except (OSError, imaplib.IMAP4.error) as exc:  # recorded already: a re-read is deduplicated
+            raise ConnectionError(f"bounce mailbox {self.name}: flagging {key} failed: {exc!r}") from exc
 
     def close(self) -> None:
         try:

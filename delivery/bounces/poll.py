@@ -47,7 +47,14 @@ def poll(sessions: sessionmaker[Session], settings: Settings, sources: Iterable[
                 if stopping():
                     return result
                 result.messages += 1
-                report = parse_report(raw)
+                try:
+                    report = parse_report(raw)
+                except Exception as exc:  # noqa: BLE001 - one unreadable message must not block the mailbox
+                    log.warning("bounce mailbox %s: message %s unreadable (%r); marked processed", source.name, key,
+                                exc)
+                    result.not_reports += 1
+                    source.done(key)
+                    continue
                 if not report.failures:
                     result.not_reports += 1
                 else:

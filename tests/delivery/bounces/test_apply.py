@@ -125,3 +125,19 @@ def test_a_message_that_is_not_a_report_is_marked_processed(sqlite_runtime, tmp_
     result = run_poll(sqlite_runtime, box)
     assert (result.messages, result.not_reports, result.findings) == (1, 1, [])
     assert os.listdir(box / "new") == [] and os.listdir(box / "cur") == ["reply:2,S"]
+
+
+def test_an_unreadable_message_does_not_block_the_mailbox(sqlite_runtime, tmp_path, monkeypatch):
+    import delivery.bounces.poll as poll_module
+
+    real = poll_module.parse_report
+    monkeypatch.setattr(poll_module, "parse_report",
+                        lambda raw: (_ for _ in ()).throw(ValueError("odd")) if b"ODD" in raw else real(raw))
+    with sqlite_runtime.sessions.begin() as s:
+        seed_deliveries(s)
+    box = make_maildir(tmp_path / "box", names=["postfix_hard.eml"])
+    _deliver(box, "0odd", b"Subject: ODD\r\n\r\n")  # sorted first
+    result = run_poll(sqlite_runtime, box)
+    assert (result.messages, result.not_reports) == (2, 1)
+    assert [f.delivery_id for f in result.findings] == [101]
+    assert os.listdir(box / "new") == []
