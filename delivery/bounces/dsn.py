@@ -37,8 +37,8 @@ _HARD_SUBJECTS = {"1", "2", "4"}
 _COMPLAINT_TYPES = {"abuse", "fraud", "virus", "other"}
 _ENVELOPE_HEADERS = ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
 # The line after which qmail / Exim paste the returned message as text.
-_COPY_MARKERS = re.compile(r"^(?:--- Below this line is a copy of the message\.|-+ This is a copy of the message.*-+)\s*$",
-                           re.MULTILINE)
+_COPY_MARKERS = re.compile(
+    r"^(?:--- Below this line is a copy of the message\.|-+ This is a copy of the message.*-+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,10 @@ def _text_failures(msg: Message, text: str) -> list[Failure]:
 
     temporary, permanent = all_failures(msg)
     out = []
-    for raw_addr, default in [(a, HARD) for a in sorted(permanent)] + [(a, SOFT) for a in sorted(temporary - permanent)]:
-        addr = (raw_addr.decode("utf-8", "replace") if isinstance(raw_addr, bytes) else str(raw_addr)).strip("<> ").lower()
+    found = [(a, HARD) for a in sorted(permanent)] + [(a, SOFT) for a in sorted(temporary - permanent)]
+    for raw_addr, default in found:
+        text_addr = raw_addr.decode("utf-8", "replace") if isinstance(raw_addr, bytes) else str(raw_addr)
+        addr = text_addr.strip("<> ").lower()
         if not _ADDR.fullmatch(addr):
             continue
         status, kind = "", default
