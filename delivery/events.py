@@ -60,7 +60,7 @@ _TRACKING = {EventType.OPEN, EventType.CLICK}
 # "blocked" (the receiving server refused this message for now, e.g. reputation). Only a hard
 # bounce says the address is dead; SendGrid itself does not suppress blocks. "expired" is a
 # deferred message that ran out of retries: also not the address's fault.
-_SOFT_BOUNCE_TYPES = {"blocked", "expired"}
+_SOFT_BOUNCE_TYPES = {"blocked", "expired", "soft"}  # "soft": a 4.x.x DSN (delivery/bounces/)
 
 # SendGrid quirk: "dropped" means SendGrid never tried. The `reason` says why; only some reasons
 # are about the address (others, e.g. "Spam Content" or "Invalid SMTPAPI header", are about the
@@ -94,6 +94,7 @@ class NormalizedEvent:
     delivery_id: int | None
     occurred_at: datetime
     raw: dict[str, Any]
+    provider: str = PROVIDER  # "sendgrid"; "dsn" / "arf" for reports read from the bounce mailbox
 
 
 @dataclass
@@ -203,7 +204,7 @@ def _store(session: Session, event: NormalizedEvent, now: datetime) -> bool:
     stmt = (
         insert(Event)
         .values(
-            provider=PROVIDER,
+            provider=event.provider,
             provider_event_id=event.provider_event_id,
             type=event.type.value,
             delivery_id=event.delivery_id if event.delivery_id is not None and event.delivery_id < 2**31 else None,
@@ -235,10 +236,11 @@ def _set_outcome(session: Session, event: NormalizedEvent, outcome: str) -> None
 
 
 def _apply_suppression(session: Session, event: NormalizedEvent, status: SubscriberStatus, reason: str,
-                       now: datetime, counts: EventCounts) -> None:
+                       now: datetime, counts: EventCounts, source: str | None = None) -> None:
     if not event.email_key:
         return
-    if suppress(session, event.email_key, reason, f"{PROVIDER}:{event.type.value}", now):
+    source = source or f"{event.provider}:{event.type.value}"
+    if suppress(session, event.email_key, reason, source, now):
         counts.suppressed += 1
     sub = session.scalar(select(Subscriber).where(Subscriber.email_key == event.email_key))
     if sub is None:  # not (or no longer) a subscriber: the suppression row still blocks a re-import
@@ -246,16 +248,14 @@ def _apply_suppression(session: Session, event: NormalizedEvent, status: Subscri
     if _SEVERITY[status.value] > _SEVERITY.get(sub.status, 0):
         sub.status = status.value
         sub.updated_at = now
-        _emit_status(session, sub.id, status, event, now)
-    counts.cancelled += cancel_pending(session, sub.id, reason=f"{PROVIDER} {event.type.value}: address suppressed",
+        _emit_status(session, sub.id, status, source, now)
+    counts.cancelled += cancel_pending(session, sub.id, reason=f"{source.replace(':', ' ')}: address suppressed",
                                        now=now)
 
 
-def _emit_status(session: Session, subscriber_id: int, status: SubscriberStatus, event: NormalizedEvent,
-                 now: datetime) -> None:
+def _emit_status(session: Session, subscriber_id: int, status: SubscriberStatus, source: str, now: datetime) -> None:
     from webhooks.outbox import emit
 
-    source = f"{PROVIDER}:{event.type.value}"
     if status is SubscriberStatus.UNSUBSCRIBED:
         emit(session, "subscriber.unsubscribed", [{"subscriber_id": subscriber_id, "scope": "all", "campaign": None}],
              now)

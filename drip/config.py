@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from drip.errors import ConfigurationError
 
-SECRET_KEYS = {"secret_key", "sendgrid_api_key", "smtp_password", "metrics_token"}
+SECRET_KEYS = {"secret_key", "sendgrid_api_key", "smtp_password", "metrics_token", "bounce_imap_password"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,20 @@ class Settings:
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_timeout: float = 20.0
     sendgrid_webhook_public_key: str = ""
+    # Asynchronous bounces and complaints (delivery/bounces/): a VERP envelope sender per delivery
+    # (bounces+d<id>-<hmac>@bounce_domain; DRIP_VERP=true uses the From domain), and the mailbox the
+    # reports arrive in: IMAP (ssl | starttls | plain, plain only to loopback) and/or a maildir.
+    bounce_domain: str = ""
+    verp: bool = False
+    bounce_maildir: str = ""
+    bounce_imap_host: str = ""
+    bounce_imap_port: int = 0  # 0: 993 for ssl, 143 otherwise
+    bounce_imap_user: str = ""
+    bounce_imap_password: str = field(default="", repr=False)
+    bounce_imap_security: str = "ssl"
+    bounce_imap_folder: str = "INBOX"
+    bounce_poll_seconds: float = 300.0  # the worker polls the bounce mailbox this often (when one is set)
+    bounce_soft_limit: int = 3  # soft bounces in a row that suppress an address
     tracking: bool = False
     frequency_cap: int = 1  # emails per subscriber per local day, across campaigns and newsletters
     batch_size: int = 0  # rows claimed per query; 0: by backend (delivery.dispatcher.claim_size)
@@ -186,6 +200,11 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
     booking = settings.clinic.booking_url.strip()
     if booking and not re.fullmatch(r"https?://[^\s<>\"']+", booking):
         raise ConfigurationError("DRIP_CLINIC_BOOKING_URL must be an http(s) address, e.g. https://clinic.example/book")
+    if settings.bounce_imap_security not in {"ssl", "starttls", "plain"}:
+        raise ConfigurationError(
+            f"DRIP_BOUNCE_IMAP_SECURITY: unknown value {settings.bounce_imap_security!r} (ssl, starttls, plain)")
+    if settings.bounce_soft_limit < 1:
+        raise ConfigurationError("DRIP_BOUNCE_SOFT_LIMIT must be at least 1")
     if settings.record_every < 1:
         settings = replace(settings, record_every=50)
     return settings

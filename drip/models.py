@@ -427,6 +427,18 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SoftBounceStreak(Base):
+    """Soft bounces in a row per address (delivery/bounces/apply.py): N of them suppress it."""
+
+    __tablename__ = "soft_bounce_streaks"
+
+    email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_delivery_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), nullable=True)
+    last_status: Mapped[str] = mapped_column(String(16), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class CampaignOptOut(Base):
     """Unsubscribed from one campaign only (the patient still gets other mail)."""
 

@@ -31,6 +31,10 @@ def build_worker(rt: Runtime, dispatcher: "Dispatcher", interval: float | None, 
     worker = Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=on_report, heartbeat=heartbeat)
     if rt.settings.retention_days > 0:
         worker.add_chore("retention", lambda: _retention(rt), RETENTION_SECONDS)
+    from delivery.bounces.mailbox import configured
+
+    if configured(rt.settings) and rt.settings.bounce_poll_seconds > 0:
+        worker.add_chore("bounces", lambda: _bounces(rt, worker.stopping.is_set), rt.settings.bounce_poll_seconds)
     sender = webhook_sender(rt, dispatcher.store.worker_id)
     worker.add_chore("webhooks", lambda: sender.drain(WEBHOOK_BUDGET_SECONDS, worker.stopping), WEBHOOK_SECONDS)
     return worker
@@ -60,6 +64,21 @@ def _retention(rt: Runtime) -> None:
     if result.deliveries or result.events:
         log.info("retention: deleted %d delivery rows and %d provider events older than %s", result.deliveries,
                  result.events, result.cutoff.date())
+
+
+def _bounces(rt: Runtime, stopping: Callable[[], bool]) -> None:
+    """The bounce mailbox chore: a mailbox that cannot be reached is one warning, retried next time."""
+    from delivery.bounces.mailbox import sources_for
+    from delivery.bounces.poll import poll
+    from drip.models import utcnow
+
+    try:
+        result = poll(rt.sessions, rt.settings, sources_for(rt.settings), utcnow, stopping)
+    except ConnectionError as exc:
+        log.warning("%s; retrying in %.0f s", exc, rt.settings.bounce_poll_seconds)
+        return
+    if result.messages:
+        log.info("bounce mailbox: %s", result.summary())
 
 
 def beat_once(rt: Runtime) -> Callable[[int], None]:

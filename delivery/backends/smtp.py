@@ -115,6 +115,18 @@ class SMTPBackend(BaseBackend):
         except UnsafeHeaderError as exc:
             raise ConfigurationError(str(exc)) from None
         self.domain = self.envelope_from.rpartition("@")[2]
+        # VERP: each message's MAIL FROM names its delivery, signed (delivery/bounces/verp.py), so an
+        # asynchronous bounce is matched whatever the remote MTA's report looks like.
+        self.verp_domain = settings.bounce_domain.strip().lower() or (self.domain if settings.verp else "")
+        self._verp_secret = ""
+        if self.verp_domain:
+            from drip.config import secret_key
+
+            try:
+                check_address(f"bounces@{self.verp_domain}", "DRIP_BOUNCE_DOMAIN")
+            except UnsafeHeaderError as exc:
+                raise ConfigurationError(str(exc)) from None
+            self._verp_secret = secret_key(settings)
         self.ssl_context = ssl_context
         self.where = f"{settings.smtp_host}:{settings.smtp_port}"
         self._conn: smtplib.SMTP | None = None
@@ -248,16 +260,24 @@ class SMTPBackend(BaseBackend):
             if self._down is not None:  # the server refused everyone in this batch already
                 raise self._down
             built = build_message(msg, domain=self.domain)
-            self._send(built)
+            self._send(built, self.envelope_for(msg.delivery_id))
             self._sent_in_batch += 1
             results.append(SendResult(delivery_id=msg.delivery_id, ok=True, message_id=built.message_id))
         return results
 
-    def _send(self, built: MimeMessage) -> None:
+    def envelope_for(self, delivery_id: int) -> str:
+        """The envelope MAIL FROM: the signed VERP address when configured, else the From address."""
+        if not self.verp_domain:
+            return self.envelope_from
+        from delivery.bounces.verp import verp_address
+
+        return verp_address(delivery_id, self.verp_domain, self._verp_secret)
+
+    def _send(self, built: MimeMessage, envelope_from: str) -> None:
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                conn.sendmail(self.envelope_from, [built.recipient], built.raw)
+                conn.sendmail(envelope_from, [built.recipient], built.raw)
                 return
             except smtplib.SMTPServerDisconnected as exc:
                 # Most often an idle connection the server closed: reconnect once.
@@ -280,7 +300,7 @@ class SMTPBackend(BaseBackend):
                 # e.g. 553 sender not allowed, 530 authentication/STARTTLS required: no message
                 # of this batch can go out until the settings change.
                 raise self._config_error(
-                    f"SMTP server {self.where} refused MAIL FROM:<{self.envelope_from}>: "
+                    f"SMTP server {self.where} refused MAIL FROM:<{envelope_from}>: "
                     f"{exc.smtp_code} {_text(exc.smtp_error)}"
                 ) from exc
             except smtplib.SMTPResponseException as exc:  # SMTPDataError and the like
