@@ -11,7 +11,7 @@ Every change is one function working on the stored campaign; the caller gives th
 (`with sessions.begin()`), the function audits itself in it. Each change stores the state before
 it (`DraftChange.snapshot`), so `undo` puts it back - as new step versions, never by rewriting one.
 No word is ever lost: a dropped step becomes an `ExcludedText` row shown on the campaign page; a
-merged item's title becomes the first paragraph of the merged text.
+merged item's title starts its text's first paragraph.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.service import latest_versions, slugify
-from campaigns.subjects import subject_for
+from campaigns.subjects import preheader_for, subject_for
 from drip.audit import Actor, record
 from drip.errors import InputError, NotFoundError
 from drip.models import (
@@ -203,13 +203,26 @@ def _para_index(paras: list[str], paragraph: int, position: int) -> int:
     return paragraph - 1
 
 
-def _heading_para(step: StepState) -> list[str]:
-    """An item's title goes with its text when the item stops being its own email (article words)."""
-    return [step.title] if step.kind == "item" and step.title.strip() else []
+def _with_title(step: StepState) -> list[str]:
+    """The paragraphs of a step that stops being its own email. An item's title (article words)
+    starts its first paragraph as a sentence: a lone title line would read as a stray fragment."""
+    paras = paragraphs(step.body)
+    head = step.title.strip() if step.kind == "item" else ""
+    if not head:
+        return paras
+    if head[-1] not in ".!?:":
+        head += "."
+    return [f"{head} {paras[0]}"] + paras[1:] if paras else [head]
 
 
 def _subject(title: str, section: str, campaign: Campaign, body: str) -> str:
     return subject_for(title, section, campaign.title, body)[:200]
+
+
+def _preheader(title: str, section: str, body: str) -> str:
+    from types import SimpleNamespace
+
+    return preheader_for(SimpleNamespace(kind="item", title=title, section=section, text=body))[:300]
 
 
 # -- the operations (each: one stored change, audited, undoable)
@@ -222,7 +235,7 @@ def merge(session: Session, campaign: Campaign, position: int, *, actor: Actor, 
         if i + 1 >= len(state.steps):
             raise InputError(f"step {position} is the last: there is no next step to merge with", where="STEP")
         a, b = state.steps[i], state.steps.pop(i + 1)
-        a.body = _join(paragraphs(a.body) + _heading_para(b) + paragraphs(b.body))
+        a.body = _join(paragraphs(a.body) + _with_title(b))
         return state
     return _apply(session, campaign, actor, "merge", f"step {position}", {"step": position}, change, at)
 
@@ -239,7 +252,8 @@ def split(session: Session, campaign: Campaign, position: int, paragraph: int, *
             raise InputError(f"step {position} cannot be split before its first paragraph", where="PARAGRAPH")
         title = f"{a.title} (continued)"
         b = replace(a, id=None, slug="", title=title, body=_join(paras[k:]),
-                    subject=_subject(title, a.section, campaign, _join(paras[k:])))
+                    subject=_subject(title, a.section, campaign, _join(paras[k:])),
+                    preheader=_preheader(title, a.section, _join(paras[k:])))
         a.body = _join(paras[:k])
         state.steps.insert(i + 1, b)
         return state
@@ -292,7 +306,8 @@ def make_item(session: Session, campaign: Campaign, position: int, paragraph: in
             new_title, body = (m.group(1), m.group(2)) if m and m.group(2).strip() else (" ".join(text.split())[:120], text)
         a.body = _join(paras)
         state.steps.insert(i + 1, StepState(None, "item", "", 0, a.section, new_title,
-                                            _subject(new_title, a.section, campaign, body), "", body))
+                                            _subject(new_title, a.section, campaign, body),
+                                            _preheader(new_title, a.section, body), body))
         return state
     return _apply(session, campaign, actor, "make_item", f"step {position}", {"step": position, "paragraph": paragraph},
                   change, at)
@@ -309,15 +324,7 @@ def to_paragraph(session: Session, campaign: Campaign, position: int, *, actor: 
         if i == 0:
             raise InputError(f"step {position} is the first: there is no previous step to join", where="STEP")
         a = state.steps[i - 1]
-        paras = paragraphs(b.body)
-        head = b.title.strip()
-        if head and head[-1] not in ".!?:":
-            head += "."
-        if paras:
-            paras[0] = f"{head} {paras[0]}".strip()
-        else:
-            paras = [head]
-        a.body = _join(paragraphs(a.body) + paras)
+        a.body = _join(paragraphs(a.body) + _with_title(b))
         state.steps.pop(i)
         return state
     return _apply(session, campaign, actor, "to_paragraph", f"step {position}", {"step": position}, change, at)

@@ -64,7 +64,7 @@ def test_merge_joins_the_next_step_with_its_title_as_a_new_version(draft):
     _run(draft, dt.merge, 2)
     after = _state(draft)
     assert [s.title for s in after.steps] == ["Welcome", "Endorphins", "Next"]
-    assert after.steps[1].body == "Endo one delta.\n\nEndo two echo.\n\nBlood flow\n\nFlow one foxtrot."
+    assert after.steps[1].body == "Endo one delta.\n\nEndo two echo.\n\nBlood flow. Flow one foxtrot."
     assert kept(words(before), words(after))
     with draft.sessions() as s:
         assert s.scalar(select(func.max(StepVersion.version)).where(StepVersion.step_id == after.steps[1].id)) == 2
