@@ -32,10 +32,11 @@ def _draft() -> Draft:
 
 
 @pytest.fixture
-def draft(sqlite_runtime):
-    with sqlite_runtime.sessions.begin() as s:
+def draft(runtime):
+    """The draft on SQLite and on PostgreSQL (positions are swapped under a unique constraint)."""
+    with runtime.sessions.begin() as s:
         service.create_campaign(s, _draft(), "basics")
-    return sqlite_runtime
+    return runtime
 
 
 def _state(rt):
