@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.server import run_server
 from web.staff.auth import add_staff
 
 pytestmark = pytest.mark.browser
@@ -13,14 +14,21 @@ EMAIL = "editor.tools@clinic.example.org"
 PASSWORD = "another long and careful password"
 
 
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory):
+    """A server of its own: the session's `live_server` must stay empty for the staff flow test."""
+    with run_server(tmp_path_factory.mktemp("draft-tools")) as server:
+        yield server
+
+
 def _titles(page) -> list[str]:
     return [t.strip() for t in page.locator("table.steps tbody tr .sub").all_inner_texts()]
 
 
-def test_staff_fix_a_draft_merge_split_drop_undo(page, live_server, shoot, seed_path):
-    with live_server.runtime.sessions.begin() as s:
+def test_staff_fix_a_draft_merge_split_drop_undo(page, own_server, shoot, seed_path):
+    with own_server.runtime.sessions.begin() as s:
         add_staff(s, EMAIL, PASSWORD, role="editor")
-    base = live_server.url
+    base = own_server.url
     page.goto(f"{base}/staff/login")
     page.fill("input[name=email]", EMAIL)
     page.fill("input[name=password]", PASSWORD)
