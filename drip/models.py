@@ -209,6 +209,36 @@ class StepVersion(Base):
     step: Mapped[Step] = relationship(back_populates="versions")
 
 
+class ExcludedText(Base):
+    """Text staff dropped from a draft (campaigns/draft_tools.py): kept, shown, restorable, never sent."""
+
+    __tablename__ = "excluded_texts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    from_position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))
+    section: Mapped[str] = mapped_column(Text, default="")
+    title: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(String(200))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DraftChange(Base):
+    """One structure change of a draft, with the steps and excluded text before it (JSON), for undo."""
+
+    __tablename__ = "draft_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    snapshot: Mapped[str] = mapped_column(Text)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Enrollment(Base):
     __tablename__ = "enrollments"
     __table_args__ = (

@@ -1,10 +1,9 @@
 """Command modules; each has `register(app: typer.Typer) -> None`. One module per area, one owner each."""
 
 from drip.commands import (
-    api_tokens, attributes, audit, backup, bench, bounces, broadcast, campaigns, content, enrollments, migrate,
-    retention, run, serve, signup, split, staff, subscribers, webhooks,
+    api_tokens, attributes, audit, backup, bench, bounces, broadcast, campaigns, content, draft_tools, enrollments,
+    migrate, retention, run, serve, signup, split, staff, subscribers, webhooks,
 )
 
 COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench, staff, api_tokens, backup,
-                   migrate, signup, enrollments, attributes, retention, webhooks, audit,
-                   bounces]
+                   migrate, signup, enrollments, attributes, retention, webhooks, audit, bounces, draft_tools]

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from campaigns import exits, service, signoff
+from campaigns import draft_tools, exits, service, signoff
 from campaigns.schedule import format_duration, parse_duration
 from campaigns.service import StepEdit, latest_versions
 from campaigns.split import split_file
@@ -165,6 +165,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
             "pending": signoff.pending_steps(db, campaign), "signoff": req.ctx.settings.require_signoff,
+            "excluded": draft_tools.excluded_texts(db, campaign), "last_change": draft_tools.last_change(db, campaign),
         })
 
 
@@ -337,7 +338,7 @@ def step_page(req: StaffRequest) -> Response:
         return req.render("step.html", {
             "signoff_needed": req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH)),
             "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
-            "values": values, "error": error,
+            "values": values, "error": error, "paragraphs": draft_tools.paragraphs(version.body),  # type: ignore[attr-defined]
         }, status_code=400 if error else 200)
 
 

@@ -15,7 +15,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from drip.config import secret_key
 from web.context import WebContext
 from drip.permissions import Perm as P
-from web.staff import account, audit, bulk, campaigns, dashboard, newsletters, signoff, signup, subscribers, team, webhooks
+from web.staff import (
+    account, audit, bulk, campaigns, dashboard, draft_tools, newsletters, signoff, signup, subscribers, team, webhooks,
+)
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext
 
@@ -56,6 +58,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
               name="campaign_approve"),
         Route("/campaigns/{slug}/return", page(signoff.campaign_return, perm=P.CAMPAIGNS_PUBLISH), methods=POST,
               name="campaign_return"),
+        Route("/campaigns/{slug}/draft", page(draft_tools.draft_change, perm=P.CAMPAIGNS_EDIT), methods=POST,
+              name="campaign_draft"),
         Route("/campaigns/{slug}/retry", page(campaigns.campaign_retry, perm=P.CAMPAIGNS_PUBLISH), methods=POST, name="campaign_retry"),
         Route(step, page(campaigns.step_page, perm=P.CAMPAIGNS_READ), methods=GET, name="step"),
         Route(step, page(campaigns.step_page, perm=P.CAMPAIGNS_EDIT), methods=POST, name="step_save"),

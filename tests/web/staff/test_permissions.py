@@ -94,6 +94,8 @@ def request_for(path: str, method: str, ids):
         data = {"email": "invited@example.org", "role": "viewer"}
     elif path.endswith("/role"):
         data = {"role": "owner"}
+    elif path.endswith("/draft"):
+        data = {"op": "undo"}  # on the published campaign: refused with a message (303)
     elif path.endswith("/status"):
         data = {"action": "pause"}
     elif "/steps/" in path and method == "POST":
