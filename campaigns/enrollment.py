@@ -84,8 +84,11 @@ def enroll(
     steps = list(session.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
     tz = resolve_zone(subscriber.tz, clinic_tz)
     window = parse_window(campaign.send_window)
-    due = schedule_sequence(now, [timedelta(minutes=s.delay_minutes) for s in steps], window, tz, MIN_SPACING,
-                            cadence_of(campaign))
+    # Date-anchored steps are outside the chain of delays: a placeholder here, planned below.
+    chained = [s for s in steps if s.anchor_attribute is None]
+    chain = iter(schedule_sequence(now, [timedelta(minutes=s.delay_minutes) for s in chained], window, tz,
+                                   MIN_SPACING, cadence_of(campaign)))
+    due = [now if s.anchor_attribute is not None else next(chain) for s in steps]
 
     enrollment = Enrollment(subscriber_id=subscriber.id, campaign_id=campaign.id, enrolled_at=now, source=source)
     try:
@@ -108,6 +111,10 @@ def enroll(
                 for step, at in zip(steps, due)
             ],
         )
+        if len(chained) < len(steps):
+            from campaigns.anchors import plan_anchored
+
+            plan_anchored(session, now, clinic_tz=clinic_tz, enrollment_ids=[enrollment.id])
     from webhooks.outbox import emit
 
     emit(session, "enrollment.started", [{"enrollment_id": enrollment.id, "subscriber_id": subscriber.id,
@@ -155,11 +162,14 @@ def enroll_many(
     if campaign.status != CampaignStatus.PUBLISHED.value:
         raise NotEnrollable(f"campaign {campaign.slug!r} is {campaign.status}, not published", where="--campaign")
     steps = session.execute(
-        select(Step.id, Step.delay_minutes).where(Step.campaign_id == campaign.id).order_by(Step.position)
+        select(Step.id, Step.delay_minutes, Step.anchor_attribute).where(Step.campaign_id == campaign.id)
+        .order_by(Step.position)
     ).all()
-    planner = SequencePlanner(now, [timedelta(minutes=d) for _, d in steps], parse_window(campaign.send_window),
+    chained = [(sid, d) for sid, d, anchor in steps if anchor is None]
+    planner = SequencePlanner(now, [timedelta(minutes=d) for _, d in chained], parse_window(campaign.send_window),
                               MIN_SPACING, cadence_of(campaign))
-    bulk = _Bulk(session, campaign, now, clinic_tz, source, [sid for sid, _ in steps], planner)
+    bulk = _Bulk(session, campaign, now, clinic_tz, source, [sid for sid, _ in chained], planner,
+                 [sid for sid, _, anchor in steps if anchor is not None])
     outcome = BulkEnrollment()
     for ids in _id_chunks(session, subscribers, max(1, chunk)):
         bulk.enroll_chunk(ids, outcome)
@@ -190,9 +200,9 @@ class _Bulk:
     """One `enroll_many` call: the campaign's constants and the per-zone caches its chunks share."""
 
     def __init__(self, session: Session, campaign: Campaign, now: datetime, clinic_tz: str, source: str,
-                 step_ids: list[int], planner: SequencePlanner) -> None:
+                 step_ids: list[int], planner: SequencePlanner, anchored: list[int] = ()) -> None:
         self.session, self.campaign, self.now, self.clinic_tz, self.source = session, campaign, now, clinic_tz, source
-        self.step_ids, self.planner = step_ids, planner
+        self.step_ids, self.planner, self.anchored = step_ids, planner, list(anchored)
         self.postgresql = session.get_bind().dialect.name == "postgresql"
         self.zones: dict[str | None, object] = {}  # stored tz -> ZoneInfo (resolve_zone once per value)
 
@@ -253,15 +263,20 @@ class _Bulk:
             emit(s, "enrollment.started", lambda: [
                 {"enrollment_id": eid, "subscriber_id": sid, "campaign": campaign.slug, "source": self.source}
                 for eid, sid in made], self.now)
-        if not made or not self.step_ids:
+        if not made or not (self.step_ids or self.anchored):
             return
         plan: list[tuple[str, int, datetime]] = []
         for tz in {eligible[sid] or "" for _, sid in made}:
             plan.extend((tz, step, at) for step, at in zip(self.step_ids, self.planner.for_zone(self.zone(tz or None))))
+            plan.extend((tz, step, self.now) for step in self.anchored)  # placeholders, planned below
         if self.postgresql:
             self._insert_deliveries_pg([(eid, sid, eligible[sid] or "") for eid, sid in made], plan)
         else:
             self._insert_deliveries([eid for eid, _ in made], plan)
+        if self.anchored:
+            from campaigns.anchors import plan_anchored
+
+            plan_anchored(s, self.now, clinic_tz=self.clinic_tz, enrollment_ids=[eid for eid, _ in made])
 
     # SQLite: INSERT ... SELECT from the tables (its planner walks the IN list on the primary key).
 

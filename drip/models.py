@@ -184,6 +184,10 @@ class Step(Base):
     kind: Mapped[str] = mapped_column(String(8))  # intro | item | outro
     slug: Mapped[str] = mapped_column(String(80))
     delay_minutes: Mapped[int] = mapped_column(Integer, default=0)  # after enrollment
+    # "3 days before {first_visit}": a date attribute and a signed offset (campaigns/anchors.py)
+    anchor_attribute: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    anchor_offset_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    condition: Mapped[str | None] = mapped_column(String(300), nullable=True)  # "tag:back-pain" (campaigns/conditions.py)
 
     campaign: Mapped[Campaign] = relationship(back_populates="steps")
     versions: Mapped[list["StepVersion"]] = relationship(back_populates="step", order_by="StepVersion.version")

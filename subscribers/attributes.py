@@ -153,15 +153,17 @@ def check_values(session: Session, values: Mapping[str, Any]) -> dict[int, tuple
     return out
 
 
-def set_attributes(session: Session, subscriber_id: int, values: Mapping[str, Any], now: datetime) -> list[str]:
+def set_attributes(session: Session, subscriber_id: int, values: Mapping[str, Any], now: datetime, *,
+                   clinic_tz: str | None = None) -> list[str]:
     """Set (or with an empty value remove) one subscriber's attributes. Returns the keys that changed."""
     checked = check_values(session, values)
-    return sorted(write_values(session, {subscriber_id: checked}, now))
+    return sorted(write_values(session, {subscriber_id: checked}, now, clinic_tz=clinic_tz))
 
 
 def write_values(session: Session, rows: Mapping[int, Mapping[int, tuple[str, str | None]]],
-                 now: datetime) -> dict[str, list[int]]:
-    """Write checked values for many subscribers (the importer's chunks); apply attribute-changed exits.
+                 now: datetime, *, clinic_tz: str | None = None) -> dict[str, list[int]]:
+    """Write checked values for many subscribers (the importer's chunks); apply attribute-changed exits
+    and re-plan the steps anchored to a changed date (campaigns/anchors.py), in this transaction.
 
     Returns key -> the subscribers whose value of it changed."""
     if not rows:
@@ -206,6 +208,10 @@ def write_values(session: Session, rows: Mapping[int, Mapping[int, tuple[str, st
 
         for key, ids in sorted(changed.items()):
             apply_exits(session, ids, "attribute-changed", [key], now)
+        from campaigns.anchors import anchored_keys, plan_anchored
+
+        for key in anchored_keys(session, changed):  # a visit date moved: its steps move with it
+            plan_anchored(session, now, subscriber_ids=changed[key], keys=[key], clinic_tz=clinic_tz)
     return changed
 
 
