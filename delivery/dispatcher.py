@@ -110,6 +110,8 @@ class Dispatcher:
         rng: random.Random | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> None:
+        self.runtime = runtime
+        runtime.refresh_settings()  # the clinic settings saved in the web app (drip/clinic_settings.py)
         self.settings = runtime.settings
         self.backend = backend
         self.clock = clock
@@ -135,9 +137,20 @@ class Dispatcher:
         self._limit_logged: datetime | None = None
 
     # -- public
+    def refresh_clinic(self) -> bool:
+        """Pick up branding / sender saved in the web app since the last tick (one cheap read);
+        the renderer is rebuilt then, so the next email carries it."""
+        if not self.runtime.refresh_settings():
+            return False
+        self.settings = self.runtime.settings
+        self.renderer = Renderer(self.settings.clinic, base_url=self.settings.base_url,
+                                 templates_dir=self.renderer.templates_dir)
+        return True
+
     def tick(self, max_batches: int | None = None) -> TickReport:
         """Send everything due now, batch by batch. Returns what happened. While the circuit
         breaker holds the backend, nothing is claimed (rows stay due, untouched)."""
+        self.refresh_clinic()
         now = self.clock()
         report = TickReport(reclaimed=self.store.reclaim_expired(now))
         from campaigns.broadcasts import run_due

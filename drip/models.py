@@ -18,11 +18,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     false,
+    true,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -138,6 +140,8 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
     description: Mapped[str] = mapped_column(String(300), default="")
+    # In the preference centre only when shown and described (the description is its label there).
+    shown: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     subscribers: Mapped[list[Subscriber]] = relationship(secondary="subscriber_tags", back_populates="tags")
 
@@ -541,6 +545,26 @@ class AuditEntry(Base):
     before: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ClinicSetting(Base):
+    """A clinic identity value set in the web app (drip/clinic_settings.py); overrides env/drip.toml."""
+
+    __tablename__ = "clinic_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ClinicAsset(Base):
+    """An uploaded file the emails link to (the logo), served from our own URL."""
+
+    __tablename__ = "clinic_assets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ApiToken(Base):

@@ -129,6 +129,7 @@ OPEN_ROUTES: dict[str, str] = {
     "/healthz": "monitors: liveness and worker status, no patient data",
     "/metrics": "Prometheus: checks its own bearer token when one is configured",
     "/static/site.css": "the patient pages' stylesheet",
+    "/clinic/logo/{file}": "the clinic logo the emails show (public by nature, no patient data)",
     "/staff/static/staff.css": "the staff pages' stylesheet (the login page needs it)",
     "/u/{token}": "patient: one-click unsubscribe, a signed link",
     "/preferences/{token}": "patient: preference centre, a signed link",

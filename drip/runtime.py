@@ -21,11 +21,42 @@ class Runtime:
     #: Sessions for pages and API calls that only read (never committed). On SQLite they do not
     #: wait for the writer, and refuse to write. Default: made from `engine` (`db.read_engine`).
     read_sessions: sessionmaker[Session] = field(default=None)  # type: ignore[assignment]
+    #: The clinic settings version applied to `settings` (drip/clinic_settings.py); -1: not read yet.
+    settings_version: int = -1
 
     def __post_init__(self) -> None:
         if self.read_sessions is None:
             reader = read_engine(self.engine)
             self.read_sessions = self.sessions if reader is self.engine else session_factory(reader)
+        # The clinic from env / drip.toml (the web app's settings go on top) and the one last applied:
+        # when someone replaces `settings` meanwhile (tests, `with_`), its clinic is the new base.
+        self.base_clinic = self._applied_clinic = self.settings.clinic
+
+    def refresh_settings(self) -> bool:
+        """Apply the clinic settings saved in the web app; True when `settings` changed.
+
+        One primary-key read when nothing changed (called once per worker tick and staff request).
+        A database without the table yet (not migrated) keeps the env / drip.toml values."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from drip import clinic_settings
+
+        try:
+            with self.read_sessions() as db:
+                version = clinic_settings.version(db)
+                if version == self.settings_version:
+                    return False
+                values = clinic_settings.stored(db)
+        except SQLAlchemyError:
+            return False
+        if self.settings.clinic is not self._applied_clinic:
+            self.base_clinic = self.settings.clinic
+        clinic = clinic_settings.apply(self.base_clinic, values)
+        changed = clinic != self.settings.clinic
+        self.settings = self.settings.with_(clinic=clinic)
+        self._applied_clinic = self.settings.clinic
+        self.settings_version = version
+        return changed
 
     def close(self) -> None:
         reader = self.read_sessions.kw.get("bind")

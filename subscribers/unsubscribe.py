@@ -169,9 +169,9 @@ def resubscribe(session: Session, subscriber: Subscriber, *, now: datetime, sour
 
 
 def public_lists(session: Session, subscriber: Subscriber) -> list[MailingList]:
-    """The lists a patient may see and choose (tags with a description), with their membership."""
+    """The lists a patient may see and choose (tags shown to patients, with a description), with their membership."""
     member_of = set(session.scalars(select(SubscriberTag.tag_id).where(SubscriberTag.subscriber_id == subscriber.id)))
-    tags = session.scalars(select(Tag).where(Tag.description != "").order_by(Tag.description, Tag.id))
+    tags = session.scalars(select(Tag).where(Tag.description != "", Tag.shown.is_(True)).order_by(Tag.description, Tag.id))
     return [
         MailingList(id=t.id, name=t.name, label=t.description, member=t.id in member_of, campaign_id=t.campaign_id)
         for t in tags

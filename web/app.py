@@ -29,7 +29,7 @@ from drip.config import secret_key
 from drip.models import utcnow
 from drip.runtime import Runtime, open_runtime
 from subscribers.tokens import TokenSigner
-from web import api, metrics, public, signup, staff, webhooks
+from web import api, clinic_assets, metrics, public, signup, staff, webhooks
 from web.context import Clock, WebContext, web_context
 from web.csrf import FormGuard
 from web.pages import make_templates, render
@@ -45,7 +45,7 @@ class RoutesModule(Protocol):
     def routes(self, ctx: WebContext) -> list[BaseRoute]: ...
 
 
-ROUTE_MODULES: list[RoutesModule] = [public, webhooks, staff, signup, api, metrics]  # type: ignore[list-item]
+ROUTE_MODULES: list[RoutesModule] = [public, webhooks, staff, signup, api, metrics, clinic_assets]  # type: ignore[list-item]
 
 # Paths answered with JSON errors rather than HTML pages (machines, not people).
 _MACHINE_PREFIXES = ("/webhooks/", "/healthz", "/api/", "/metrics")

@@ -84,4 +84,9 @@ def render(
 ) -> Response:
     all_headers = dict(PRIVATE_HEADERS if private else {})
     all_headers.update(headers or {})
-    return templates.TemplateResponse(request, name, context or {}, status_code=status_code, headers=all_headers)
+    context = dict(context or {})
+    ctx = getattr(request.app.state, "web", None)
+    if ctx is not None:  # the clinic as saved in the web app (drip/clinic_settings.py), not as at start-up
+        context.setdefault("clinic", ctx.settings.clinic)
+        context.setdefault("brand", brand_color(ctx.settings.clinic.brand_color))
+    return templates.TemplateResponse(request, name, context, status_code=status_code, headers=all_headers)

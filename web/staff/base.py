@@ -256,7 +256,14 @@ class StaffContext:
         return (isinstance(sid, str) and isinstance(token, str) and self.same_origin(request)
                 and self.forms.valid(sid, token))
 
+    def refresh_clinic(self) -> None:
+        """Clinic settings saved since the last request (here or by another process): rebuild the renderer."""
+        if self.ctx.runtime.refresh_settings() or self.renderer is None \
+                or self.renderer.clinic is not self.ctx.settings.clinic:
+            self.renderer = Renderer(self.ctx.settings.clinic, self.ctx.settings.base_url)
+
     def who(self, request: Request) -> StaffIdentity | None:
+        self.refresh_clinic()
         with self.ctx.runtime.read_sessions() as db:
             return current_staff(db, request.session, self.ctx.clock(), self.revoked)
 

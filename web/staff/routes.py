@@ -16,7 +16,8 @@ from drip.config import secret_key
 from web.context import WebContext
 from drip.permissions import Perm as P
 from web.staff import (
-    account, audit, bulk, campaigns, dashboard, draft_tools, newsletters, signoff, signup, subscribers, team, webhooks,
+    account, audit, bulk, campaigns, dashboard, draft_tools, newsletters, settings, signoff, signup, subscribers, team,
+    webhooks,
 )
 from web.staff.auth import COOKIE_NAME, SESSION_LIFETIME
 from web.staff.base import StaffContext
@@ -114,6 +115,24 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
               name="webhook_active"),
         Route("/webhooks/deliveries/{delivery:int}/replay", page(webhooks.webhook_replay, perm=P.SETTINGS),
               methods=POST, name="webhook_replay"),
+        # settings (owners): clinic identity and branding, the logo, lists, API tokens
+        Route("/settings", page(settings.settings_page, perm=P.SETTINGS), methods=GET, name="settings"),
+        Route("/settings", page(settings.settings_save, perm=P.SETTINGS), methods=POST, name="settings_save"),
+        Route("/settings/preview", page(settings.settings_preview, perm=P.SETTINGS), methods=BOTH,
+              name="settings_preview"),
+        Route("/settings/logo", page(settings.settings_logo, perm=P.SETTINGS, uploads=True), methods=POST,
+              name="settings_logo"),
+        Route("/settings/logo/remove", page(settings.settings_logo_remove, perm=P.SETTINGS), methods=POST,
+              name="settings_logo_remove"),
+        Route("/lists", page(settings.lists_page, perm=P.SETTINGS), methods=GET, name="lists"),
+        Route("/lists/add", page(settings.list_add, perm=P.SETTINGS), methods=POST, name="list_add"),
+        Route("/lists/{id:int}", page(settings.list_edit, perm=P.SETTINGS), methods=POST, name="list_edit"),
+        Route("/lists/{id:int}/delete", page(settings.list_delete, perm=P.SETTINGS), methods=POST,
+              name="list_delete"),
+        Route("/tokens", page(settings.tokens_page, perm=P.SETTINGS), methods=GET, name="tokens"),
+        Route("/tokens/create", page(settings.token_create, perm=P.SETTINGS), methods=POST, name="token_create"),
+        Route("/tokens/{id:int}/revoke", page(settings.token_revoke, perm=P.SETTINGS), methods=POST,
+              name="token_revoke"),
         # the team: staff users, roles, invitations (owners); the audit log
         Route("/team", page(team.team_page, perm=P.STAFF_MANAGE), methods=GET, name="team"),
         Route("/team/invite", page(team.team_invite, perm=P.STAFF_MANAGE), methods=POST, name="team_invite"),

@@ -114,6 +114,14 @@ ALLOWED_OTHER = {
     "/staff/webhooks/{id:int}/rotate": {303, 400, 404},  # no endpoint 1 in the seeded data: the page says so
     "/staff/webhooks/{id:int}/active": {303, 400, 404},
     "/staff/webhooks/deliveries/{delivery:int}/replay": {303, 400, 404},
+    "/staff/settings": {200, 400},  # the POST has no values: "Clinic name: required"
+    "/staff/settings/preview": {200, 400},
+    "/staff/settings/logo": {400},  # no file chosen
+    "/staff/lists/add": {400},  # no name
+    "/staff/lists/{id:int}": {303, 404},
+    "/staff/lists/{id:int}/delete": {303, 400, 404},
+    "/staff/tokens/create": {400},  # no name, no scope
+    "/staff/tokens/{id:int}/revoke": {303, 404},
 }
 
 
