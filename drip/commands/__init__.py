@@ -2,8 +2,9 @@
 
 from drip.commands import (
     api_tokens, attributes, audit, backup, bench, broadcast, campaigns, content, enrollments, migrate, retention, run,
-    serve, signup, split, staff, subscribers, webhooks,
+    serve, signup, split, staff, step_rules, subscribers, webhooks,
 )
 
 COMMAND_MODULES = [split, content, campaigns, subscribers, broadcast, run, serve, bench, staff, api_tokens, backup,
-                   migrate, signup, enrollments, attributes, retention, webhooks, audit]
+                   migrate, signup, enrollments, attributes, retention, webhooks, audit,
+                   step_rules]
