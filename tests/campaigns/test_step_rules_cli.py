@@ -32,6 +32,10 @@ def test_anchor_and_condition_commands(env, seed_path, drip):  # noqa: F811
     assert r.returncode == 0 and "1 day after first_visit" in r.stdout
     r = drip("campaigns", "condition", "seed", "3", "tag:back-pain and not tag:pregnant", env=env)
     assert r.returncode == 0 and "only when tag:back-pain and not tag:pregnant" in r.stdout
+    r = drip("campaigns", "show", "seed", env=env)
+    assert "3 days before first_visit" in r.stdout and "tag:back-pain" in r.stdout
+    r = drip("campaigns", "cadence", "seed", env=env)
+    assert r.returncode == 0 and "   2. 3 days before first_visit" in r.stdout and "   3. 1 day after first_visit" in r.stdout
     steps, actions = _steps(env)
     assert steps[2] == ("first_visit", -4320, None)
     assert steps[3] == ("first_visit", 1440, "tag:back-pain and not tag:pregnant")

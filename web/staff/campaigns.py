@@ -119,7 +119,8 @@ def _plan(db: Session, campaign: Campaign, req: StaffRequest) -> dict[int, str]:
 
     tz = req.ctx.settings.clinic.timezone
     times = service.schedule_preview(db, campaign, req.now, tz)
-    return {n: f"{t.astimezone(ZoneInfo(tz)):%a %d %b, %H:%M}" for n, t in enumerate(times, 1)}
+    return {n: t if isinstance(t, str) else f"{t.astimezone(ZoneInfo(tz)):%a %d %b, %H:%M}"
+            for n, t in enumerate(times, 1)}
 
 
 def campaign_cadence(req: StaffRequest) -> Response:

@@ -3,6 +3,7 @@ patient's timeline; bad input is a 400 that changes nothing."""
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -38,6 +39,9 @@ def test_anchor_and_condition_from_the_step_page_and_the_timeline_shows_the_skip
                                                                                  "not tag:pregnant")
     timeline = staff.get(f"/staff/subscribers/{ids.ann_id}").text
     assert "skipped: no first_visit for this patient (3 days before first_visit)" in timeline
+    assert "badge-skipped" in timeline
+    plan = re.findall(r'<td class="nowrap plan">([^<]*)</td>', staff.get("/staff/campaigns/onboarding").text)
+    assert plan[1] == "3 days before first_visit" and plan[0] and plan[2][:3].isalpha()  # the others keep a date
     with runtime.sessions() as s:
         assert "step.rules" in [a.action for a in s.scalars(select(AuditEntry))]
     with runtime.sessions.begin() as s:  # the booking system sends the date: the step is planned
