@@ -90,3 +90,13 @@ def test_setting_a_condition_checks_it_against_the_attributes(runtime):
         with pytest.raises(InputError, match="not a number"):
             set_condition(s, step, "attribute:age >= old")
         assert set_condition(s, step, "") is None and step.condition is None
+
+
+def test_no_query_for_chunks_without_a_conditional_step(runtime):
+    with runtime.sessions.begin() as s:
+        c = make_campaign(s, "plain", n_items=1, every=timedelta(0))
+        enroll(s, make_subscriber(s, "q@example.org"), c, T0, clinic_tz="UTC")
+    d = Dispatcher(runtime, ScriptedBackend(runtime.settings), clock=Clock(T0 + timedelta(minutes=1)), worker_id="w")
+    asked = []
+    d.store.facts = lambda *a: asked.append(a) or {}
+    assert d.tick().sent >= 1 and asked == []
