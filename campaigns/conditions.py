@@ -70,7 +70,10 @@ def parse_condition(text: str, where: str = "condition") -> Condition:
         raise InputError(f"condition longer than {MAX_CONDITION} characters", where=where)
     if _CONTROL.search(text):
         raise InputError("condition has control characters", where=where)
-    clauses = [_clause(part, where) for part in re.split(r"\s+and\s+", " ".join(text.split()))]
+    flat = " ".join(text.split())
+    if flat == "and" or flat.startswith("and ") or flat.endswith((" and", " not")) or " and and " in flat:
+        raise InputError(f"a dangling 'and' or 'not' in {flat[:60]!r}; {_HINT}", where=where)
+    clauses = [_clause(part, where) for part in re.split(r"\s+and\s+", flat)]
     return Condition(tuple(clauses))
 
 

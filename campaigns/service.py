@@ -251,15 +251,19 @@ def set_cadence(session: Session, campaign: Campaign, *, business_days: bool, se
     return campaign
 
 
-def schedule_preview(session: Session, campaign: Campaign, now: datetime, tz_name: str) -> list[datetime]:
-    """When each step would go for a patient in `tz_name` who enrolls at `now` (aware UTC)."""
+def schedule_preview(session: Session, campaign: Campaign, now: datetime, tz_name: str) -> list[datetime | str]:
+    """When each step would go for a patient in `tz_name` who enrolls at `now` (aware UTC); for a
+    step anchored to a date, the rule instead ("3 days before first_visit"): it depends on the patient."""
+    from campaigns.anchors import describe
     from campaigns.enrollment import MIN_SPACING, cadence_of
     from campaigns.schedule import resolve_zone, schedule_sequence
 
-    delays = [timedelta(minutes=d) for d in session.scalars(
-        select(Step.delay_minutes).where(Step.campaign_id == campaign.id).order_by(Step.position))]
-    return schedule_sequence(now, delays, parse_window(campaign.send_window), resolve_zone(tz_name, tz_name),
-                             MIN_SPACING, cadence_of(campaign))
+    steps = session.execute(select(Step.delay_minutes, Step.anchor_attribute, Step.anchor_offset_minutes)
+                            .where(Step.campaign_id == campaign.id).order_by(Step.position)).all()
+    chain = iter(schedule_sequence(now, [timedelta(minutes=d) for d, anchor, _ in steps if anchor is None],
+                                   parse_window(campaign.send_window), resolve_zone(tz_name, tz_name),
+                                   MIN_SPACING, cadence_of(campaign)))
+    return [describe(anchor, offset or 0) if anchor else next(chain) for _, anchor, offset in steps]
 
 
 def set_status(session: Session, campaign: Campaign, status: str, now: datetime | None = None) -> Campaign:

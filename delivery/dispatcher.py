@@ -51,6 +51,19 @@ def _window(spec: str) -> SendWindow:
     return parse_window(spec)
 
 
+@lru_cache(maxsize=256)
+def _parse_condition(text: str):
+    """A step's stored condition, or None if it no longer parses (then the step is skipped, never sent
+    to everyone)."""
+    from campaigns.conditions import parse_condition
+    from drip.errors import InputError
+
+    try:
+        return parse_condition(text)
+    except InputError:
+        return None
+
+
 @dataclass
 class TickReport:
     claimed: int = 0
@@ -58,6 +71,7 @@ class TickReport:
     failed: int = 0
     retried: int = 0
     cancelled: int = 0
+    skipped: int = 0  # a step's condition did not hold at send time (recorded; not a failure)
     deferred: int = 0
     reclaimed: int = 0
     newsletters_fired: int = 0
@@ -69,7 +83,8 @@ class TickReport:
     paused_campaigns: list[str] = field(default_factory=list)
 
     def add(self, other: "TickReport") -> None:
-        for name in ("claimed", "sent", "failed", "retried", "cancelled", "deferred", "reclaimed", "released"):
+        for name in ("claimed", "sent", "failed", "retried", "cancelled", "skipped", "deferred", "reclaimed",
+                     "released"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.backend_down = self.backend_down or other.backend_down
         self.held_for = max(self.held_for, other.held_for)
@@ -243,6 +258,7 @@ class Dispatcher:
                 size = max(1, min(size, margin))
             chunk, pending = pending[:size], pending[size:]
             chunk = self._still_enrolled(chunk, by_id, now, versions, report)
+            chunk = self._conditions_hold(chunk, by_id, now, versions, report)
             if not chunk:
                 continue
             results = self._send(chunk, self._pause_watch(by_id, failures) if early_stop else None)
@@ -306,6 +322,39 @@ class Dispatcher:
         report.cancelled += len(gone)
         self._record(now, by_id, [], versions, report,
                      cancelled=[{"did": did, "err": why} for did, why in gone.items()])
+        return [m for m in chunk if m.delivery_id not in gone]
+
+    def _conditions_hold(self, chunk: list[OutgoingMessage], by_id: dict[int, DueRow], now, versions,
+                         report) -> list[OutgoingMessage]:
+        """Drop (and record as skipped) messages whose step's condition is false now: one query a
+        chunk for its patients' tags and attributes, and none at all when no step has a condition."""
+        conditional = [m for m in chunk if by_id[m.delivery_id].condition]
+        if not conditional:
+            return chunk
+        from campaigns.conditions import holds
+
+        parsed = {}
+        for m in conditional:
+            text = by_id[m.delivery_id].condition
+            if text not in parsed:
+                parsed[text] = _parse_condition(text)
+        facts = self.store.facts({by_id[m.delivery_id].subscriber_id for m in conditional},
+                                 any(c.uses_tags for c in parsed.values() if c is not None),
+                                 set().union(*(c.attribute_keys for c in parsed.values() if c is not None)))
+        skipped = []
+        for m in conditional:
+            row = by_id[m.delivery_id]
+            cond = parsed[row.condition]
+            tags, attrs = facts.get(row.subscriber_id, (set(), {}))
+            if cond is None or not holds(cond, tags, attrs):
+                why = f"skipped: condition not met ({row.condition})" if cond is not None else \
+                    f"skipped: condition {row.condition!r} cannot be read"
+                skipped.append({"did": row.id, "err": why[:2000]})
+        if not skipped:
+            return chunk
+        report.skipped += len(skipped)
+        self._record(now, by_id, [], versions, report, cancelled=skipped)
+        gone = {d["did"] for d in skipped}
         return [m for m in chunk if m.delivery_id not in gone]
 
     def _pause_watch(self, by_id: dict[int, DueRow], failures: dict[int, int]) -> Callable[[list[SendResult]], bool]:

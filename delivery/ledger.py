@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import String, bindparam, literal, select, text, union_all, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.models import (
+    AttributeDefinition,
     Broadcast,
     Campaign,
     CampaignOptOut,
@@ -26,7 +27,10 @@ from drip.models import (
     Enrollment,
     Step,
     Subscriber,
+    SubscriberAttribute,
+    SubscriberTag,
     Suppression,
+    Tag,
     UTCDateTime,
 )
 
@@ -62,6 +66,7 @@ class DueRow:
     step_slug: str | None = None
     step_position: int | None = None
     campaign_failures: int = 0  # the campaign's consecutive recipient failures when loaded
+    condition: str | None = None  # the step's send-time condition (campaigns/conditions.py)
 
 
 @dataclass
@@ -129,7 +134,7 @@ class LedgerStore:
                     Delivery.step_id, Campaign.id.label("campaign_id"), Campaign.slug, Campaign.status.label("cstatus"),
                     Campaign.send_window, Enrollment.state, CampaignOptOut.subscriber_id.label("optout"),
                     Delivery.broadcast_id, Step.slug.label("step_slug"), Step.position,
-                    Campaign.consecutive_failures,
+                    Campaign.consecutive_failures, Step.condition,
                 )
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .outerjoin(Suppression, Suppression.email_key == Subscriber.email_key)
@@ -149,7 +154,7 @@ class LedgerStore:
                     tz=r[7], subscriber_status=r[8], suppressed=r[9] is not None, step_id=r[10], campaign_id=r[11],
                     campaign_slug=r[12], campaign_status=r[13], send_window=r[14], enrollment_state=r[15],
                     opted_out=r[16] is not None, broadcast_id=r[17], step_slug=r[18], step_position=r[19],
-                    campaign_failures=r[20] or 0,
+                    campaign_failures=r[20] or 0, condition=r[21],
                 )
                 for r in s.execute(q)
             ]
@@ -167,6 +172,33 @@ class LedgerStore:
         with self.sessions.kw["bind"].connect() as conn:
             rows = conn.execute(_EXITED, {"ids": list(ids)}).all()
         return {did: f"enrollment {state}" + (f": {reason}" if reason else "") for did, state, reason in rows}
+
+    def facts(self, subscriber_ids: Iterable[int], tags: bool, keys: set[str]
+              ) -> dict[int, tuple[set[str], dict[str, tuple[str, str]]]]:
+        """subscriber id -> (casefolded tag names, {attribute key: (type, stored value)}), in one
+        query: what step conditions are checked against at send time."""
+        ids = sorted(set(subscriber_ids))
+        parts = []
+        if tags:
+            parts.append(select(SubscriberTag.subscriber_id, literal("tag", String).label("kind"),
+                                Tag.name.label("name"), literal("", String).label("value"))
+                         .join(Tag, Tag.id == SubscriberTag.tag_id).where(SubscriberTag.subscriber_id.in_(ids)))
+        if keys:
+            parts.append(select(SubscriberAttribute.subscriber_id, AttributeDefinition.type, AttributeDefinition.key,
+                                SubscriberAttribute.value)
+                         .join(AttributeDefinition, AttributeDefinition.id == SubscriberAttribute.attribute_id)
+                         .where(SubscriberAttribute.subscriber_id.in_(ids), AttributeDefinition.key.in_(sorted(keys))))
+        out: dict[int, tuple[set[str], dict[str, tuple[str, str]]]] = {}
+        if not ids or not parts:
+            return out
+        with self.sessions() as s:
+            for sid, kind, name, value in s.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+                entry = out.setdefault(sid, (set(), {}))
+                if kind == "tag":
+                    entry[0].add(name.casefold())
+                else:
+                    entry[1][name] = (kind, value)
+        return out
 
     def sent_times(self, subscriber_ids: Iterable[int], since: datetime) -> dict[int, list[datetime]]:
         """When each subscriber was last sent to (for the per-local-day frequency cap)."""

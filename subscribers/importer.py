@@ -536,7 +536,7 @@ def _write(
         if missing:
             known.update(_ids(session, missing))
         values = {known[r.key]: {aid: (k, v) for aid, k, v in r.attrs} for r in with_attrs}
-        report.attributes += sum(len(ids) for ids in write_values(session, values, now).values())
+        report.attributes += sum(len(ids) for ids in write_values(session, values, now, clinic_tz=clinic_tz).values())
 
     if enroll_in:
         from campaigns.bulk import enroll_subscribers

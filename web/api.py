@@ -278,7 +278,7 @@ def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response, who: Who
             sub.consent_text_version, sub.consent_ip = body.consent.text_version, body.consent.ip
             sub.updated_at = now
         if body.attributes:
-            set_attributes(s, sub.id, body.attributes, now)
+            set_attributes(s, sub.id, body.attributes, now, clinic_tz=ctx.settings.clinic.timezone)
         enrollment_out = None
         if campaign is not None:
             enrollment = _active_enrollment(s, sub.id, campaign.id)  # a retry of the same call
@@ -340,7 +340,7 @@ def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ct
         if add:
             tag_subscribers(s, [sub.id], add, now, clinic_tz=ctx.settings.clinic.timezone)
         if body.attributes:
-            set_attributes(s, sub.id, body.attributes, now)
+            set_attributes(s, sub.id, body.attributes, now, clinic_tz=ctx.settings.clinic.timezone)
         if body.status is not None:
             _change_status(s, sub, body.status, now)
         sub.updated_at = now

@@ -75,7 +75,7 @@ def set_(
     try:
         with rt.sessions.begin() as s:
             sub = get_subscriber(s, email)
-            changed = set_attributes(s, sub.id, pairs, utcnow())
+            changed = set_attributes(s, sub.id, pairs, utcnow(), clinic_tz=rt.settings.clinic.timezone)
             address = sub.email
     finally:
         rt.close()

@@ -108,10 +108,14 @@ def show_cmd(slug: str = SLUG) -> None:
         versions = service.latest_versions(s, [st.id for st in c.steps])
         console.print(f"[bold]{c.title}[/] ({c.slug}) - {c.status}; window {c.send_window}"
                       + (f"; {c.paused_reason}" if c.paused_reason else ""))
-        table = Table("#", "kind", "delay", "v", "title", "subject")
+        table = Table("#", "kind", "delay", "v", "title", "subject", "only when")
+        from campaigns.anchors import describe
+
         for st in c.steps:
             v = versions[st.id]
-            table.add_row(str(st.position), st.kind, format_duration_minutes(st.delay_minutes), str(v.version), v.title, v.subject)
+            when = (describe(st.anchor_attribute, st.anchor_offset_minutes or 0) if st.anchor_attribute
+                    else format_duration_minutes(st.delay_minutes))
+            table.add_row(str(st.position), st.kind, when, str(v.version), v.title, v.subject, st.condition or "")
         console.print(table)
 
 
@@ -207,7 +211,8 @@ def cadence_cmd(
     from zoneinfo import ZoneInfo
 
     for n, when in enumerate(plan, 1):
-        console.print(f"  {n:>2}. {when.astimezone(ZoneInfo(tz)):%a %d %b %H:%M}", markup=False)
+        console.print(f"  {n:>2}. {when if isinstance(when, str) else f'{when.astimezone(ZoneInfo(tz)):%a %d %b %H:%M}'}",
+                      markup=False)
 
 
 @campaigns_app.command("retry")

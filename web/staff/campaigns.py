@@ -119,7 +119,8 @@ def _plan(db: Session, campaign: Campaign, req: StaffRequest) -> dict[int, str]:
 
     tz = req.ctx.settings.clinic.timezone
     times = service.schedule_preview(db, campaign, req.now, tz)
-    return {n: f"{t.astimezone(ZoneInfo(tz)):%a %d %b, %H:%M}" for n, t in enumerate(times, 1)}
+    return {n: t if isinstance(t, str) else f"{t.astimezone(ZoneInfo(tz)):%a %d %b, %H:%M}"
+            for n, t in enumerate(times, 1)}
 
 
 def campaign_cadence(req: StaffRequest) -> Response:
@@ -339,7 +340,59 @@ def step_page(req: StaffRequest) -> Response:
             "signoff_needed": req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH)),
             "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
             "values": values, "error": error, "paragraphs": draft_tools.paragraphs(version.body),  # type: ignore[attr-defined]
+            **_rules_context(db, step),
         }, status_code=400 if error else 200)
+
+
+def _rules_context(db: Session, step: Step) -> dict:
+    from drip.models import AttributeDefinition
+
+    offset = step.anchor_offset_minutes or 0
+    return {
+        "date_attributes": list(db.scalars(select(AttributeDefinition.key)
+                                           .where(AttributeDefinition.type == "date").order_by(AttributeDefinition.key))),
+        "anchor_direction": "before" if offset < 0 else "after",
+        "anchor_offset": format_duration(timedelta(minutes=abs(offset))) if step.anchor_attribute else "",
+    }
+
+
+def step_rules(req: StaffRequest) -> Response:
+    """When a step goes (its delay, or N days before/after a patient's date) and to whom (a condition)."""
+    from campaigns.anchors import describe, parse_offset, set_anchor
+    from campaigns.conditions import set_condition
+    from drip.models import utcnow
+
+    slug, position = req.request.path_params["slug"], req.request.path_params["position"]
+    attribute = req.field("anchor_attribute").strip()
+    try:
+        offset = 0
+        if attribute:
+            raw = req.field("anchor_offset").strip() or "0d"
+            offset = parse_offset(raw, "anchor_offset")
+            if req.field("anchor_direction") == "before":
+                offset = -offset
+        with req.ctx.runtime.sessions.begin() as db:
+            campaign = _campaign(db, slug)
+            step, _, _ = _step(db, campaign, position)
+            was = {"anchor": describe(step.anchor_attribute, step.anchor_offset_minutes or 0)
+                   if step.anchor_attribute else None, "condition": step.condition}
+            counts = set_anchor(db, step, attribute or None, offset, utcnow(), clinic_tz=req.ctx.settings.clinic.timezone)
+            set_condition(db, step, req.field("condition"))
+            now_is = {"anchor": describe(step.anchor_attribute, offset) if step.anchor_attribute else None,
+                      "condition": step.condition}
+            old_values, new_values = changed(was, now_is)
+            if new_values or old_values:
+                req.audit(db, "step.rules", f"campaign {campaign.slug} step {position}", before=old_values,
+                          after=new_values)
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        return req.render("error.html", {"title": "Bad request", "detail": str(exc)}, status_code=400)
+    when = f"sent {now_is['anchor']}" if now_is["anchor"] else "sent after its delay"
+    extra = f" ({counts['planned']} planned, {counts['skipped']} skipped: passed or no date)" if now_is["anchor"] else ""
+    who = f", only when {now_is['condition']}" if now_is["condition"] else ""
+    req.flash(f"Email {position}: {when}{who}.{extra}")
+    return req.redirect("staff:step", slug=slug, position=position)
 
 
 def step_preview(req: StaffRequest) -> Response:

@@ -67,6 +67,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route(step + "/preview", page(campaigns.step_preview, perm=P.CAMPAIGNS_READ), methods=GET, name="step_preview"),
         Route(step + "/email", page(campaigns.step_email, perm=P.CAMPAIGNS_READ), methods=GET, name="step_email"),
         Route(step + "/test", page(campaigns.step_test, perm=P.CAMPAIGNS_EDIT), methods=POST, name="step_test"),
+        Route(step + "/rules", page(campaigns.step_rules, perm=P.CAMPAIGNS_EDIT), methods=POST, name="step_rules"),
         # subscribers
         Route("/subscribers", page(subscribers.subscriber_list, perm=P.SUBSCRIBERS_READ), methods=GET, name="subscribers"),
         Route("/subscribers/import", page(subscribers.subscriber_import, perm=P.SUBSCRIBERS_WRITE, uploads=True), methods=POST,

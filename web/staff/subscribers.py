@@ -201,8 +201,10 @@ def _timeline(db: Session, sub: Subscriber, clinic_tz: str) -> list[TimelineEntr
             continue
         number, _, _ = row.step.partition(". ")
         subject = subjects.get((row.campaign, int(number))) if number.isdigit() else None
+        # A step skipped by its date anchor or condition (campaigns/anchors.py, conditions.py) says so.
+        status = "skipped" if row.status == "cancelled" and (row.error or "").startswith("skipped: ") else row.status
         entries.append(TimelineEntry(row.local_time, "email", subject or row.step,
-                                     titles.get(row.campaign, row.campaign), row.status, row.error, number))
+                                     titles.get(row.campaign, row.campaign), status, row.error, number))
     entries.sort(key=lambda e: (e.at, {"added": 0, "enrolled": 1}.get(e.kind, 2)))
     return entries
 
@@ -281,7 +283,7 @@ def subscriber_attributes(req: StaffRequest) -> Response:
     def apply(db: Session, sub: Subscriber) -> str:
         values = {d.key: req.field(f"attr_{d.key}") for d in definitions(db).values()
                   if req.form is not None and f"attr_{d.key}" in req.form}
-        changed = set_attributes(db, sub.id, values, req.now)
+        changed = set_attributes(db, sub.id, values, req.now, clinic_tz=req.ctx.settings.clinic.timezone)
         return f"Saved: {', '.join(changed)} changed." if changed else "Nothing changed."
     return _change(req, apply, "subscriber.attributes")
 
