@@ -15,6 +15,8 @@ PASSWORD = "a long and careful password"
 
 
 def test_owner_previews_then_saves_new_branding(page, shoot, tmp_path):
+    from playwright.sync_api import expect
+
     with run_server(tmp_path) as server:
         with server.runtime.sessions.begin() as s:
             add_staff(s, EMAIL, PASSWORD)
@@ -25,18 +27,15 @@ def test_owner_previews_then_saves_new_branding(page, shoot, tmp_path):
         page.click("button:has-text('Log in')")
         page.wait_for_selector(".account .who")
         page.goto(f"{base}/staff/settings")
-        frame = page.frame(name="settings-preview")
-        frame.wait_for_load_state("load")
-        assert "Riverside Acupuncture" in frame.inner_text("body")
+        preview = page.frame_locator("#settings-preview").locator("body")
+        expect(preview).to_contain_text("Riverside Acupuncture")
 
         page.fill("#s-name", "Harbor Physio")
         page.fill("#s-brand_color", "#aa3311")
         with page.expect_response(lambda r: r.url.endswith("/staff/settings/preview") and r.request.method == "POST"):
             page.click("#preview-button")
-        frame = page.frame(name="settings-preview")
-        frame.wait_for_load_state("load")
-        assert "Harbor Physio" in frame.inner_text("body")
-        assert "#aa3311" in frame.content().lower()
+        expect(preview).to_contain_text("Harbor Physio")
+        assert "#aa3311" in page.frame(name="settings-preview").content().lower()
         assert page.url == f"{base}/staff/settings"  # the page itself did not move: nothing saved
         assert "<strong>Riverside Acupuncture" in page.content()
         shoot(page, "settings-preview-unsaved")
@@ -44,7 +43,5 @@ def test_owner_previews_then_saves_new_branding(page, shoot, tmp_path):
         page.click("button:has-text('Save')")
         page.wait_for_selector(".flash-success")
         assert page.locator(".brand-text strong").inner_text() == "Harbor Physio"
-        frame = page.frame(name="settings-preview")
-        frame.wait_for_load_state("load")
-        assert "Harbor Physio" in frame.inner_text("body")
+        expect(page.frame_locator("#settings-preview").locator("body")).to_contain_text("Harbor Physio")
         shoot(page, "settings-saved")
