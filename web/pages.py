@@ -72,6 +72,16 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     return templates
 
 
+def rebrand(templates: Jinja2Templates, settings: Settings) -> None:
+    """The clinic's colour changed in the web app: re-render site.css (a new hash, a new URL)."""
+    env = templates.env
+    env.globals["clinic"] = settings.clinic
+    env.globals["brand"] = brand_color(settings.clinic.brand_color)
+    stylesheet = Stylesheet(env)
+    env.globals["css_version"] = stylesheet.version
+    templates.stylesheet = stylesheet  # type: ignore[attr-defined]
+
+
 def render(
     templates: Jinja2Templates,
     request: Request,

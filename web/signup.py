@@ -88,11 +88,20 @@ class Signup:
         self.forms = FormGuard(key, salt="drip.signup.form")
         self.per_ip = SlidingWindowLimiter(*PER_IP)
         self.per_address = SlidingWindowLimiter(*PER_ADDRESS)
-        self.renderer = Renderer(ctx.settings.clinic, base_url=ctx.settings.base_url)
+        self._renderer = Renderer(ctx.settings.clinic, base_url=ctx.settings.base_url)
         secure = ctx.settings.base_url.startswith("https://")
         self.cookie = "__Host-drip-signup" if secure else "drip-signup"
         self.secure = secure
         self.zones = tuple(sorted(set(zone_choices()) | {ctx.settings.clinic.timezone}))  # the default must be listed
+
+
+    @property
+    def renderer(self) -> Renderer:
+        """The confirmation email's renderer, rebuilt when the clinic settings changed (web/staff/settings.py)."""
+        clinic = self.ctx.settings.clinic
+        if self._renderer.clinic is not clinic and self._renderer.clinic != clinic:
+            self._renderer = Renderer(clinic, base_url=self.ctx.settings.base_url)
+        return self._renderer
 
 
 @lru_cache(maxsize=1)

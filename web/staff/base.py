@@ -260,7 +260,13 @@ class StaffContext:
         """Clinic settings saved since the last request (here or by another process): rebuild the renderer."""
         if self.ctx.runtime.refresh_settings() or self.renderer is None \
                 or self.renderer.clinic is not self.ctx.settings.clinic:
+            old = self.renderer.clinic.brand_color if self.renderer is not None else None
             self.renderer = Renderer(self.ctx.settings.clinic, self.ctx.settings.base_url)
+            if old is not None and old != self.ctx.settings.clinic.brand_color:
+                from web.pages import rebrand
+
+                rebrand(self.ctx.templates, self.ctx.settings)
+                self.stylesheet = StaffStylesheet(self.ctx.templates.env)
 
     def who(self, request: Request) -> StaffIdentity | None:
         self.refresh_clinic()

@@ -28,7 +28,7 @@ def _page(req: StaffRequest, *, error: str = "", secret: tuple[int, str] | None 
         endpoints = [(ep, counts_by_status(db, ep.id)) for ep in list_endpoints(db)]
         log = delivery_log(db, status=status, limit=100)
         return req.render("webhooks.html", {
-            "nav": "webhooks", "endpoints": endpoints, "log": log, "types": TYPES, "error": error,
+            "nav": "settings", "endpoints": endpoints, "log": log, "types": TYPES, "error": error,
             "secret": secret, "status": status, "statuses": STATUSES,
             "allow_private": req.ctx.settings.webhook_allow_private, "now": req.now,
         }, status_code=status_code)

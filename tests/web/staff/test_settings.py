@@ -92,6 +92,8 @@ def test_saving_stores_audits_before_after_and_the_pages_use_it(runtime, staff):
     assert entry.after["brand_color"] == "#aa3311" and "timezone" not in entry.after
     page = staff.get("/staff/settings").text
     assert 'value="Harbor Physio"' in page and "<strong>Harbor Physio</strong>" in page  # the header too
+    assert "--brand: #aa3311" in staff.get("/staff/static/staff.css").text  # the staff pages' colour
+    assert "#aa3311" in staff.get("/static/site.css").text.lower()  # and the patient pages'
     assert post_form(staff, "/staff/settings", "/staff/settings", GOOD).status_code == 303
     assert len(audits(runtime, "settings.clinic")) == 1 and stored(runtime)["_version"] == "1"  # no change: no row
 
