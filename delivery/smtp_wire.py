@@ -20,9 +20,11 @@ CRLF = b"\r\n"
 def dot_stuff(data: bytes) -> bytes:
     """The DATA payload smtplib would send for `data`, terminator included (RFC 5321 4.5.2).
 
-    Same semantics as smtplib's `_fix_eols` + `_quote_periods`: every CRLF, bare LF and bare CR is
-    one line break written as CRLF; a line starting with '.' gets one more; the payload ends with
-    CRLF '.' CRLF."""
+    Same semantics as smtplib's `data()` for a text message (`_fix_eols` + `_quote_periods`): every
+    CRLF, bare LF and bare CR is one line break written as CRLF (RFC 5321 2.3.8: no bare CR or LF; a
+    bare LF passed through is what SMTP smuggling uses: smtplib does pass it through for bytes); a
+    line starting with '.' gets one more; the payload ends with CRLF '.' CRLF. Our MIME builder
+    writes only CRLF, so for every message drip sends the bytes are the ones smtplib sent."""
     crlf = data.count(CRLF)
     if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # bare CR or LF somewhere
         data = data.replace(CRLF, b"\n").replace(b"\r", b"\n").replace(b"\n", CRLF)
