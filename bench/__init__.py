@@ -21,6 +21,7 @@ BENCHES: dict[str, str] = {
     "flaky": "bench.flaky",
     "startup": "bench.startup",
     "enroll": "bench.enroll",
+    "workers": "bench.workers",
 }
 
 
