@@ -22,6 +22,7 @@ BENCHES: dict[str, str] = {
     "startup": "bench.startup",
     "enroll": "bench.enroll",
     "webhooks": "bench.webhooks",
+    "workers": "bench.workers",
 }
 
 

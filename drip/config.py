@@ -58,6 +58,10 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     smtp_starttls: bool = False
     smtp_timeout: float = 30.0
+    # Parallel SMTP connections per worker (delivery/backends/smtp.py) and ESMTP PIPELINING where
+    # the server offers it. 1 + false: one connection in lock-step, as before.
+    smtp_connections: int = 4
+    smtp_pipelining: bool = True
     sendgrid_api_key: str = field(default="", repr=False)
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_timeout: float = 20.0

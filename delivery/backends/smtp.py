@@ -35,6 +35,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from typing import Sequence
 
@@ -44,6 +45,7 @@ from drip.errors import (
 )
 from delivery.backends.base import BaseBackend
 from delivery.mime import MimeMessage, UnsafeHeaderError, build_message, check_address
+from delivery.smtp_wire import send_message
 from delivery.types import OutgoingMessage, SendResult
 
 
@@ -134,9 +136,15 @@ class SMTPBackend(BaseBackend):
         self._sent_in_batch = 0
         self.connect_attempts = 0  # connections set up (each with up to CONNECT_TRIES tries); for tests
         self.connect_tries = 0  # TCP connections tried, retries included
+        self.connections = max(1, settings.smtp_connections)
+        self.pipelining = settings.smtp_pipelining
+        self._lanes: list[SMTPBackend] = []  # the pool's other connections (one backend each)
 
     # -- lifecycle
     def close(self) -> None:
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.close()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -222,8 +230,14 @@ class SMTPBackend(BaseBackend):
 
     # -- sending
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        """One message at a time over the reused connection. A `SOFT_STREAK` of 4xx answers turns
-        into a server-level failure for those messages and the rest of the batch."""
+        """Over `smtp_connections` parallel connections (`_send_pooled`), or one message at a time
+        over the reused connection. A `SOFT_STREAK` of 4xx answers turns into a server-level failure
+        for those messages and the rest of the batch."""
+        if self.connections > 1 and len(messages) > 1:
+            return self._send_pooled(messages)
+        return self._send_serial(messages)
+
+    def _send_serial(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         self._down = None
         self._sent_in_batch = 0
         results: list[SendResult] = []
@@ -254,6 +268,100 @@ class SMTPBackend(BaseBackend):
             ))
         return results
 
+    def _send_one(self, msg: OutgoingMessage) -> tuple[SendResult, int | None]:
+        """The result and, for a refusal, the server's reply code."""
+        try:
+            return self.send_group([msg])[0], None
+        except SendError as error:
+            return SendResult(
+                delivery_id=msg.delivery_id, ok=False, error=str(error), transient=error.transient,
+                retry_after=error.retry_after, server=error.server, bounce=error.bounce,
+            ), error.status_code
+
+    def _send_pooled(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Messages in order, taken by up to `connections` threads, one connection each (the pool's
+        lanes persist across batches, like the single connection). The first server-level failure
+        on any connection stops every lane: messages not yet taken are reported "not attempted"
+        (server-level: the dispatcher's breaker holds the whole backend, the rows stay due). The
+        4xx streak and `keep_going` see results in the order they complete; a stop lets messages
+        already on the wire finish (at most `connections - 1` after the one that stopped it)."""
+        width = min(self.connections, len(messages))
+        while len(self._lanes) < width - 1:
+            self._lanes.append(SMTPBackend(self.settings.with_(smtp_connections=1), ssl_context=self.ssl_context))
+        lanes = [self, *self._lanes[:width - 1]]
+        for lane in lanes:
+            lane._down, lane._sent_in_batch = None, 0
+        lock = threading.Lock()
+        results: dict[int, SendResult] = {}
+        done: list[int] = []  # indexes in completion order
+        state: dict = {"next": 0, "stop": None, "config": None, "streak": 0}
+
+        def finished(i: int, r: SendResult, status: int | None) -> None:  # under the lock
+            results[i] = r
+            done.append(i)
+            if r.server:
+                state["stop"] = state["stop"] or r
+                return
+            if not r.ok and r.transient and status is not None and 400 <= status < 500:
+                state["streak"] += 1
+                if state["streak"] >= SOFT_STREAK:
+                    for j in done[-state["streak"]:]:
+                        results[j].server = True
+                    results[i].error = (f"SMTP server {self.where} answered 4xx for {state['streak']} recipients "
+                                        f"in a row; last: {r.error}")
+                    state["stop"] = state["stop"] or results[i]
+                    return
+            else:
+                state["streak"] = 0
+            if self.keep_going is not None and not self.keep_going([r]):
+                state["stop"] = state["stop"] or "keep_going"
+
+        def work(lane: SMTPBackend) -> None:
+            while True:
+                with lock:
+                    if state["stop"] is not None or state["next"] >= len(messages):
+                        return
+                    i = state["next"]
+                    state["next"] += 1
+                msg = messages[i]
+                if lane is not self:
+                    lane._sent_in_batch = sum(x._sent_in_batch for x in lanes)  # a config error after sends is server-level
+                try:
+                    r, status = lane._send_one(msg)
+                except ConfigurationError as exc:
+                    with lock:
+                        state["config"] = state["config"] or (i, exc)
+                        state["stop"] = state["stop"] or "config"
+                    return
+                except BaseException as exc:  # never lose track of a message taken
+                    r, status = SendResult(msg.delivery_id, ok=False, error=f"SMTP lane failed: {exc!r}",
+                                           transient=True, server=True), None
+                with lock:
+                    finished(i, r, status)
+
+        threads = [threading.Thread(target=work, args=(lane,), daemon=True) for lane in lanes[1:]]
+        for t in threads:
+            t.start()
+        work(self)
+        for t in threads:
+            t.join()
+        stop = state["stop"]
+        if state["config"] is not None:
+            i, exc = state["config"]
+            if not any(r.ok for r in results.values()):
+                raise exc
+            results[i] = SendResult(messages[i].delivery_id, ok=False, transient=True, server=True,
+                                    error=f"{exc} (the rest of this batch stays due)")
+            stop = results[i]
+        out: list[SendResult] = []
+        for i, msg in enumerate(messages):
+            if i in results:
+                out.append(results[i])
+            elif isinstance(stop, SendResult):  # server-level: the rest is held, not failed
+                out.append(SendResult(msg.delivery_id, ok=False, error=f"not attempted: {stop.error}",
+                                      transient=True, retry_after=stop.retry_after, server=True))
+        return out
+
     def send_group(self, group: Sequence[OutgoingMessage]) -> list[SendResult]:
         results = []
         for msg in group:
@@ -277,7 +385,7 @@ class SMTPBackend(BaseBackend):
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                conn.sendmail(envelope_from, [built.recipient], built.raw)
+                send_message(conn, envelope_from, built.recipient, built.raw, pipelining=self.pipelining)
                 return
             except smtplib.SMTPServerDisconnected as exc:
                 # Most often an idle connection the server closed: reconnect once.

@@ -6,7 +6,8 @@ plain text, `auth_require_tls=False`) with `.username` / `.password`. Each yield
 `SMTPServer`: `.port`, `.messages` (parsed `email.message.Message`s, policy.default),
 `.envelopes`, `.connections`, `.quits`, `.reject(addr, code, text)`, `.reject_all(code, text)` /
 `.accept_all()` (every RCPT answered `code text`, e.g. 421 or 451), `.drop_connections()`,
-`.drop_on_mail(times)`, `.close_after_data(times)`.
+`.drop_on_mail(times)`, `.close_after_data(times)`; `.pipelining = True` makes it offer ESMTP
+PIPELINING (aiosmtpd reads pipelined commands either way; it does not announce them by itself).
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ class _Handler:
                 asyncio.get_running_loop().call_soon(smtp.transport.close)
         return "250 2.0.0 accepted"
 
+    async def handle_EHLO(self, smtp, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.server.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_QUIT(self, smtp, session, envelope):
         with self.server.lock:
             self.server.quits += 1
@@ -120,6 +127,7 @@ class SMTPServer:
     username: str = ""
     password: str = ""
     ca_pem: bytes = b""
+    pipelining: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     _rejections: dict[str, tuple[int, str]] = field(default_factory=dict)
     _reject_all: tuple[int, str] | None = None

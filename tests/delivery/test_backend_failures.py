@@ -40,7 +40,7 @@ def test_smtp_reply_classification(code, text, stage, kind, bounce):
 
 @pytest.fixture
 def smtp_settings(settings, smtp_server):
-    return settings.with_(backend="smtp", smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_timeout=5.0)
+    return settings.with_(backend="smtp", smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_timeout=5.0, smtp_connections=1)
 
 
 def test_550_user_unknown_is_a_hard_bounce_and_the_rest_still_goes(smtp_settings, smtp_server):
@@ -76,7 +76,7 @@ def test_421_is_server_level_and_the_rest_of_the_batch_is_not_tried(smtp_setting
 
 
 def test_server_down_is_server_level(settings, closed_port):
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=closed_port, smtp_timeout=2.0)
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=closed_port, smtp_timeout=2.0, smtp_connections=1)
     backend = SMTPBackend(s)
     results = backend.send_batch([message(1), message(2)])
     assert all(r.server for r in results)
@@ -93,7 +93,7 @@ def test_a_refused_connection_is_retried_at_once_not_held():
     try:
         from drip.config import Settings
 
-        s = Settings(smtp_host="127.0.0.1", smtp_port=controller.port, smtp_timeout=5.0)
+        s = Settings(smtp_host="127.0.0.1", smtp_port=controller.port, smtp_timeout=5.0, smtp_connections=1)
         with SMTPBackend(s) as backend:
             results = backend.send_batch([message(i, f"p{i}@example.org") for i in range(1, 7)])
     finally:

@@ -102,7 +102,7 @@ def received(server) -> Counter:
 
 
 def smtp_settings(runtime, port: int):
-    return tuned(runtime.settings, backend="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_timeout=2.0)
+    return tuned(runtime.settings, backend="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_timeout=2.0, smtp_connections=1)
 
 
 def test_smtp_down_at_start_then_up_sends_everything_once_by_itself(runtime, closed_port):

@@ -33,7 +33,7 @@ def message(delivery_id: int, to: str = "ana@example.org", **changes) -> Outgoin
 
 @pytest.fixture
 def smtp_settings(settings, smtp_server):
-    return settings.with_(backend="smtp", smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_timeout=5.0)
+    return settings.with_(backend="smtp", smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_timeout=5.0, smtp_connections=1)
 
 
 def test_get_backend_returns_smtp(smtp_settings):
@@ -106,7 +106,7 @@ def test_451_recipient_is_transient(smtp_settings, smtp_server):
 
 
 def test_server_down_is_transient_and_the_batch_does_not_retry_per_message(settings, closed_port):
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=closed_port, smtp_timeout=2.0)
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=closed_port, smtp_timeout=2.0, smtp_connections=1)
     backend = SMTPBackend(s)
     results = backend.send_batch([message(i) for i in range(3)])
     assert [r.transient for r in results] == [True, True, True]
@@ -120,7 +120,7 @@ def test_a_server_that_never_answers_times_out_as_transient(settings):
     with socket.socket() as listener:  # accepts TCP (backlog) but never says 220
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
-        s = settings.with_(smtp_host="127.0.0.1", smtp_port=listener.getsockname()[1], smtp_timeout=0.3)
+        s = settings.with_(smtp_host="127.0.0.1", smtp_port=listener.getsockname()[1], smtp_timeout=0.3, smtp_connections=1)
         (result,) = SMTPBackend(s).send_batch([message(1)])
     assert not result.ok and result.transient and "timed out" in result.error
 
@@ -139,7 +139,7 @@ def test_unsafe_address_fails_permanently_without_touching_the_server(smtp_setti
 
 
 def test_starttls_with_a_trusted_certificate(settings, smtp_tls_server):
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_tls_server.port, smtp_starttls=True, smtp_timeout=5.0)
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_tls_server.port, smtp_starttls=True, smtp_timeout=5.0, smtp_connections=1)
     with SMTPBackend(s, ssl_context=smtp_tls_server.client_context()) as backend:
         results = backend.send_batch([message(1), message(2)])
     assert all(r.ok for r in results)
@@ -148,7 +148,7 @@ def test_starttls_with_a_trusted_certificate(settings, smtp_tls_server):
 
 
 def test_starttls_with_an_untrusted_certificate_is_a_configuration_error(settings, smtp_tls_server):
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_tls_server.port, smtp_starttls=True, smtp_timeout=5.0)
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_tls_server.port, smtp_starttls=True, smtp_timeout=5.0, smtp_connections=1)
     with SMTPBackend(s) as backend, pytest.raises(ConfigurationError, match="certificate not trusted"):
         backend.send_batch([message(1)])  # default context: system CAs only
     assert smtp_tls_server.messages == []
@@ -162,7 +162,7 @@ def test_starttls_required_but_not_offered_is_a_configuration_error(smtp_setting
 
 
 def test_auth_login(settings, smtp_auth_server):
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0,
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0, smtp_connections=1,
                        smtp_username="clinic", smtp_password="s3cret-pass")
     with SMTPBackend(s) as backend:
         assert backend.send_batch([message(1)])[0].ok
@@ -170,7 +170,7 @@ def test_auth_login(settings, smtp_auth_server):
 
 
 def test_auth_refused_is_a_configuration_error(settings, smtp_auth_server):
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0,
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0, smtp_connections=1,
                        smtp_username="clinic", smtp_password="wrong")
     with SMTPBackend(s) as backend, pytest.raises(ConfigurationError, match="refused the login as 'clinic'"):
         backend.send_batch([message(1)])
@@ -178,14 +178,14 @@ def test_auth_refused_is_a_configuration_error(settings, smtp_auth_server):
 
 
 def test_without_credentials_an_auth_server_refuses_the_sender(settings, smtp_auth_server):
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0)
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0, smtp_connections=1)
     with SMTPBackend(s) as backend, pytest.raises(ConfigurationError, match="530"):
         backend.send_batch([message(1)])
 
 
 def test_config_error_after_messages_were_sent_keeps_their_results(settings, smtp_auth_server):
     """Raising mid-batch would lose the results of accepted messages (and resend them later)."""
-    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0,
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_auth_server.port, smtp_timeout=5.0, smtp_connections=1,
                        smtp_username="clinic", smtp_password="s3cret-pass")
     backend = SMTPBackend(s)
     assert backend.send_batch([message(1)])[0].ok  # connected and logged in

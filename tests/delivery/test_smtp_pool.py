@@ -1,0 +1,51 @@
+"""The SMTP pool (`DRIP_SMTP_CONNECTIONS`) through the dispatcher and a SQLite ledger: parallel
+connections, and a server-level failure on one of them holding the whole backend."""
+
+from __future__ import annotations
+
+from delivery.backends.smtp import SMTPBackend
+from delivery.dispatcher import Dispatcher
+from tests.delivery.test_resilience import FastClock, counts, due_ids, populate, received, tick_until, tuned
+from tests.delivery.test_smtp_backend import message
+
+
+def pool_settings(runtime, port: int, **changes):
+    return tuned(runtime.settings, backend="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_timeout=5.0,
+                 smtp_connections=4, record_every=20, batch_size=40, **changes)
+
+
+def test_pool_sends_over_several_connections_each_message_once(settings, smtp_server):
+    smtp_server.pipelining = True
+    s = settings.with_(smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_timeout=5.0, smtp_connections=4)
+    with SMTPBackend(s) as backend:
+        results = backend.send_batch([message(i, f"p{i}@example.org") for i in range(40)])
+        again = backend.send_batch([message(i, f"p{i}@example.org") for i in range(40, 48)])
+    assert [r.delivery_id for r in results + again] == list(range(48)) and all(r.ok for r in results + again)
+    assert sorted(e.rcpt_tos[0] for e in smtp_server.envelopes) == sorted(f"p{i}@example.org" for i in range(48))
+    assert smtp_server.connections == 4  # opened once, reused by the next batch
+
+
+def test_server_level_failure_on_one_connection_holds_the_backend_fails_nothing(sqlite_runtime, smtp_server):
+    runtime = sqlite_runtime
+    populate(runtime, 40)
+    runtime.settings = pool_settings(runtime, smtp_server.port)
+    ids = sorted(due_ids(runtime))
+    # the 421 comes on whichever connection carries this recipient, then that connection closes
+    smtp_server.reject("p7@example.org", 421, "4.3.2 shutting down")
+    with SMTPBackend(runtime.settings) as backend:
+        d = Dispatcher(runtime, backend, clock=FastClock())
+        first = d.tick()
+        assert first.backend_down and first.held_for > 0 and first.failed == 0
+        after = counts(runtime)
+        assert after.get("failed", 0) == 0 and "sending" not in after
+        assert after["sent"] == len(smtp_server.envelopes) < 40  # the pool stopped; the rest stays due
+        assert after["scheduled"] == 40 - after["sent"]
+        smtp_server.accept_all()
+        with smtp_server.lock:
+            smtp_server._rejections.clear()
+        reports = tick_until(d, lambda: counts(runtime).get("sent") == 40)
+    got = received(smtp_server)
+    assert sorted(got) == ids, "lost"
+    assert max(got.values()) == 1, "duplicated"
+    assert sum(r.failed for r in [first, *reports]) == 0
+    assert smtp_server.connections > 1
