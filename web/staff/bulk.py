@@ -7,6 +7,8 @@ run has finished.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from functools import partial
 
 from sqlalchemy import select
@@ -106,7 +108,12 @@ def campaign_bulk(req: StaffRequest) -> Response:
     progress = req.staff.bulk.get(job)
     if progress is None or progress.campaign_slug != slug:
         raise NotFoundError("no such enrollment run (runs are kept until the server restarts)")
-    percent = int(100 * progress.done / progress.total) if progress.total else 100
+    # One snapshot of the run for the whole answer: the thread may finish while the page renders,
+    # and a page saying "finished" must not also ask to be refreshed (or the other way round).
+    # `finished` is read first: the thread sets it last, so once it is seen every count is final.
+    finished = progress.finished
+    snap = replace(progress, finished=finished, reasons=dict(progress.reasons))
+    percent = int(100 * snap.done / snap.total) if snap.total else 100
     return req.render("bulk.html", {
-        "nav": "campaigns", "slug": slug, "p": progress, "percent": percent, "summary": _summary(progress),
-    }, headers=None if progress.finished else {"Refresh": "2"})
+        "nav": "campaigns", "slug": slug, "p": snap, "percent": percent, "summary": _summary(snap),
+    }, headers=None if snap.finished else {"Refresh": "2"})
