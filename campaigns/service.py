@@ -219,16 +219,21 @@ def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdi
     return new
 
 
-def review_campaign(session: Session, campaign: Campaign) -> list:
-    """The review warnings (campaigns/review.py) of a stored campaign's newest step versions."""
+def review_versions(steps_and_versions) -> list:
+    """The review warnings (campaigns/review.py) of (step, version) pairs, in step order."""
     from types import SimpleNamespace
 
     from campaigns.review import review
 
+    return review(SimpleNamespace(kind=st.kind, title=v.title, subject=v.subject, text=v.body)
+                  for st, v in steps_and_versions)
+
+
+def review_campaign(session: Session, campaign: Campaign) -> list:
+    """The review warnings of a stored campaign's newest step versions."""
     steps = list(session.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
     versions = latest_versions(session, [st.id for st in steps])
-    return review(SimpleNamespace(kind=st.kind, title=versions[st.id].title, subject=versions[st.id].subject,
-                                  text=versions[st.id].body) for st in steps)
+    return review_versions((st, versions[st.id]) for st in steps)
 
 
 def check_cadence(window: str, send_time: str | None) -> None:

@@ -105,12 +105,9 @@ def _steps(db: Session, campaign: Campaign) -> list[tuple[Step, object]]:
 
 def _warnings(steps: list[tuple[Step, object]]) -> dict[int, list]:
     """Review warnings of the stored steps, by position (campaigns/review.py)."""
-    from types import SimpleNamespace
+    from campaigns.review import by_step
 
-    from campaigns.review import by_step, review
-
-    return by_step(review(SimpleNamespace(kind=s.kind, title=v.title, subject=v.subject, text=v.body)
-                          for s, v in steps))
+    return by_step(service.review_versions(steps))
 
 
 def _plan(db: Session, campaign: Campaign, req: StaffRequest) -> dict[int, str]:
