@@ -120,6 +120,7 @@ class Subscriber(Base):
     email_key: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased: unique case-insensitively
     name: Mapped[str] = mapped_column(String(200), default="")
     tz: Mapped[str | None] = mapped_column(String(64), nullable=True)  # IANA zone; clinic zone when None
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "en", "es"; clinic default when None
     status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.ACTIVE.value, index=True)
     consent_source: Mapped[str | None] = mapped_column(String(64), nullable=True)
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
