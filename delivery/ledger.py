@@ -335,7 +335,8 @@ class LedgerStore:
                 .outerjoin(Step, Step.id == Delivery.step_id).outerjoin(Campaign, Campaign.id == Step.campaign_id)
                 .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENT.value).order_by(Delivery.id))
             write(s, "email.sent", [{"delivery_id": d, "subscriber_id": sid, "campaign": slug, "step": pos,
-                                     "broadcast_id": b} for d, sid, slug, pos, b in rows], sent_to, now)
+                                     "broadcast_id": b} for d, sid, slug, pos, b in rows], sent_to, now,
+                  key=lambda d: f"msg_sent_{d['delivery_id']}")
         if done_to:
             from sqlalchemy import exists
 
@@ -349,7 +350,8 @@ class LedgerStore:
                 .where(Enrollment.id.in_(just_sent.scalar_subquery()), Enrollment.state == "active", ~pending)
                 .order_by(Enrollment.id))
             write(s, "enrollment.completed", [{"enrollment_id": e, "subscriber_id": sid, "campaign": slug}
-                                              for e, sid, slug in rows], done_to, now)
+                                              for e, sid, slug in rows], done_to, now,
+                  key=lambda d: f"msg_completed_{d['enrollment_id']}")
 
     @staticmethod
     def _suppress_bounces(s: Session, bounces: list[dict], now: datetime) -> None:
