@@ -75,23 +75,54 @@ def new_id() -> str:
     return "msg_" + secrets.token_hex(12)
 
 
-def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Sequence[int], now: datetime) -> int:
-    """Write the events for these endpoints (already chosen). Returns the events written."""
+def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Sequence[int], now: datetime, *,
+          key: Callable[[dict], str] | None = None) -> int:
+    """Write the events for these endpoints (already chosen). Returns the events written.
+
+    `key`: the event's id from its data (e.g. `msg_sent_<delivery_id>`) for an event that must
+    exist once whatever happens: the events are then inserted with ON CONFLICT DO NOTHING (SQLite
+    and PostgreSQL alike) and deliveries are written only for the events this call inserted, so
+    a transaction run again (a record retried after a commit whose answer was lost) never doubles
+    one. Without `key` each event gets a fresh random id."""
     if not items or not endpoint_ids:
         return 0
     stamp = now.isoformat().replace("+00:00", "Z")
     events = []
     for data in items:
-        events.append({"id": new_id(), "type": type_, "created_at": now,
+        events.append({"id": key(data) if key else new_id(), "type": type_, "created_at": now,
                        "payload": json.dumps({"type": type_, "timestamp": stamp, "data": data},
                                              separators=(",", ":"), ensure_ascii=False)})
-    session.execute(insert(WebhookEvent), events)
+    if key is None:
+        session.execute(insert(WebhookEvent), events)
+        ids = [e["id"] for e in events]
+    else:
+        ids = _insert_new(session, events)
+    if not ids:
+        return 0
     session.execute(insert(WebhookDelivery), [
-        {"event_id": e["id"], "endpoint_id": ep, "status": "pending", "attempts": 0, "next_attempt_at": now,
+        {"event_id": eid, "endpoint_id": ep, "status": "pending", "attempts": 0, "next_attempt_at": now,
          "last_error": "", "created_at": now}
-        for e in events for ep in endpoint_ids
+        for eid in ids for ep in endpoint_ids
     ])
-    return len(events)
+    return len(ids)
+
+
+def _insert_new(session: Session, events: list[dict]) -> list[str]:
+    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: the ids of the events not there yet."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - drip runs on these two
+        raise RuntimeError(f"no ON CONFLICT insert for {name}")
+    table = WebhookEvent.__table__
+    ids: list[str] = []
+    for i in range(0, len(events), 500):  # 4 parameters a row: well under SQLite's variable limit
+        stmt = dialect_insert(table).values(events[i:i + 500]).on_conflict_do_nothing(
+            index_elements=[table.c.id]).returning(table.c.id)
+        ids.extend(session.scalars(stmt))
+    return ids
 
 
 def emit(session: Session, type_: str, items: Sequence[dict] | Callable[[], Sequence[dict]], now: datetime) -> int:

@@ -105,3 +105,52 @@ def test_retention_deletes_old_finished_webhook_events_only(runtime):
     with runtime.sessions() as s:
         assert [st for (st,) in s.execute(select(WebhookDelivery.status))] == ["pending"]
         assert s.scalar(select(func.count()).select_from(WebhookEvent)) == 1
+
+
+def test_a_record_run_again_after_its_commit_writes_sent_and_completed_once(runtime):
+    """The database took the record's COMMIT but the worker never heard (a dropped connection, a
+    'database is locked' answer after the fact): retry_unavailable runs the record again. The
+    ledger's rows are no longer `sending`, so they stay as they are, and the outbox must not write
+    a second email.sent or enrollment.completed: their ids are the delivery's and the enrollment's
+    (ON CONFLICT DO NOTHING), and deliveries are written only for events inserted."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from drip.models import Delivery, Enrollment, WebhookDelivery
+
+    _all_events(runtime)
+    with runtime.sessions.begin() as s:
+        c = make_campaign(s, n_items=1, every=timedelta(days=1))
+        subs = [make_subscriber(s, f"p{i}@example.org", name=f"P{i}") for i in range(2)]
+        for sub in subs:
+            enroll(s, sub, c, T0, clinic_tz="UTC")
+    clock = Clock(T0)
+    backend = ScriptedBackend(runtime.settings)
+    lost = []
+
+    def answer_lost(session):
+        if backend.sent and not lost:  # the first commit after the send: the chunk's record
+            lost.append(1)
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+
+    event.listen(runtime.sessions, "after_commit", answer_lost)
+    try:
+        run_until_done(Dispatcher(runtime, backend, clock=clock), clock)
+    finally:
+        event.remove(runtime.sessions, "after_commit", answer_lost)
+    assert lost and len(backend.sent) == 4  # two steps each (make_campaign's welcome and one item)
+    with runtime.sessions() as s:
+        dids = sorted(s.scalars(select(Delivery.id)))
+        eids = sorted(s.scalars(select(Enrollment.id)))
+        assert sorted(s.scalars(select(Delivery.status))) == ["sent"] * 4
+        kinds = ("email.sent", "enrollment.completed")
+        got = sorted((t, i) for t, i in s.execute(select(WebhookEvent.type, WebhookEvent.id)
+                                                  .where(WebhookEvent.type.in_(kinds))))
+        per_event = dict(s.execute(select(WebhookDelivery.event_id, func.count()).join(
+            WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id).where(WebhookEvent.type.in_(kinds))
+            .group_by(WebhookDelivery.event_id)).all())
+    assert got == sorted([("email.sent", f"msg_sent_{d}") for d in dids]
+                         + [("enrollment.completed", f"msg_completed_{e}") for e in eids])
+    assert per_event == {i: 1 for _, i in got}  # one delivery per event and endpoint, not two
