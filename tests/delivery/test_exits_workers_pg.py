@@ -62,7 +62,7 @@ def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settin
         eng = make_engine(pg_schema_url)
         try:
             d = Dispatcher(Runtime(s0, eng, session_factory(eng)), Backend(s0), worker_id=name)
-            load, recheck = d.store.load, d.store.exited
+            load, recheck = d.store.load, d.store.recheck
 
             def loading(ids):
                 rows = load(ids)
@@ -70,13 +70,13 @@ def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settin
                     loaded.update({r.id: r.subscriber_id for r in rows})
                 return rows
 
-            def rechecking(ids):
+            def rechecking(ids, now):
                 with lock:
-                    gone = recheck(ids)
+                    gone = recheck(ids, now)
                     in_flight.update(set(ids) - set(gone))
                     return gone
 
-            d.store.load, d.store.exited = loading, rechecking
+            d.store.load, d.store.recheck = loading, rechecking
             while d.tick().claimed:
                 pass
         except BaseException as exc:
