@@ -1,29 +1,33 @@
 """`drip bench enroll`: patients/s enrolled into a 13-step campaign, set-based vs one by one.
 
-drip: `campaigns.enrollment.enroll_many` over every subscriber of a fresh database (200,000;
-quick: 20,000), in one transaction: per 5,000 patients one check query, one
-`INSERT ... SELECT ... RETURNING` for the enrollments and one `INSERT ... SELECT` for the 13
-deliveries each, due times computed once per zone.
+drip: `campaigns.enrollment.enroll_many` over every subscriber of a fresh database (100,000;
+quick: 10,000), in one transaction, in a fresh process: per 5,000 patients one check query, one
+`INSERT ... RETURNING` for the enrollments and one `INSERT ... SELECT` for the 13 deliveries
+each, due times computed once per zone in Python.
 Baseline, same run and database: `enroll()` one patient at a time (about eight ORM statements
-each) over a sample (5,000; quick: 1,000) into a twin campaign; the ratio is per patient.
+each) over a sample (1,000; quick: 200) into a twin campaign; the ratio is per patient.
 
 Both on SQLite (a file) and on PostgreSQL (`DRIP_BENCH_PG_URL`, default the test server
 127.0.0.1:5432/test, in a schema of its own that is dropped afterwards; skipped with a message
 when no server answers). The patients look like a clinic's: five zones (US, Europe, none so the
 clinic's), 1 in 50 unsubscribed, 1 in 100 suppressed, 1 in 200 opted out of the campaign.
 
-Rates are wall-clock (PostgreSQL works in its own process); per CPU second of this process too
-(on SQLite all the work is in this process, so that rate does not move with other people's load). Memory: tracemalloc peak of `enroll_many` on SQLite at two sizes (the largest run
-and a quarter of it): flat means about equal. Plus max RSS and the load average.
+Rates are wall-clock, and per CPU second of the enrolling process (on SQLite all the work is
+there; on PostgreSQL most of it is in the server). Memory: the peak RSS of a fresh process that
+runs `enroll_many` over the first 10,000 patients (quick: 2,000) and of one over all of them,
+per database: flat means about equal (`rss_before_enroll_mb` is the process with its imports,
+before enrolling). Plus the load average before and after each database.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
-import tracemalloc
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,6 +42,7 @@ from campaigns.enrollment import NotEnrollable, enroll
 from drip.db import make_engine, migrate, session_factory
 from drip.models import Campaign, CampaignOptOut, Delivery, Step, Subscriber, Suppression
 
+ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("DRIP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
 CLINIC_TZ = "America/New_York"
@@ -59,11 +64,12 @@ def campaign_13(s: Session, slug: str) -> Campaign:
     return c
 
 
-def populate(sessions: sessionmaker[Session], n: int) -> tuple[int, int]:
-    """n patients (see the module docstring) and two twin campaigns. Returns the campaigns' ids."""
+def populate(sessions: sessionmaker[Session], n: int, extra: tuple[str, ...] = ()) -> tuple[int, ...]:
+    """n patients (see the module docstring) and twin campaigns ("bulk", "one-by-one", then `extra`).
+
+    Returns the campaigns' ids in that order."""
     with sessions.begin() as s:
-        bulk, one = campaign_13(s, "bulk"), campaign_13(s, "one-by-one")
-        ids = (bulk.id, one.id)
+        ids = tuple(campaign_13(s, slug).id for slug in ("bulk", "one-by-one", *extra))
         for start in range(0, n, 10_000):
             rows = [{"email": f"p{i}@example.org", "email_key": f"p{i}@example.org", "name": f"Patient {i}",
                      "tz": _ZONES[i % len(_ZONES)], "status": "unsubscribed" if i % 50 == 7 else "active",
@@ -77,18 +83,44 @@ def populate(sessions: sessionmaker[Session], n: int) -> tuple[int, int]:
     return ids
 
 
-def _set_based(sessions: sessionmaker[Session], campaign_id: int) -> tuple[int, float, float, int]:
+def _set_based(sessions: sessionmaker[Session], campaign_id: int, limit: int | None = None) -> dict:
+    """enroll_many over the first `limit` patients (all: None) into this campaign, one transaction."""
     from campaigns.enrollment import enroll_many
 
+    query = select(Subscriber.id)
+    with sessions() as s:
+        if limit is not None:
+            last = s.scalar(select(Subscriber.id).order_by(Subscriber.id).offset(limit - 1).limit(1))
+            query = query.where(Subscriber.id <= last)
+        patients = s.scalar(select(func.count()).select_from(query.subquery()))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     wall, cpu = time.perf_counter(), time.process_time()
     with sessions.begin() as s:
-        campaign = s.get(Campaign, campaign_id)
-        outcome = enroll_many(s, select(Subscriber.id), campaign, NOW, clinic_tz=CLINIC_TZ, source="bench")
+        outcome = enroll_many(s, query, s.get(Campaign, campaign_id), NOW, clinic_tz=CLINIC_TZ, source="bench")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with sessions() as s:
         deliveries = s.scalar(select(func.count()).select_from(Delivery).join(Step, Step.id == Delivery.step_id)
                               .where(Step.campaign_id == campaign_id))
-    return outcome.enrolled, wall, cpu, deliveries or 0
+    return {"patients": patients, "enrolled": outcome.enrolled, "deliveries": deliveries or 0, "wall": wall,
+            "cpu": cpu, "rss_before_mb": round(rss_before / 1024, 1), "peak_rss_mb": round(rss / 1024, 1)}
+
+
+def child(url: str, campaign_id: int, limit: int | None) -> None:
+    """`python -c` entry point: one set-based run in a fresh process, so its peak RSS is its own."""
+    engine = make_engine(url)
+    try:
+        print(json.dumps(_set_based(session_factory(engine), campaign_id, limit)))
+    finally:
+        engine.dispose()
+
+
+def _in_child(url: str, campaign_id: int, limit: int | None) -> dict:
+    code = f"import bench.enroll as b; b.child({url!r}, {campaign_id}, {limit!r})"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"enroll bench child failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _one_by_one(sessions: sessionmaker[Session], campaign_id: int, n: int) -> tuple[int, float, float]:
@@ -105,20 +137,25 @@ def _one_by_one(sessions: sessionmaker[Session], campaign_id: int, n: int) -> tu
     return made, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _measure(url: str, n: int, n_base: int) -> dict:
+def _measure(url: str, n: int, n_base: int, n_small: int | None = None) -> dict:
+    """One database: n patients; one by one over the first n_base; set-based over everyone (and over
+    the first n_small, for memory) each in a fresh process. Rates per wall and per CPU second of
+    the enrolling process (on PostgreSQL the server's work is in its own process)."""
     engine = make_engine(url)
     migrate(engine)
     sessions = session_factory(engine)
     try:
-        bulk_id, one_id = populate(sessions, n)
+        bulk_id, one_id, small_id = populate(sessions, n, ("small",))
         base_made, base_wall, base_cpu = _one_by_one(sessions, one_id, n_base)
-        made, wall, cpu, deliveries = _set_based(sessions, bulk_id)
     finally:
         engine.dispose()
-    return {
+    small = _in_child(url, small_id, n_small) if n_small else None
+    large = _in_child(url, bulk_id, None)
+    wall, cpu = large["wall"], large["cpu"]
+    out = {
         "patients": n,
-        "enrolled": made,
-        "deliveries": deliveries,
+        "enrolled": large["enrolled"],
+        "deliveries": large["deliveries"],
         "seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
         "patients_per_s": round(n / wall),
@@ -130,7 +167,14 @@ def _measure(url: str, n: int, n_base: int) -> dict:
         "baseline_patients_per_s": round(n_base / base_wall),
         "ratio": round((n / wall) / (n_base / base_wall), 1),
         "cpu_ratio": round((n / cpu) / (n_base / base_cpu), 1),
+        f"peak_rss_mb_{n}": large["peak_rss_mb"],
+        "rss_before_enroll_mb": large["rss_before_mb"],
     }
+    if small:
+        out[f"peak_rss_mb_{n_small}"] = small["peak_rss_mb"]
+        out[f"patients_per_s_{n_small}"] = round(small["patients"] / small["wall"])
+        out["peak_rss_growth"] = round(large["peak_rss_mb"] / small["peak_rss_mb"], 2)
+    return out
 
 
 def pg_schema() -> tuple[str | None, str, object]:
@@ -148,50 +192,31 @@ def pg_schema() -> tuple[str | None, str, object]:
     return PG_URL + ("&" if "?" in PG_URL else "?") + f"options=-csearch_path%3D{schema}", schema, admin
 
 
-def _peak(folder: Path, n: int) -> int:
-    engine = make_engine(f"sqlite:///{folder / f'mem{n}.sqlite3'}")
-    migrate(engine)
-    sessions = session_factory(engine)
-    bulk_id, _ = populate(sessions, n)
-    from campaigns.enrollment import enroll_many
-
-    tracemalloc.start()
-    try:
-        with sessions.begin() as s:
-            enroll_many(s, select(Subscriber.id), s.get(Campaign, bulk_id), NOW, clinic_tz=CLINIC_TZ)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        engine.dispose()
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def run(quick: bool) -> BenchResult:
-    n = 20_000 if quick else 200_000
-    n_base = 1_000 if quick else 5_000
-    details: dict = {}
+    n, n_small = (10_000, 2_000) if quick else (100_000, 10_000)
+    n_base = 200 if quick else 1_000
+    details: dict = {"load_average_before": _load()}
     with tempfile.TemporaryDirectory(prefix="drip-bench-enroll-") as tmp:
-        folder = Path(tmp)
-        sqlite = _measure(f"sqlite:///{folder / 'bench.sqlite3'}", n, n_base)
-        details.update({f"sqlite_{k}": v for k, v in sqlite.items()})
-        details["load_average_after_sqlite"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        url, schema, admin = pg_schema()
-        if url is None:
-            details["postgresql"] = schema
-        else:
-            try:
-                pg = _measure(url, n, n_base)
-                details.update({f"pg_{k}": v for k, v in pg.items()})
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-            details["load_average_after_pg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        small, large = _peak(folder, n // 4), _peak(folder, n)
-    details[f"peak_mb_{n // 4}_patients"] = round(small / 1e6, 2)
-    details[f"peak_mb_{n}_patients"] = round(large / 1e6, 2)
-    details["peak_growth"] = round(large / small, 2)
-    details["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    details["load_average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        sqlite = _measure(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", n, n_base, n_small)
+    details.update({f"sqlite_{k}": v for k, v in sqlite.items()})
+    details["load_average_after_sqlite"] = _load()
+    url, schema, admin = pg_schema()
+    if url is None:
+        details["postgresql"] = schema
+    else:
+        try:
+            pg = _measure(url, n, n_base, n_small)
+            details.update({f"pg_{k}": v for k, v in pg.items()})
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+        details["load_average_after_pg"] = _load()
+    details["load_average"] = _load()
     return BenchResult(
         bench="enroll",
         unit="patients/s",

@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import date, datetime, time, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, bindparam, not_, or_, select
+from sqlalchemy import and_, bindparam, case, not_, or_, select
 from sqlalchemy.orm import Session
 
 from campaigns.schedule import SendWindow, _at_wall, next_send_at, parse_send_time, parse_window, resolve_zone
@@ -106,11 +106,7 @@ def plan_anchored(
         from drip.config import load_settings
 
         clinic_tz = load_settings().clinic.timezone
-    replannable = or_(
-        Delivery.status == DeliveryStatus.SCHEDULED.value,
-        and_(Delivery.status == DeliveryStatus.CANCELLED.value, Delivery.sent_at.is_(None),
-             Delivery.last_error.like(SKIPPED + "%"), not_(Delivery.last_error.like(_CONDITION_SKIP + "%"))),
-    )
+    replannable = _replannable()
     q = (
         select(Delivery.id, Delivery.status, Delivery.due_at, Delivery.last_error, Step.anchor_attribute,
                Step.anchor_offset_minutes, Campaign.send_window, Campaign.send_time, Subscriber.tz,
@@ -158,13 +154,32 @@ def plan_anchored(
         if (new_status, new_due, new_error) != (status, due_at, error):
             changes.append({"did": did, "st": new_status, "due": new_due, "err": new_error})
     if changes:
+        # Only rows still re-plannable now (a worker may have claimed, sent or recorded one since
+        # the read: a sent row must never become scheduled again). A row a worker holds keeps its
+        # status: its new due time, or a "skipped: ..." reason, is what the worker's re-check just
+        # before the send reads (delivery/ledger.py LedgerStore.recheck): it gives the row back
+        # (due later) or records it skipped instead of sending it.
         table = Delivery.__table__
+        sending = DeliveryStatus.SENDING.value
         session.execute(
-            table.update().where(table.c.id == bindparam("did"))
-            .values(status=bindparam("st"), due_at=bindparam("due"), last_error=bindparam("err")),
+            table.update().where(table.c.id == bindparam("did"), _replannable())
+            .values(status=case((table.c.status == sending, sending), else_=bindparam("st")),
+                    due_at=bindparam("due"), last_error=bindparam("err"))
+            .execution_options(synchronize_session=False),
             changes,
         )
     return counts
+
+
+def _replannable():
+    """Rows never sent that a re-plan may move: scheduled, claimed by a worker but not sent yet
+    (re-checked before sending), or skipped earlier by a plan (not by a step's condition)."""
+    return or_(
+        Delivery.status == DeliveryStatus.SCHEDULED.value,
+        Delivery.status == DeliveryStatus.SENDING.value,  # no IN: the write is an executemany
+        and_(Delivery.status == DeliveryStatus.CANCELLED.value, Delivery.sent_at.is_(None),
+             Delivery.last_error.like(SKIPPED + "%"), not_(Delivery.last_error.like(_CONDITION_SKIP + "%"))),
+    )
 
 
 def anchored_keys(session: Session, keys: Iterable[str]) -> list[str]:

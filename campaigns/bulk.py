@@ -1,9 +1,10 @@
 """Enrolling many patients at once: everyone with a tag, or everyone in a CSV import.
 
-Each chunk of 500 is its own transaction, so a long run shows real progress and a stopped one
+Each chunk of 5,000 is its own transaction, so a long run shows real progress and a stopped one
 leaves whole chunks behind; running it again continues, because a patient already enrolled is
-passed over (as are unsubscribed, suppressed or opted-out ones: `enroll` says why). Each patient
-goes through `campaigns.enrollment.enroll`, the one place that plans a patient's deliveries.
+passed over (as are unsubscribed, suppressed or opted-out ones, counted by the reason `enroll`
+gives). Each chunk goes through `campaigns.enrollment.enroll_many`: the checks and rows of
+one-by-one `enroll`, in a few statements per chunk.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Callable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigns.enrollment import NotEnrollable, enroll
+from campaigns.enrollment import NotEnrollable, enroll_many
 from drip.errors import NotFoundError
-from drip.models import Campaign, CampaignStatus, Subscriber, SubscriberTag, Tag
+from drip.models import Campaign, CampaignStatus, SubscriberTag, Tag
 
-CHUNK = 500
+CHUNK = 5000
 INLINE_MAX = 200  # runs this small finish within the request; larger ones get a progress page
 
 
@@ -29,7 +30,8 @@ class BulkProgress:
     """Shared between the worker thread and the progress page (ints: safe to read without a lock)."""
 
     campaign_slug: str
-    what: str  # e.g. "tag “back-pain”"
+    what: str  # e.g. "tag “back-pain”", "file “patients.csv”"
+    campaign_title: str = ""  # the progress page names the campaign, not only its slug
     total: int = 0
     done: int = 0
     enrolled: int = 0
@@ -47,22 +49,6 @@ def tagged_ids(session: Session, tag: str) -> list[int]:
                                 .order_by(SubscriberTag.subscriber_id)))
 
 
-def enroll_subscribers(session: Session, campaign: Campaign, subscribers: Sequence[Subscriber], now: datetime, *,
-                       clinic_tz: str, source: str, progress: BulkProgress | None = None) -> int:
-    """Enroll each of these in one transaction (the caller's); returns how many were enrolled."""
-    made = 0
-    for sub in subscribers:
-        try:
-            enroll(session, sub, campaign, now, clinic_tz=clinic_tz, source=source)
-            made += 1
-        except NotEnrollable as exc:
-            if progress is not None:
-                progress.skipped += 1
-                why = str(exc).split(": ", 1)[-1].replace(sub.email, "patient")
-                progress.reasons[why] = progress.reasons.get(why, 0) + 1
-    return made
-
-
 def enroll_ids(sessions: sessionmaker[Session], campaign_id: int, ids: Sequence[int], now: datetime, *,
                clinic_tz: str, source: str, progress: BulkProgress) -> BulkProgress:
     """Enroll these subscribers chunk by chunk (each chunk commits), updating `progress`."""
@@ -74,9 +60,12 @@ def enroll_ids(sessions: sessionmaker[Session], campaign_id: int, ids: Sequence[
                 campaign = s.get(Campaign, campaign_id)
                 if campaign is None or campaign.status != CampaignStatus.PUBLISHED.value:
                     raise NotEnrollable("the campaign is no longer published; the rest was not enrolled")
-                subs = list(s.scalars(select(Subscriber).where(Subscriber.id.in_(part)).order_by(Subscriber.id)))
-                progress.enrolled += enroll_subscribers(s, campaign, subs, now, clinic_tz=clinic_tz, source=source,
-                                                        progress=progress)
+                outcome = enroll_many(s, part, campaign, now, clinic_tz=clinic_tz, source=source, chunk=len(part))
+                reasons = outcome.reasons(campaign.slug)
+            progress.enrolled += outcome.enrolled
+            for why, n in reasons.items():
+                progress.reasons[why] = progress.reasons.get(why, 0) + n
+            progress.skipped += sum(outcome.skipped.values())
             progress.done += len(part)
     except NotEnrollable as exc:
         progress.error = str(exc).split(": ", 1)[-1]

@@ -132,11 +132,23 @@ class BulkEnrollment:
 
     Reasons (the checks of `enroll`, in its order): missing (no such subscriber), inactive,
     suppressed, opted_out (unsubscribed from this campaign), enrolled (already has an active
-    enrollment, including a repeat of an id in the same call).
+    enrollment, including a repeat of an id in the same call). `inactive` split by the
+    subscriber's status, for messages that say which (as `enroll` does).
     """
 
     enrolled: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    inactive: Counter[str] = field(default_factory=Counter)
+
+    def reasons(self, slug: str) -> Counter[str]:
+        """Patients passed over, by the sentence `enroll` refuses them with ("patient" for the address)."""
+        why = {"missing": "patient is no longer on file", "suppressed": "patient is on the suppression list",
+               "opted_out": f"patient unsubscribed from {slug!r}",
+               "enrolled": f"patient is already enrolled in {slug!r}"}
+        out: Counter[str] = Counter({why[k]: n for k, n in self.skipped.items() if n and k != "inactive"})
+        for status, n in self.inactive.items():
+            out[f"patient is {status}; only active subscribers are enrolled"] += n
+        return out
 
 
 def enroll_many(
@@ -236,6 +248,7 @@ class _Bulk:
                 reason = "missing"
             elif row.status != SubscriberStatus.ACTIVE.value:
                 reason = "inactive"
+                outcome.inactive[row.status] += n
             elif row.email_key.strip().lower() in suppressed:
                 reason = "suppressed"
             elif row.opted_out:

@@ -443,6 +443,19 @@ def _at_wall(day: date, at: time, tz: ZoneInfo) -> datetime:
     return _first_with_offset(min(first, second), max(first, second), tz)
 
 
+def earliest_after(prev_sent: datetime, gap: timedelta, min_spacing: timedelta) -> datetime:
+    """The earliest a step may go when the one before it went at `prev_sent`: the gap staff set
+    between the two steps (its delay minus the previous one's), and never less than `min_spacing`.
+
+    Counted from when the previous step actually goes, not from when it was planned: a step a
+    weekend, or the window's closing time, pushed to Monday 09:00 pushes the next one too, so
+    "every 2 days" never turns into a 1-day gap after a wait. A sub-day or zero gap (two steps
+    with the same delay) still waits `min_spacing` (20 h for campaigns), so no patient gets two
+    emails of a series within the same few hours.
+    """
+    return prev_sent + max(gap, min_spacing)
+
+
 def schedule_sequence(
     enrolled_at_utc: datetime,
     delays: Sequence[timedelta],
@@ -453,8 +466,9 @@ def schedule_sequence(
 ) -> list[datetime]:
     """Send times for a campaign's steps: enrolled_at + delay, moved into the window.
 
-    Each step also waits `min_spacing` after the previous one's send time (a window that
-    pushes step 1 to Monday 09:00 must not land step 2 at 09:01), so times strictly increase.
+    Each step also waits `earliest_after` the previous one's send time: the gap between the two
+    steps' delays, and at least `min_spacing` (a window that pushes step 1 to Monday 09:00 must
+    land neither step 2 at 09:01 nor a 2-day gap at Tuesday), so times strictly increase.
     A `cadence` (business days, a fixed local send time) changes how days count; see `Cadence`.
     """
     enrolled = _as_utc(enrolled_at_utc, "enrolled_at_utc")
@@ -465,16 +479,40 @@ def schedule_sequence(
     if not cadence.is_default:
         return _cadenced(enrolled, delays, window, tz, min_spacing, cadence)
     out: list[datetime] = []
-    for delay in delays:
+    for i, delay in enumerate(delays):
         due = enrolled + delay
         if out:
-            due = max(due, out[-1] + min_spacing)
+            due = max(due, earliest_after(out[-1], delay - delays[i - 1], min_spacing))
         out.append(next_send_at(due, window, tz))
     return out
 
 
+# A fixed send time on a later window day is looked for this many days ahead (a weekday window
+# has one within a week; zones that skip days need a few more), then the window's own opening.
+_SEND_TIME_DAYS = 21
+
+
+def _next_at_time(due: datetime, at: time, rest: timedelta, window: SendWindow, tz: ZoneInfo) -> datetime:
+    """The first instant >= `due` at local time `at` (+ `rest`) that is inside the window.
+
+    With a fixed send time a step the window defers goes at that time on the next window day
+    (Saturday's 09:30 becomes Monday 09:30, not Monday's 09:00 opening). When `at` + `rest` is never
+    inside the window (a sub-day delay pushing past its end), it is the window's next opening.
+    """
+    day = due.astimezone(tz).date()
+    for i in range(_SEND_TIME_DAYS):
+        candidate = _at_wall(day + timedelta(days=i), at, tz) + rest
+        if candidate >= due and _inside(candidate, window, tz):
+            return candidate
+    return next_send_at(due, window, tz)
+
+
 def _cadenced(enrolled: datetime, delays: Sequence[timedelta], window: SendWindow, tz: ZoneInfo,
               min_spacing: timedelta, cadence: Cadence) -> list[datetime]:
+    """Whole days count (calendar or business) on the patient's calendar from the day the previous
+    step actually went, so their gap in days holds after any deferral; the time of day is the
+    fixed send time (or the enrollment's), and a step the window defers keeps that time on the
+    next window day. Real time between two steps is still at least `min_spacing`."""
     local = enrolled.astimezone(tz)
     at_time = cadence.send_time or local.time().replace(tzinfo=None)
     out: list[datetime] = []
@@ -488,7 +526,7 @@ def _cadenced(enrolled: datetime, delays: Sequence[timedelta], window: SendWindo
             due = _at_wall(day, at_time, tz) + rest
         if out:
             due = max(due, out[-1] + min_spacing)
-        due = next_send_at(due, window, tz)
+        due = _next_at_time(due, at_time, rest, window, tz)
         out.append(due)
         # The next step's days count from the day this one actually goes.
         base_day, base_days = due.astimezone(tz).date(), days

@@ -27,7 +27,7 @@ from campaigns.render import EmailContent, Renderer
 from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next_send_at, parse_window, resolve_zone
 from campaigns.service import latest_versions
 from delivery.breaker import CircuitBreaker
-from delivery.ledger import DueRow, LedgerStore, RecordResult
+from delivery.ledger import CANCEL, LATER, DueRow, LedgerStore, RecordResult
 from delivery.ratelimit import Grant, RateLimiter, parse_limits
 from delivery.types import EmailBackend, OutgoingMessage, SendResult, provider_categories
 from drip import metrics
@@ -314,14 +314,18 @@ class Dispatcher:
 
     def _still_enrolled(self, chunk: list[OutgoingMessage], by_id: dict[int, DueRow], now, versions,
                         report) -> list[OutgoingMessage]:
-        """Drop (and record as cancelled) messages whose patient exited since the claim: one query a chunk."""
+        """Drop messages whose patient exited since the claim (recorded as cancelled), or whose
+        anchored step was re-planned meanwhile (given back at its new time, or recorded skipped):
+        one query a chunk."""
         ids = [m.delivery_id for m in chunk if by_id[m.delivery_id].step_id is not None]
-        gone = self.store.exited(ids) if ids else {}
+        gone = self.store.recheck(ids, now) if ids else {}
         if not gone:
             return chunk
-        report.cancelled += len(gone)
-        self._record(now, by_id, [], versions, report,
-                     cancelled=[{"did": did, "err": why} for did, why in gone.items()])
+        cancelled = [{"did": did, "err": why[:2000]} for did, (kind, why) in gone.items() if kind == CANCEL]
+        later = [m for m in chunk if gone.get(m.delivery_id, ("",))[0] == LATER]
+        report.cancelled += len(cancelled)
+        self._record(now, by_id, [], versions, report, cancelled=cancelled, released=later,
+                     why="re-planned after the claim: due later")
         return [m for m in chunk if m.delivery_id not in gone]
 
     def _conditions_hold(self, chunk: list[OutgoingMessage], by_id: dict[int, DueRow], now, versions,

@@ -8,7 +8,10 @@ milliseconds. The questions mirror what `Dispatcher.tick` would act on:
 - a delivery `scheduled` and due (`due_at <= now`);
 - a delivery `sending` whose worker's lease ran out (`reclaim_expired` makes it due again);
 - a newsletter `scheduled` whose `send_at` has come (a cron occurrence to fire, or a one-off to
-  close).
+  close);
+- a webhook delivery `pending` and due for an enabled endpoint, or `sending` with its lease run
+  out (what `WebhookSender.drain` would post): `drip run --once` from cron delivers webhook
+  events too, also on a run with no email due.
 
 `None` means "cannot tell cheaply" (no database file yet, a schema not at every migration head, a
 URL this does not parse, any driver error): the caller then runs the full tick, which is always
@@ -29,6 +32,9 @@ _QUERIES = (
     "SELECT 1 FROM deliveries WHERE status = 'scheduled' AND due_at <= {p} LIMIT 1",
     "SELECT 1 FROM deliveries WHERE status = 'sending' AND lease_until < {p} LIMIT 1",
     "SELECT 1 FROM broadcasts WHERE status = 'scheduled' AND send_at <= {p} LIMIT 1",
+    "SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+    "WHERE d.status = 'pending' AND d.next_attempt_at <= {p} AND e.active = TRUE LIMIT 1",
+    "SELECT 1 FROM webhook_deliveries WHERE status = 'sending' AND lease_until < {p} LIMIT 1",
 )
 
 

@@ -552,16 +552,14 @@ def _write(
         report.attributes += sum(len(ids) for ids in write_values(session, values, now, clinic_tz=clinic_tz).values())
 
     if enroll_in:
-        from campaigns.bulk import enroll_subscribers
+        from campaigns.enrollment import enroll_many
         from campaigns.service import get_campaign
 
         missing = [k for k in keys if k not in known]
         if missing:
             known.update(_ids(session, missing))
-        subs = list(session.scalars(select(Subscriber).where(Subscriber.id.in_([known[k] for k in keys]))
-                                    .order_by(Subscriber.id)))
-        report.enrolled += enroll_subscribers(session, get_campaign(session, enroll_in), subs, now,
-                                              clinic_tz=clinic_tz, source=source)
+        report.enrolled += enroll_many(session, sorted({known[k] for k in keys}), get_campaign(session, enroll_in),
+                                       now, clinic_tz=clinic_tz, source=source).enrolled
 
     tagged = [r for r in merged.values() if r.tags or extra_tags]
     if tagged:

@@ -97,9 +97,11 @@ def run_cmd(
 
             sender = webhook_sender(rt, dispatcher.store.worker_id)
             try:
-                sender.drain(30.0)
+                hooks = sender.drain(30.0)
             finally:
                 sender.close()
+            if hooks.claimed:
+                console.print(f"webhooks: {hooks.delivered} delivered, {hooks.retried} to retry, {hooks.failed} failed")
             return
         build_worker(rt, dispatcher, interval, mode="run", on_report=_print).run_forever()
     console.print("worker stopped")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaigns.schedule import Cadence, add_days, parse_send_time, parse_window, schedule_sequence
+from campaigns.schedule import Cadence, SendWindow, add_days, parse_send_time, parse_window, schedule_sequence
 from drip.errors import InputError
 
 UTC = timezone.utc
@@ -58,6 +58,102 @@ def test_calendar_days_keep_at_least_the_spacing_after_a_window_deferral(enrolle
     local = [t.astimezone(tz) for t in times]
     assert all((b.date() - a.date()).days >= every for a, b in zip(local, local[1:]))
     assert all(MON_FRI.contains_wall(x.replace(tzinfo=None)) for x in local)
+
+
+# -- minimum spacing after deferrals, for random gaps, windows, zones and enrollment times
+
+PROPERTY_ZONES = ZONES + ["America/St_Johns", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata"]
+
+
+@st.composite
+def windows(draw):
+    """Any day set, an opening from 00:00 to 20:00 and a span of 1 to 12 hours (a whole day at most)."""
+    days = draw(st.sets(st.integers(0, 6), min_size=1))
+    start = draw(st.integers(0, 20 * 4)) * 15
+    end = min(start + draw(st.integers(4, 48)) * 15, 24 * 60 - 1)
+    return SendWindow(frozenset(days), time(start // 60, start % 60), time(end // 60, end % 60))
+
+
+@st.composite
+def send_time_in(draw, window):
+    """A fixed send time inside the window (the campaign page refuses one outside it)."""
+    lo = window.start.hour * 60 + window.start.minute
+    hi = window.end.hour * 60 + window.end.minute - 1
+    m = draw(st.integers(lo, hi))
+    return time(m // 60, m % 60)
+
+
+gaps = st.lists(st.one_of(st.integers(0, 6).map(lambda d: timedelta(days=d)),
+                          st.integers(0, 72 * 60).map(lambda m: timedelta(minutes=m))), min_size=1, max_size=7)
+
+
+def wall_time_exists(day: date, at: time, tz: ZoneInfo) -> bool:
+    """Whether `day at` happens on the patient's clock (not inside a spring-forward gap)."""
+    wall = datetime.combine(day, at)
+    return wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+
+
+@settings(max_examples=200, deadline=None)
+@given(enrolled=instants, zone=st.sampled_from(PROPERTY_ZONES), window=windows(), step_gaps=gaps)
+def test_consecutive_sends_keep_the_gap_even_after_a_deferral(enrolled, zone, window, step_gaps):
+    """Default cadence: each email goes no sooner than max(its gap, 20 h) after the previous one
+    actually went, whatever the window deferred; always inside the window, never before its due."""
+    tz = ZoneInfo(zone)
+    delays = [sum(step_gaps[: i + 1], timedelta(0)) for i in range(len(step_gaps))]
+    times = schedule_sequence(enrolled, delays, window, tz, SPACING)
+    for i, at in enumerate(times):
+        assert at >= enrolled + delays[i] and window.contains_wall(at.astimezone(tz).replace(tzinfo=None))
+        if i:
+            assert at - times[i - 1] >= max(delays[i] - delays[i - 1], SPACING)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), enrolled=instants, zone=st.sampled_from(PROPERTY_ZONES), window=windows(),
+       day_gaps=st.lists(st.integers(0, 5), min_size=1, max_size=7), business=st.booleans())
+def test_a_fixed_send_time_holds_and_days_keep_their_gap_after_a_deferral(data, enrolled, zone, window, day_gaps,
+                                                                          business):
+    """Fixed local send time: every email goes at exactly that local time (except on a day whose
+    clocks skip it), inside the window, its whole days counted (Mon-Fri with business days) from the
+    day the previous one actually went, and at least 20 h after it."""
+    at = data.draw(send_time_in(window))
+    tz = ZoneInfo(zone)
+    delays = [timedelta(days=sum(day_gaps[: i + 1])) for i in range(len(day_gaps))]
+    times = schedule_sequence(enrolled, delays, window, tz, SPACING, Cadence(business_days=business, send_time=at))
+    local = [t.astimezone(tz) for t in times]
+    assert times[0] >= enrolled
+    for i, x in enumerate(local):
+        assert window.contains_wall(x.replace(tzinfo=None))
+        assert x.time().replace(tzinfo=None) == at or not wall_time_exists(x.date(), at, tz)
+        if i:
+            gap_days = day_gaps[i]
+            assert times[i] - times[i - 1] >= SPACING
+            counted = (business_days_between(local[i - 1].date(), x.date()) if business
+                       else (x.date() - local[i - 1].date()).days)
+            assert counted >= gap_days
+
+
+def test_every_two_days_in_mon_fri_without_a_cadence_never_squeezes_a_gap_after_the_weekend():
+    """The default arithmetic too: the step a weekend pushed to Monday pushes the next one, so the
+    reported 2,4,1,1,... becomes gaps of at least two days (send times stay at the window's opening)."""
+    tz = ZoneInfo("America/New_York")
+    enrolled = datetime(2026, 12, 3, 20, 47, tzinfo=UTC)  # Thu 15:47 in New York
+    times = schedule_sequence(enrolled, [timedelta(days=2 * i) for i in range(8)],
+                              parse_window("mon-fri 09:00-17:00"), tz, SPACING)
+    local = [t.astimezone(tz) for t in times]
+    assert [x.strftime("%a %d %H:%M") for x in local] == [
+        "Thu 03 15:47", "Mon 07 09:00", "Wed 09 09:00", "Fri 11 09:00", "Mon 14 09:00", "Wed 16 09:00",
+        "Fri 18 09:00", "Mon 21 09:00"]
+
+
+def test_a_weekend_step_with_a_fixed_time_goes_at_that_time_on_monday():
+    """Calendar days, 09:30, Mon-Fri 09:00-17:00: Saturday's email goes Monday 09:30 (not the 09:00
+    opening), and the next, two days on, Wednesday 09:30."""
+    tz = ZoneInfo("Europe/Berlin")
+    enrolled = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # Thu 09:00 in Berlin
+    times = schedule_sequence(enrolled, [timedelta(days=2 * i) for i in range(3)],
+                              parse_window("mon-fri 09:00-17:00"), tz, SPACING, Cadence(send_time=time(9, 30)))
+    assert [t.astimezone(tz).strftime("%a %d %H:%M") for t in times] == ["Thu 03 09:30", "Mon 07 09:30",
+                                                                          "Wed 09 09:30"]
 
 
 def test_the_reported_case_every_two_days_mon_fri_no_longer_jitters():

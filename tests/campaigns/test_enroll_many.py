@@ -151,10 +151,11 @@ def _compare(s, tag, people, delays, window, now, clinic_tz, order, *, chunk, st
     as_query=st.booleans(),
     status=st.sampled_from(["published"] * 5 + ["draft", "paused"]),
 )
-def test_enroll_many_matches_one_by_one(sqlite_runtime, people, delays, window, base, shift, clinic_tz, order,
+def test_enroll_many_matches_one_by_one(runtime, people, delays, window, base, shift, clinic_tz, order,
                                          chunk, as_query, status):
+    """On both databases (each example rolls back, so they share one)."""
     now = base.replace(tzinfo=timezone.utc) + timedelta(minutes=shift)
-    with sqlite_runtime.sessions() as s:
+    with runtime.sessions() as s:
         with s.begin():
             _compare(s, "h", people, delays, window, now, clinic_tz, order, chunk=chunk, status=status,
                      as_query=as_query)

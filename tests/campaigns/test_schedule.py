@@ -307,16 +307,17 @@ def test_sequence_is_ordered_spaced_and_in_window(
     tz, enrolled = zd
     times = schedule_sequence(enrolled, delays, window, tz, spacing)
     assert len(times) == len(delays)
-    prev = None
+    prev = prev_delay = None
     for at, delay in zip(times, delays):
         assert at >= enrolled + delay
         assert inside(at, window, tz)
         due = enrolled + delay
         if prev is not None:
-            assert at - prev >= spacing
-            due = max(due, prev + spacing)
+            # after a deferral too: the gap staff set between the two steps, and at least the spacing
+            assert at - prev >= max(spacing, delay - prev_delay)
+            due = max(due, prev + max(spacing, delay - prev_delay))
         assert at == next_send_at(due, window, tz)  # as early as the rules allow
-        prev = at
+        prev, prev_delay = at, delay
 
 
 def test_sequence_example_weekend_and_spacing() -> None:
