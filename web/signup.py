@@ -54,7 +54,7 @@ from subscribers.signup import (
     confirm_signup,
     request_signup,
 )
-from subscribers.signup_forms import known_form
+from subscribers.signup_forms import form_of, known_form, signup_choice
 from subscribers.tokens import InvalidToken
 from web.confirm_email import send_confirmation
 from web.context import WebContext, web_context
@@ -237,7 +237,10 @@ def _pending_view(ctx: WebContext, subscriber_id: int) -> dict[str, Any] | None:
         sub = s.get(Subscriber, subscriber_id)
         if sub is None:
             return None
-        return {"masked_email": mask_email(sub.email), "status": sub.status}
+        # The page promises emails only if confirming starts a published campaign for this form.
+        starts = (sub.status == SubscriberStatus.PENDING.value
+                  and signup_choice(s, ctx.settings, form_of(sub.consent_source)).starts_emails)
+        return {"masked_email": mask_email(sub.email), "status": sub.status, "starts_emails": starts}
 
 
 def _confirm(ctx: WebContext, subscriber_id: int) -> ConfirmOutcome:
