@@ -41,6 +41,7 @@ class Clinic:
         "I can unsubscribe at any time with one click."
     )
     consent_version: str = "2026-11"
+    language: str = "en"  # patient pages and emails when a patient has no language of their own (drip/i18n.py)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,11 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
 
     parse_limits(settings.rate_limits)  # a typo fails at start-up, not as "no limit"
     parse_trusted_proxies(settings.trusted_proxies)  # a typo fails at start-up, not as "no proxy"
+    from drip.i18n import LANGUAGES
+
+    if settings.clinic.language not in LANGUAGES:
+        raise ConfigurationError(
+            f"DRIP_CLINIC_LANGUAGE: unsupported language {settings.clinic.language!r} ({', '.join(LANGUAGES)})")
     booking = settings.clinic.booking_url.strip()
     if booking and not re.fullmatch(r"https?://[^\s<>\"']+", booking):
         raise ConfigurationError("DRIP_CLINIC_BOOKING_URL must be an http(s) address, e.g. https://clinic.example/book")
