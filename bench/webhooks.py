@@ -23,6 +23,7 @@ slowed ~2x), which the deliverer's lower priority gives back to sending.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -62,9 +63,43 @@ def _nice(settings) -> int:
     return int(os.environ.get("DRIP_WEBHOOK_NICE", settings.webhook_nice))
 
 
-def _round(n: int, backlog: int, mode: str) -> dict:
+PG_URL = os.environ.get("DRIP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def _pg_schema():
+    """A schema of the round's own on PostgreSQL (dropped after): its URL, or None if no server."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"drip_bench_wh_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception:  # noqa: BLE001 - no PostgreSQL here: the SQLite figures only
+        yield None
+        return
+    try:
+        yield PG_URL + ("&" if "?" in PG_URL else "?") + f"options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _round(n: int, backlog: int, mode: str, pg: bool = False) -> dict:
     """mode: "off" (no endpoint), "thread" (the webhook job in this process, as `drip run` does),
-    "process" (`drip webhooks run` beside the sending process)."""
+    "process" (`drip webhooks run` beside the sending process). `pg`: on PostgreSQL (a schema of
+    its own) instead of SQLite; {} if no server answers."""
+    if pg:
+        with _pg_schema() as url:
+            return _round_in(n, backlog, mode, url) if url else {}
+    return _round_in(n, backlog, mode, None)
+
+
+def _round_in(n: int, backlog: int, mode: str, url: str | None) -> dict:
     webhooks = mode != "off"
     from delivery.backends.outbox import OutboxBackend
     from delivery.dispatcher import Dispatcher
@@ -75,7 +110,7 @@ def _round(n: int, backlog: int, mode: str) -> dict:
     from drip.models import WebhookEndpoint
 
     with tempfile.TemporaryDirectory(prefix="drip-bench-wh-") as tmp:
-        rt = _setup(Path(tmp), n, 500)
+        rt = _setup(Path(tmp), n, 500, url)
         out: dict = {}
         proc = port = sender = worker = None
         try:
@@ -164,16 +199,20 @@ def _round(n: int, backlog: int, mode: str) -> dict:
 
 def run(quick: bool = False) -> BenchResult:
     n, backlog, rounds = (2_000, 3_000, 1) if quick else (4_000, 6_000, 2)
-    plain, hooked, threaded = [], [], []
+    plain, hooked, threaded, pg_plain, pg_hooked = [], [], [], [], []
+    load_start = os.getloadavg()[0]
     for _ in range(rounds):
         plain.append(_round(n, backlog, "off"))
         hooked.append(_round(n, backlog, "process"))
         threaded.append(_round(n, backlog, "thread"))
+        pg_plain.append(_round(n, backlog, "off", pg=True))
+        pg_hooked.append(_round(n, backlog, "process", pg=True))
     load1, load5, _ = os.getloadavg()
+    pg_ok = all(pg_plain) and all(pg_hooked)
     base = statistics.median(r["send_rate"] for r in plain)
     with_hooks = statistics.median(r["send_rate"] for r in hooked)
     wh_rate = statistics.median(r["webhook_rate"] for r in hooked)
-    problems = [r for r in hooked + threaded if r["bad"] or r["verified"] != r["events"]
+    problems = [r for r in hooked + threaded + (pg_hooked if pg_ok else []) if r["bad"] or r["verified"] != r["events"]
                 or r["unique"] != r["events"] or r["delivered"] != r["events"]]
     details = {
         "events_per_s": round(wh_rate, 1),
@@ -186,6 +225,11 @@ def run(quick: bool = False) -> BenchResult:
         "sender_cpu_us_per_email_without": round(statistics.median(r["send_cpu_us"] for r in plain)),
         "webhook_nice": int(os.environ.get("DRIP_WEBHOOK_NICE", 10)), "receiver_nice": RECEIVER_NICE,
         "all_verified_once": not problems,
+        "postgres_send_ratio": round(statistics.median(r["send_rate"] for r in pg_hooked)
+                                     / statistics.median(r["send_rate"] for r in pg_plain), 3) if pg_ok else None,
+        "postgres_events_per_s": round(statistics.median(r["webhook_rate"] for r in pg_hooked), 1) if pg_ok else None,
+        "postgres_send_rate_without": round(statistics.median(r["send_rate"] for r in pg_plain), 1) if pg_ok else None,
+        "load_avg_1m_at_start": round(load_start, 2),
         "load_avg_1m": round(load1, 2), "load_avg_5m": round(load5, 2), "cpus": os.cpu_count(),
         "target": ">= 1,000 events/s; send rate with webhooks >= 0.9x without",
         "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
