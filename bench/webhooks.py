@@ -47,7 +47,7 @@ RECEIVER_NICE = int(os.environ.get("DRIP_BENCH_RECEIVER_NICE", "19"))  # see ben
 
 def _receiver(secret: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([sys.executable, "-m", "bench.webhook_receiver", secret, str(RECEIVER_NICE)],
-                            stdout=subprocess.PIPE,
+                            stdout=subprocess.PIPE, start_new_session=True,
                             text=True, cwd=str(Path(__file__).resolve().parent.parent))
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())
@@ -132,8 +132,9 @@ def _round_in(n: int, backlog: int, mode: str, url: str | None) -> dict:
                 else:
                     env = {**os.environ, "DRIP_DATABASE_URL": rt.settings.db_url, "DRIP_WEBHOOK_ALLOW_PRIVATE": "true",
                            "DRIP_SECRET_KEY": "bench-secret", "DRIP_DATA_DIR": str(Path(tmp) / "data")}
+                    # its own session, as a systemd service is (it then lowers its autogroup too)
                     worker = subprocess.Popen([sys.executable, "-m", "drip", "webhooks", "run", "--interval", "0.05"],
-                                              env=env, cwd=str(Path(__file__).resolve().parent.parent))
+                                              env=env, start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
             stop = threading.Event()
             delivered = [0]
             wh_done = [0.0]

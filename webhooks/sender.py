@@ -95,6 +95,28 @@ def lower_priority(nice: int) -> None:
         pass
 
 
+def lower_process_priority(nice: int) -> bool:
+    """For a process of its own (`drip webhooks run`): lower this thread (the threads it starts
+    inherit it) and, when this process leads its own session (systemd starts services so; the
+    bench does too), that session's autogroup as well. With Linux's autogroup scheduling the
+    kernel shares the CPU between sessions first and applies nice values only inside one, so a
+    niced deliverer in a session of its own still took an equal share from the sender (measured
+    in `drip bench webhooks`: the sending thread runnable but waiting in the run queue). The
+    autogroup's nice is only written for a session this process leads: never a shell's.
+    True when the autogroup was lowered."""
+    lower_priority(nice)
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        if os.getsid(0) != os.getpid():
+            return False
+        with open("/proc/self/autogroup", "w") as fh:
+            fh.write(str(min(19, nice)))
+        return True
+    except OSError:  # no autogroup (or not allowed): the thread priority is what there is
+        return False
+
+
 class WebhookSender:
     """One worker's webhook deliverer (`worker_id` = its `claimed_by`)."""
 
