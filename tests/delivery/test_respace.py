@@ -98,3 +98,47 @@ def test_a_fixed_send_time_and_business_days_hold_after_a_deferral(runtime):
     sent = [r.sent_at for r in _run_until_sent(runtime, clock, backend, deferred, 2)]
     local = [x.astimezone(utc) for x in sent]
     assert [x.strftime("%a %H:%M") for x in local] == ["Mon 09:30", "Wed 09:30"]
+
+
+# -- the property, end to end: random gaps, windows, zones and outages through the real dispatcher
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from campaigns.schedule import parse_window  # noqa: E402
+from delivery.dispatcher import LATE_SEND  # noqa: E402
+
+WINDOWS = ["daily 00:00-23:59", "mon-fri 09:00-17:00", "daily 08:00-12:00", "tue,thu,sat 10:00-16:30"]
+ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Australia/Sydney", "America/St_Johns"]
+_seq = iter(range(10**6))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(gaps=st.lists(st.integers(0, 4 * 24).map(lambda h: timedelta(hours=h)), min_size=1, max_size=4),
+       window=st.sampled_from(WINDOWS), zone=st.sampled_from(ZONES),
+       enrolled=st.integers(0, 14 * 24 * 60).map(lambda m: T0 + timedelta(minutes=m)),
+       outage=st.integers(0, 5 * 24 * 60).map(lambda m: timedelta(minutes=m)))
+def test_no_two_emails_of_a_series_go_closer_than_their_gap(runtime, gaps, window, zone, enrolled, outage):
+    """Whatever the gaps, window, zone, enrollment time and worker outage: every email goes once,
+    inside the window, and each at least max(its gap, 20 h) after the one before (less at most the
+    hour a send may run late before it re-spaces the rest)."""
+    n = next(_seq)
+    with runtime.sessions.begin() as s:
+        c = make_campaign(s, f"p{n}", n_items=len(gaps), window=window)  # an intro and one email a gap
+        delays = [timedelta(0)]
+        for gap in gaps:
+            delays.append(delays[-1] + gap)
+        for step, delay in zip(sorted(c.steps, key=lambda x: x.position), delays, strict=True):
+            step.delay_minutes = int(delay.total_seconds() // 60)
+        s.flush()
+        enroll(s, make_subscriber(s, f"p{n}@example.org", tz=zone), c, enrolled, clinic_tz="UTC")
+        cid = c.id
+    clock, backend = Clock(enrolled + outage), ScriptedBackend(runtime.settings)
+    rows = _run_until_sent(runtime, clock, backend, cid, len(delays))
+    tz, w = ZoneInfo(zone), parse_window(window)
+    assert sum(1 for m in backend.sent if m.to_email == f"p{n}@example.org") == len(rows)  # once each
+    for r in rows:
+        assert w.contains_wall(r.sent_at.astimezone(tz).replace(tzinfo=None))
+    for a, b in zip(rows, rows[1:]):
+        gap = timedelta(minutes=b.delay_minutes - a.delay_minutes)
+        assert b.sent_at - a.sent_at >= max(gap, timedelta(hours=20)) - LATE_SEND, (a, b)
