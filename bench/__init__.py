@@ -23,6 +23,7 @@ BENCHES: dict[str, str] = {
     "enroll": "bench.enroll",
     "webhooks": "bench.webhooks",
     "workers": "bench.workers",
+    "scale": "bench.scale",
 }
 
 

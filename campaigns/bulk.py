@@ -30,7 +30,8 @@ class BulkProgress:
     """Shared between the worker thread and the progress page (ints: safe to read without a lock)."""
 
     campaign_slug: str
-    what: str  # e.g. "tag “back-pain”"
+    what: str  # e.g. "tag “back-pain”", "file “patients.csv”"
+    campaign_title: str = ""  # the progress page names the campaign, not only its slug
     total: int = 0
     done: int = 0
     enrolled: int = 0

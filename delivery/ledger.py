@@ -324,33 +324,40 @@ class LedgerStore:
     def _emit_sent(s: Session, ids: list[int], now: datetime) -> None:
         """`email.sent` for the rows just recorded, and `enrollment.completed` for enrollments with
         nothing left to send: one query for the endpoints, and only when one wants them, one query
-        per kind and one multi-row INSERT each (in the record's transaction)."""
+        per kind and one multi-row INSERT each (in the record's transaction).
+
+        The rows are found by primary key and their status checked here, not in SQL: with
+        `status = 'sent'` in the WHERE, SQLite's planner walked the (status, due_at) index over
+        every sent row of the ledger (measured: the chunk's cost grew with the ledger's size)."""
         from webhooks.outbox import targets_of, write
 
         wanted = targets_of(s, ("email.sent", "enrollment.completed"))
         sent_to, done_to = wanted["email.sent"], wanted["enrollment.completed"]
+        if not sent_to and not done_to:
+            return
+        found = s.execute(
+            select(Delivery.id, Delivery.status, Delivery.subscriber_id, Delivery.enrollment_id, Campaign.slug,
+                   Step.position, Delivery.broadcast_id)
+            .outerjoin(Step, Step.id == Delivery.step_id).outerjoin(Campaign, Campaign.id == Step.campaign_id)
+            .where(Delivery.id.in_(ids))).all()
+        rows = sorted((r for r in found if r[1] == DeliveryStatus.SENT.value), key=lambda r: r[0])
         if sent_to:
-            rows = s.execute(
-                select(Delivery.id, Delivery.subscriber_id, Campaign.slug, Step.position, Delivery.broadcast_id)
-                .outerjoin(Step, Step.id == Delivery.step_id).outerjoin(Campaign, Campaign.id == Step.campaign_id)
-                .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENT.value).order_by(Delivery.id))
             write(s, "email.sent", [{"delivery_id": d, "subscriber_id": sid, "campaign": slug, "step": pos,
-                                     "broadcast_id": b} for d, sid, slug, pos, b in rows], sent_to, now,
+                                     "broadcast_id": b} for d, _, sid, _, slug, pos, b in rows], sent_to, now,
                   key=lambda d: f"msg_sent_{d['delivery_id']}")
-        if done_to:
+        enrollments = sorted({r[3] for r in rows if r[3] is not None})
+        if done_to and enrollments:
             from sqlalchemy import exists
 
             pending = exists().where(Delivery.enrollment_id == Enrollment.id,
                                      Delivery.status.in_((DeliveryStatus.SCHEDULED.value, DeliveryStatus.SENDING.value)))
-            just_sent = select(Delivery.enrollment_id).where(Delivery.id.in_(ids),
-                                                              Delivery.status == DeliveryStatus.SENT.value)
-            rows = s.execute(
+            done = s.execute(
                 select(Enrollment.id, Enrollment.subscriber_id, Campaign.slug)
                 .join(Campaign, Campaign.id == Enrollment.campaign_id)
-                .where(Enrollment.id.in_(just_sent.scalar_subquery()), Enrollment.state == "active", ~pending)
+                .where(Enrollment.id.in_(enrollments), Enrollment.state == "active", ~pending)
                 .order_by(Enrollment.id))
             write(s, "enrollment.completed", [{"enrollment_id": e, "subscriber_id": sid, "campaign": slug}
-                                              for e, sid, slug in rows], done_to, now,
+                                              for e, sid, slug in done], done_to, now,
                   key=lambda d: f"msg_completed_{d['enrollment_id']}")
 
     @staticmethod

@@ -13,8 +13,15 @@ caller's per-recipient classification does not change.
 from __future__ import annotations
 
 import smtplib
+from typing import Callable
 
 CRLF = b"\r\n"
+
+
+class NotAttempted(Exception):
+    """The caller's `proceed()` said stop before the message went out: nothing was delivered
+    (the transaction was reset, or DATA aborted by closing the connection before the final dot,
+    which a server must not deliver), so the message stays due."""
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -48,15 +55,24 @@ def _rset(conn: smtplib.SMTP) -> None:
         pass
 
 
-def send_message(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, *, pipelining: bool = True) -> None:
-    """Send one message to one recipient; pipelined when `pipelining` and the server offers it."""
+def send_message(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, *, pipelining: bool = True,
+                 proceed: Callable[[], bool] | None = None) -> None:
+    """Send one message to one recipient; pipelined when `pipelining` and the server offers it.
+
+    `proceed` (optional) is asked again right before the message content goes out; False raises
+    `NotAttempted` with nothing delivered: lock-step, the envelope is reset (RSET); pipelined, where
+    DATA went out with the envelope, the connection is closed before the content (the caller drops
+    it). It is also asked before the first command, so a lane that was slow to connect sends nothing."""
+    if proceed is not None and not proceed():
+        raise NotAttempted()
     if pipelining and conn.does_esmtp and conn.has_extn("pipelining"):
-        _pipelined(conn, sender, recipient, data)
+        _pipelined(conn, sender, recipient, data, proceed)
     else:
-        _lock_step(conn, sender, recipient, data)
+        _lock_step(conn, sender, recipient, data, proceed)
 
 
-def _lock_step(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+def _lock_step(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes,
+               proceed: Callable[[], bool] | None = None) -> None:
     code, resp = conn.mail(sender, _mail_options(conn, data))
     if code != 250:
         conn.close() if code == 421 else _rset(conn)
@@ -65,6 +81,9 @@ def _lock_step(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> 
     if code not in (250, 251):
         conn.close() if code == 421 else _rset(conn)
         raise smtplib.SMTPRecipientsRefused({recipient: (code, resp)})
+    if proceed is not None and not proceed():
+        _rset(conn)
+        raise NotAttempted()
     conn.putcmd("data")
     code, resp = conn.getreply()
     if code != 354:
@@ -73,7 +92,8 @@ def _lock_step(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> 
     _finish(conn, data)
 
 
-def _pipelined(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+def _pipelined(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes,
+               proceed: Callable[[], bool] | None = None) -> None:
     options = "".join(" " + o for o in _mail_options(conn, data))
     commands = (f"mail FROM:{smtplib.quoteaddr(sender)}{options}\r\n"
                 f"rcpt TO:{smtplib.quoteaddr(recipient)}\r\n"
@@ -92,6 +112,9 @@ def _pipelined(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> 
             break
     mail, rcpt, go = (replies + [(421, b"")] * 3)[:3]
     if mail[0] == 250 and rcpt[0] in (250, 251) and go[0] == 354:
+        if proceed is not None and not proceed():
+            conn.close()  # mid-DATA without the final dot: the server discards the transaction
+            raise NotAttempted()
         _finish(conn, data)
         return
     if go[0] == 354:  # the server took DATA although it refused the envelope: end an empty message

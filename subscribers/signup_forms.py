@@ -93,6 +93,22 @@ def signup_choice(session: Session, settings: Settings, form: str = DEFAULT_FORM
     return SignupChoice(form, slug, tag, origin, campaign, "")
 
 
+def signup_warnings(session: Session, settings: Settings) -> str:
+    """The staff pages' warning: every sign-up form (the default one and each named one staff
+    created) whose confirmed sign-ups start no emails, and why; "" when all of them start one."""
+    parts = []
+    default = signup_choice(session, settings)
+    if default.warning:
+        parts.append(default.warning)
+    for row in list_forms(session):
+        if row.name == DEFAULT_FORM:
+            continue
+        choice = signup_choice(session, settings, row.name)
+        if choice.warning:
+            parts.append(f"Form /subscribe?form={row.name}: {choice.warning}")
+    return " ".join(parts)
+
+
 def set_signup_campaign(
     session: Session, slug: str | None, now: datetime, *, form: str = DEFAULT_FORM, tag: str | None = None
 ) -> SignupForm:

@@ -37,7 +37,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from drip.config import Settings
 from drip.errors import (
@@ -45,7 +45,7 @@ from drip.errors import (
 )
 from delivery.backends.base import BaseBackend
 from delivery.mime import MimeMessage, UnsafeHeaderError, build_message, check_address
-from delivery.smtp_wire import send_message
+from delivery.smtp_wire import NotAttempted, send_message
 from delivery.types import OutgoingMessage, SendResult
 
 
@@ -139,6 +139,7 @@ class SMTPBackend(BaseBackend):
         self.connections = max(1, settings.smtp_connections)
         self.pipelining = settings.smtp_pipelining
         self._lanes: list[SMTPBackend] = []  # the pool's other connections (one backend each)
+        self._proceed: Callable[[], bool] | None = None  # set by the pool: False once the batch is stopping
 
     # -- lifecycle
     def close(self) -> None:
@@ -283,18 +284,28 @@ class SMTPBackend(BaseBackend):
         lanes persist across batches, like the single connection). The first server-level failure
         on any connection stops every lane: messages not yet taken are reported "not attempted"
         (server-level: the dispatcher's breaker holds the whole backend, the rows stay due). The
-        4xx streak and `keep_going` see results in the order they complete; a stop lets messages
-        already on the wire finish (at most `connections - 1` after the one that stopped it)."""
+        4xx streak and `keep_going` see results in the order they complete. Each lane asks again
+        right before a message's content goes out (`smtp_wire.send_message(proceed=)`): a message
+        whose envelope was under way when another connection stopped the batch is reset, not sent,
+        and reported like one not taken; only content already being written finishes."""
         width = min(self.connections, len(messages))
         while len(self._lanes) < width - 1:
             self._lanes.append(SMTPBackend(self.settings.with_(smtp_connections=1), ssl_context=self.ssl_context))
         lanes = [self, *self._lanes[:width - 1]]
-        for lane in lanes:
-            lane._down, lane._sent_in_batch = None, 0
         lock = threading.Lock()
         results: dict[int, SendResult] = {}
         done: list[int] = []  # indexes in completion order
         state: dict = {"next": 0, "stop": None, "config": None, "streak": 0}
+
+        def proceed() -> bool:
+            # Asked again by each lane right before a message's content goes out: a stop raised on
+            # another connection while this one connected or exchanged the envelope holds the
+            # message too (reset, reported like a message not taken: the row stays due).
+            with lock:
+                return state["stop"] is None
+
+        for lane in lanes:
+            lane._down, lane._sent_in_batch, lane._proceed = None, 0, proceed
 
         def finished(i: int, r: SendResult, status: int | None) -> None:  # under the lock
             results[i] = r
@@ -328,6 +339,8 @@ class SMTPBackend(BaseBackend):
                     lane._sent_in_batch = sum(x._sent_in_batch for x in lanes)  # a config error after sends is server-level
                 try:
                     r, status = lane._send_one(msg)
+                except NotAttempted:  # the batch stopped before this message's content went out
+                    return
                 except ConfigurationError as exc:
                     with lock:
                         state["config"] = state["config"] or (i, exc)
@@ -342,9 +355,13 @@ class SMTPBackend(BaseBackend):
         threads = [threading.Thread(target=work, args=(lane,), daemon=True) for lane in lanes[1:]]
         for t in threads:
             t.start()
-        work(self)
-        for t in threads:
-            t.join()
+        try:
+            work(self)
+            for t in threads:
+                t.join()
+        finally:
+            for lane in lanes:
+                lane._proceed = None
         stop = state["stop"]
         if state["config"] is not None:
             i, exc = state["config"]
@@ -385,8 +402,13 @@ class SMTPBackend(BaseBackend):
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                send_message(conn, envelope_from, built.recipient, built.raw, pipelining=self.pipelining)
+                send_message(conn, envelope_from, built.recipient, built.raw, pipelining=self.pipelining,
+                             proceed=self._proceed)
                 return
+            except NotAttempted:
+                if conn.sock is None:  # DATA aborted by closing the connection
+                    self._drop()
+                raise
             except smtplib.SMTPServerDisconnected as exc:
                 # Most often an idle connection the server closed: reconnect once.
                 self._drop()

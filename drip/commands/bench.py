@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(..., help="Benchmark name, or 'all'."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
         quick: bool = typer.Option(False, "--quick", help="Smaller sizes (a smoke run)."),
+        size: int = typer.Option(0, "--size", min=0, help="The larger size, for benches that take one (scale: patients)."),
     ) -> None:
         """Measure a rate against a baseline in the same run and print the ratio."""
         from rich.console import Console
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
         for n in names:
             module = importlib.import_module(BENCHES[n])
             tune_worker_gc()  # as `drip run` does once it is set up: the benches measure its paths
-            result = module.run(quick=quick)
+            result = module.run(quick=quick, size=size) if size else module.run(quick=quick)
             console.print(
                 f"[bold]{result.bench}[/]: {result.label or 'drip'} {result.rate:,.0f} {result.unit} | "
                 f"baseline {result.baseline_label or ''} {result.baseline:,.0f} {result.unit} | "

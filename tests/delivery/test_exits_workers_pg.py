@@ -1,5 +1,7 @@
-"""Three workers on one PostgreSQL while the booking system exits patients whose rows the workers
-have already claimed and loaded: none of those emails goes out (the chunk re-check cancels them)."""
+"""Three workers on one PostgreSQL, each sending over SMTP to a real server (aiosmtpd on
+loopback), while the booking system exits patients whose rows the workers have already claimed
+and loaded: none of those emails reaches the server (the chunk re-check cancels them), and the
+server is the judge of what was sent."""
 
 from __future__ import annotations
 
@@ -16,19 +18,26 @@ from delivery.dispatcher import Dispatcher
 from drip.db import make_engine, session_factory
 from drip.models import Delivery, Enrollment, Subscriber
 from drip.runtime import Runtime
-from tests.delivery.test_dispatcher import ScriptedBackend
+from delivery.backends.smtp import SMTPBackend
+from tests.delivery.conftest import run_smtp_server
 from tests.factories import make_campaign
 
 N = 120
 
 
+@pytest.fixture
+def smtp_sink():
+    yield from run_smtp_server()
+
+
 @pytest.mark.postgres
-def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settings):
+def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settings, smtp_sink):
     from tests.conftest import _truncate_pg
 
     engine = make_engine(pg_schema_url)
     _truncate_pg(engine)
-    s0 = settings.with_(database_url=pg_schema_url, batch_size=20, record_every=5, frequency_cap=5)
+    s0 = settings.with_(database_url=pg_schema_url, batch_size=20, record_every=5, frequency_cap=5, backend="smtp",
+                        smtp_host="127.0.0.1", smtp_port=smtp_sink.port, smtp_timeout=5.0)
     rt = Runtime(s0, engine, session_factory(engine))
     past = datetime.now(timezone.utc) - timedelta(hours=1)
     with rt.sessions.begin() as s:
@@ -39,6 +48,7 @@ def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settin
         s.flush()
         for sub in subs:
             enroll(s, sub, c, past, clinic_tz="UTC")
+        by_email = {sub.email: sub.id for sub in subs}
 
     # The exit and a chunk's re-check are serialised by `lock`, so each picked patient is exited
     # either before the re-check of the chunk holding their row (then it must not be sent) or, by
@@ -47,21 +57,14 @@ def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settin
     loaded: dict[int, int] = {}  # delivery id -> subscriber id, claimed and loaded by some worker
     in_flight: set[int] = set()  # delivery ids past their re-check
     exited: set[int] = set()
-    sent: list[int] = []
     done = threading.Event()
     errors: list[BaseException] = []
 
-    class Backend(ScriptedBackend):
-        def send_group(self, group):
-            with lock:
-                sent.extend(loaded[m.delivery_id] for m in group)
-            time.sleep(0.002)  # a provider takes a moment: lets the booking system in between chunks
-            return super().send_group(group)
-
     def work(name):
         eng = make_engine(pg_schema_url)
+        backend = SMTPBackend(s0).__enter__()
         try:
-            d = Dispatcher(Runtime(s0, eng, session_factory(eng)), Backend(s0), worker_id=name)
+            d = Dispatcher(Runtime(s0, eng, session_factory(eng)), backend, worker_id=name)
             load, recheck = d.store.load, d.store.recheck
 
             def loading(ids):
@@ -82,6 +85,7 @@ def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settin
         except BaseException as exc:
             errors.append(exc)
         finally:
+            backend.__exit__(None, None, None)
             eng.dispose()
 
     def booking_system():
@@ -110,6 +114,7 @@ def test_three_workers_never_send_an_exited_patients_email(pg_schema_url, settin
     done.set()
     booking.join(30)
     assert not errors, errors
+    sent = [by_email[rcpt] for env in smtp_sink.envelopes for rcpt in env.rcpt_tos]  # what reached the server
     assert len(exited) >= 5, "the booking system exited patients while the workers ran"
     assert sorted(set(sent) & exited) == [], "an exited patient's claimed email was sent"
     assert len(sent) == len(set(sent)), "no doubles"

@@ -42,6 +42,9 @@ def test_fresh_install_warns_staff_and_the_patient_is_promised_nothing(runtime, 
         assert 'id="signup-warning"' in html and "there is no campaign &#39;onboarding&#39;" in html, page
     patient = make_client()
     sign_up(patient)
+    link = confirm_link(next(iter(outbox_messages(runtime).values())))
+    page = patient.get(link).text  # the button page promises nothing either
+    assert "confirm" in page and "mailing list" in page and "receiving educational emails" not in page
     done = confirm(patient, runtime)
     assert "is confirmed on the mailing list" in done and "will now receive" not in done and "series" not in done
 
@@ -62,6 +65,8 @@ def test_staff_choose_the_campaign_and_a_list_and_sign_ups_start_it(runtime, sta
 
     patient = make_client()
     sign_up(patient)
+    link = confirm_link(next(iter(outbox_messages(runtime).values())))
+    assert "start receiving educational emails" in patient.get(link).text
     done = confirm(patient, runtime)
     assert "will now receive educational emails" in done and "Acupuncture basics" in done
     with runtime.sessions() as s:
@@ -157,3 +162,35 @@ def test_a_named_form_starts_its_own_campaign_and_list(runtime, staff_client, ma
         assert got == {"ann@example.org": "back-pain-series", "bob@example.org": "general"}
         sources = dict(s.execute(select(Subscriber.email, Subscriber.consent_source)).all())
         assert sources == {"ann@example.org": "web-form:back-pain", "bob@example.org": "web-form"}
+
+
+def test_a_named_form_without_a_published_campaign_is_warned_on_staff_pages_and_promises_nothing(
+        runtime, staff_client, make_client):
+    with runtime.sessions.begin() as s:
+        make_campaign(s, "general", n_items=1)
+        make_campaign(s, "back-pain-series", n_items=2, publish=False)
+    post_form(staff_client, "/staff/signup", "/staff/signup", data={"campaign": "general", "tag": ""})
+    for page in ("/staff/signup", "/staff/campaigns", "/staff/subscribers"):
+        assert 'id="signup-warning"' not in staff_client.get(page).text, page  # the only form starts emails
+    post_form(staff_client, "/staff/signup", "/staff/signup",
+              data={"form": "back-pain", "campaign": "back-pain-series", "tag": "back-pain"})
+    for page in ("/staff/signup", "/staff/campaigns", "/staff/subscribers"):
+        html = staff_client.get(page).text
+        warning = re.search(r'id="signup-warning">(.*?)<a ', html, re.S)
+        assert warning, page
+        assert "/subscribe?form=back-pain" in warning.group(1) and "draft, not published" in warning.group(1), page
+
+    patient = make_client()  # a patient on that landing page is not promised emails
+    page = patient.get("/subscribe?form=back-pain")
+    patient.post("/subscribe", data={"csrf": csrf_of(page.text), "name": "Ann", "email": "ann@example.org",
+                                     "tz": "Europe/Paris", "consent": "yes", "website": "", "form": "back-pain"})
+    link = confirm_link(next(iter(outbox_messages(runtime).values())))
+    assert "receiving educational emails" not in patient.get(link).text
+    done = confirm(patient, runtime)
+    assert "is confirmed on the mailing list" in done and "will now receive" not in done
+
+    with runtime.sessions.begin() as s:  # published: the warning goes
+        from campaigns import service
+        from drip.models import Campaign
+        service.set_status(s, s.scalar(select(Campaign).where(Campaign.slug == "back-pain-series")), "published")
+    assert 'id="signup-warning"' not in staff_client.get("/staff/campaigns").text

@@ -154,3 +154,53 @@ def test_a_record_run_again_after_its_commit_writes_sent_and_completed_once(runt
     assert got == sorted([("email.sent", f"msg_sent_{d}") for d in dids]
                          + [("enrollment.completed", f"msg_completed_{e}") for e in eids])
     assert per_event == {i: 1 for _, i in got}  # one delivery per event and endpoint, not two
+
+
+def test_emitting_for_a_chunk_does_not_walk_the_ledgers_sent_rows(sqlite_runtime):
+    """email.sent / enrollment.completed look their chunk's rows up by primary key: the work for a
+    chunk of 10 is the same beside 20 sent rows as beside 4,000 more (counted in SQLite VM steps,
+    not time). With `status = 'sent'` in the SQL, SQLite walked the status index over every sent row."""
+    from sqlalchemy import insert
+
+    from delivery.ledger import LedgerStore
+    from drip.models import Delivery, Enrollment
+
+    rt = sqlite_runtime
+    _all_events(rt)
+    with rt.sessions.begin() as s:
+        c = make_campaign(s, n_items=1, every=timedelta(days=1))
+        step, cid = c.steps[0].id, c.id
+        sub_id = make_subscriber(s, "p@example.org").id
+
+    def add_sent(count):
+        with rt.sessions.begin() as s:
+            first = s.scalar(select(func.coalesce(func.max(Enrollment.id), 0)))
+            s.execute(insert(Enrollment), [{"subscriber_id": sub_id, "campaign_id": cid, "enrolled_at": T0,
+                                            "state": "ended"} for _ in range(count)])
+            eids = list(s.scalars(select(Enrollment.id).where(Enrollment.id > first).order_by(Enrollment.id)))
+            s.execute(insert(Delivery), [{"subscriber_id": sub_id, "enrollment_id": e, "step_id": step, "due_at": T0,
+                                          "status": "sent", "sent_at": T0} for e in eids])
+            return list(s.scalars(select(Delivery.id).where(Delivery.enrollment_id.in_(eids))))
+
+    def steps_for(chunk):
+        counted = [0]
+
+        def tick():
+            counted[0] += 1
+            return 0
+
+        with rt.sessions() as s:
+            raw = s.connection().connection.driver_connection
+            raw.set_progress_handler(tick, 100)
+            try:
+                LedgerStore._emit_sent(s, chunk, T0)
+            finally:
+                raw.set_progress_handler(None, 100)
+            s.rollback()
+        return counted[0]
+
+    chunk = add_sent(20)[:10]
+    small = steps_for(chunk)
+    add_sent(4000)
+    large = steps_for(chunk)
+    assert small > 0 and large < small * 2, (small, large)

@@ -111,13 +111,21 @@ def _warnings(steps: list[tuple[Step, object]]) -> dict[int, list]:
 
 
 def _plan(db: Session, campaign: Campaign, req: StaffRequest) -> dict[int, str]:
-    """Step position -> "Tue 08 Dec, 09:30": when it goes for a patient (clinic's zone) enrolling now."""
+    """Step position -> "Tue 08 Dec, 09:30": when it goes for a patient (clinic's zone) enrolling today, now."""
     from zoneinfo import ZoneInfo
 
     tz = req.ctx.settings.clinic.timezone
     times = service.schedule_preview(db, campaign, req.now, tz)
     return {n: t if isinstance(t, str) else f"{t.astimezone(ZoneInfo(tz)):%a %d %b, %H:%M}"
             for n, t in enumerate(times, 1)}
+
+
+def _plan_from(req: StaffRequest) -> str:
+    """Who the "Enrolling today" column is for: "Europe/Berlin, enrolling today at 14:05"."""
+    from zoneinfo import ZoneInfo
+
+    tz = req.ctx.settings.clinic.timezone
+    return f"{tz}, enrolling today at {req.now.astimezone(ZoneInfo(tz)):%H:%M}"
 
 
 def campaign_cadence(req: StaffRequest) -> Response:
@@ -159,6 +167,7 @@ def campaign_page(req: StaffRequest) -> Response:
             "actions": _actions(campaign.status), "tags": tags, "delay": _delay,
             "warnings": _warnings(steps),
             "plan": _plan(db, campaign, req),
+            "plan_from": _plan_from(req),
             "activity": campaign_chart(db, campaign.id, req.now, req.ctx.settings.clinic.timezone),
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
@@ -200,12 +209,9 @@ def _actions(status: str) -> list[tuple[str, str]]:
     return out
 
 
-def _delay(minutes: int) -> str:
-    """For the steps table: "day 14" reads better than "2w" between "12d" and "16d"."""
-    days, rest = divmod(minutes, 24 * 60)
-    if not rest:
-        return "at once" if days == 0 else f"day {days}"
-    return format_duration(timedelta(minutes=minutes))
+def _delay(minutes: int, business_days: bool = False, anchored: bool = False) -> str:
+    """For the steps table: "day 14", "business day 3", "on a date" (campaigns.service.describe_delay)."""
+    return service.describe_delay(minutes, business_days, anchored)
 
 
 def _delay_input(minutes: int) -> str:

@@ -11,14 +11,15 @@ from starlette.responses import Response
 
 from drip.errors import InputError
 from drip.models import Campaign, CampaignStatus
-from subscribers.signup_forms import DEFAULT_FORM, list_forms, set_signup_campaign, signup_choice
+from subscribers.signup_forms import DEFAULT_FORM, list_forms, set_signup_campaign, signup_choice, signup_warnings
 from drip.audit import changed
 from web.staff.base import StaffRequest
 
 
 def signup_warning(req: StaffRequest, db) -> str:
-    """The warning other staff pages show (empty when sign-ups start a live campaign)."""
-    return signup_choice(db, req.ctx.settings).warning
+    """The warning staff pages show: each sign-up form (default or named) that starts no published
+    campaign, and why (empty when every form starts one)."""
+    return signup_warnings(db, req.ctx.settings)
 
 
 def _page(req: StaffRequest, *, error: str = "", status_code: int = 200) -> Response:
@@ -29,7 +30,7 @@ def _page(req: StaffRequest, *, error: str = "", status_code: int = 200) -> Resp
                                     .order_by(Campaign.title)))
         return req.render("signup.html", {
             "nav": "signup", "choice": choice, "campaigns": campaigns, "error": error, "others": others,
-            "signup_warning": choice.warning,
+            "signup_warning": signup_warnings(db, req.ctx.settings),
         }, status_code=status_code)
 
 

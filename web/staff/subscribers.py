@@ -51,6 +51,7 @@ from subscribers.service import (
 from subscribers.suppression import cancel_pending, suppress, suppression_of
 from subscribers.tokens import LinkClaims
 from subscribers.unsubscribe import unsubscribe
+from web.staff import bulk
 from web.staff.base import StaffRequest
 from web.staff.signup import signup_warning
 from web.staff.uploads import display_name, saved_upload, shown_error
@@ -114,7 +115,16 @@ def subscriber_import(req: StaffRequest) -> Response:
         return _list_page(req, import_error="Choose a CSV file to import.", status_code=400)
     name = display_name(upload)
     mode = "refuse" if req.field("strict") else "skip"
+    slug = req.field("campaign").strip()
     with saved_upload(upload) as path:
+        if slug and (rows := bulk.data_rows(path)) > bulk.bulk_inline_max():
+            # Large enough to wait for: in the background, with the campaign's progress page.
+            try:
+                campaign = bulk.published_campaign(req, slug)
+            except (InputError, NotFoundError) as exc:
+                return _list_page(req, import_error=str(exc).split(": ", 1)[-1], status_code=400)
+            return bulk.start_import(req, campaign, path, name, mode=mode, tags=_split_tags(req.field("tags")),
+                                     rows=rows)
         try:
             report = import_csv(req.ctx.runtime, path, mode=mode, tags=_split_tags(req.field("tags")), now=req.now,
                                 source="import", clinic_tz=req.ctx.settings.clinic.timezone,

@@ -40,8 +40,10 @@ def test_anchor_and_condition_from_the_step_page_and_the_timeline_shows_the_skip
     timeline = staff.get(f"/staff/subscribers/{ids.ann_id}").text
     assert "skipped: no first_visit for this patient (3 days before first_visit)" in timeline
     assert "badge-skipped" in timeline
-    plan = re.findall(r'<td class="nowrap plan">([^<]*)</td>', staff.get("/staff/campaigns/onboarding").text)
+    campaign_page = staff.get("/staff/campaigns/onboarding").text
+    plan = re.findall(r'<td class="nowrap plan">([^<]*)</td>', campaign_page)
     assert plan[1] == "3 days before first_visit" and plan[0] and plan[2][:3].isalpha()  # the others keep a date
+    assert re.findall(r'<td class="nowrap after">([^<]*)</td>', campaign_page)[1] == "on a date"
     with runtime.sessions() as s:
         assert "step.rules" in [a.action for a in s.scalars(select(AuditEntry))]
     with runtime.sessions.begin() as s:  # the booking system sends the date: the step is planned

@@ -1,0 +1,247 @@
+"""`drip bench scale [--size N]`: do the claim, the record and the staff pages cost the same at a
+million patients as at 10,000?
+
+Two ledgers are built in the same run, on SQLite (a file) and on PostgreSQL (`DRIP_BENCH_PG_URL`,
+default the test server; skipped with a note when it is not reachable): 10,000 patients (the
+baseline) and `--size` patients (default 100,000; `--quick` 50,000; the target of issue 15 is
+1,000,000 = 13,000,000 ledger rows, which takes several minutes per database to build here). Each
+patient is enrolled in one published 13-step campaign and has 13 ledger rows: the first
+`id % 13` sent (in the past), the rest scheduled (in the future), and 2,000 of them due now; the
+rows are written with `INSERT ... SELECT` (not the enrollment path: that has its own bench).
+
+Measured on each ledger, the median of a few repetitions of each operation:
+  claim        LedgerStore.claim of 100 due rows (released again, untimed)
+  tick         one dispatcher batch of 100 through the outbox backend: claim, load, render, write
+               the .eml files, record (the record's share: the tick minus claim and render)
+  campaigns    the campaign list's counts (web.staff.stats.campaign_summaries)
+  campaign     one campaign page's per-step counts (web.staff.stats.step_stats)
+  dashboard    the home page's counts (sent today / this week, due now)
+  list         the subscriber list, first page and its totals
+  list-deep    the subscriber list, page 100
+  search       a search for one address (exact) and for a part of an address, with the totals
+  timeline     one patient's timeline (enrollments and every delivery)
+The figure of each is (cost at --size) / (cost at 10k): 1.0 is flat; issue 15 asks <= 1.2.
+The headline rate is the worst of them (lower is better) against 1.2; the load average is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import text
+
+from bench import BenchResult
+
+NOW = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
+BASE = 10_000
+DUE_NOW = 2_000
+STEPS = 13
+LIMIT = 1.2
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _series(dialect: str) -> tuple[str, str]:
+    """(WITH prefix, FROM source) giving x = 1..:n on this database."""
+    if dialect == "postgresql":
+        return "", "generate_series(1, :n) AS g(x)"
+    return "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) ", "g"
+
+
+def build(rt, n: int) -> int:
+    """n patients, one 13-step campaign, 13 n ledger rows (see the module docstring); the campaign id."""
+    from bench.enroll import campaign_13
+
+    with rt.sessions.begin() as s:
+        c = campaign_13(s, "scale")
+        cid, step_ids = c.id, [st.id for st in sorted(c.steps, key=lambda st: st.position)]
+    dialect = rt.engine.dialect.name
+    with_, source = _series(dialect)
+    naive = (lambda d: d.replace(tzinfo=None)) if dialect == "sqlite" else (lambda d: d)
+    with rt.engine.begin() as conn:
+        conn.execute(text(
+            f"{with_}INSERT INTO subscribers (email, email_key, name, status, consent_source, created_at, updated_at) "
+            f"SELECT 'p' || x || '@example.org', 'p' || x || '@example.org', 'Patient ' || x, 'active', 'bench', "
+            f":at, :at FROM {source}"), {"n": n, "at": naive(NOW - timedelta(days=60))})
+        conn.execute(text(
+            f"{with_}INSERT INTO enrollments (subscriber_id, campaign_id, enrolled_at, state, source) "
+            f"SELECT x, :cid, :at, 'active', 'bench' FROM {source}"), {"n": n, "cid": cid, "at": naive(NOW - timedelta(days=30))})
+        for k, sid in enumerate(step_ids, start=1):
+            past, future = naive(NOW - timedelta(days=STEPS + 1 - k)), naive(NOW + timedelta(days=k))
+            conn.execute(text(
+                f"{with_}INSERT INTO deliveries (subscriber_id, enrollment_id, step_id, due_at, status, attempts, "
+                f"last_error, sent_at, provider_message_id) "
+                f"SELECT x, x, :sid, CASE WHEN x % 13 >= :k THEN :past WHEN :k = 13 AND x <= :due THEN :now ELSE :future END, "
+                f"CASE WHEN x % 13 >= :k THEN 'sent' ELSE 'scheduled' END, CASE WHEN x % 13 >= :k THEN 1 ELSE 0 END, '', "
+                f"CASE WHEN x % 13 >= :k THEN :past END, CASE WHEN x % 13 >= :k THEN 'm' || x || '.' || :k END "
+                f"FROM {source}"),
+                {"n": n, "sid": sid, "k": k, "past": past, "future": future, "due": DUE_NOW,
+                 "now": naive(NOW - timedelta(minutes=1))})
+        conn.execute(text("ANALYZE"))
+    return cid
+
+
+def _median_ms(fn: Callable[[], object], reps: int, before: Callable[[], object] | None = None) -> float:
+    times = []
+    for _ in range(reps):
+        if before is not None:
+            before()
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def measure(rt, cid: int, n: int, reps: int) -> dict[str, float]:
+    from sqlalchemy import func, select
+
+    from delivery.backends.outbox import OutboxBackend
+    from delivery.dispatcher import Dispatcher
+    from delivery.ledger import LedgerStore
+    from drip.models import Campaign, Delivery, Subscriber
+    from subscribers.service import count_subscribers, list_subscribers
+    from web.staff.stats import campaign_summaries, step_stats
+    from web.staff.subscribers import _timeline
+
+    store = LedgerStore(rt.sessions, "bench-scale")
+    out: dict[str, float] = {}
+    claimed: list[int] = []
+
+    def claim() -> None:
+        claimed[:] = store.claim(NOW, 100, timedelta(minutes=5))
+        assert len(claimed) == 100, len(claimed)
+
+    def release() -> None:
+        if claimed:
+            with rt.engine.begin() as conn:
+                conn.execute(text("UPDATE deliveries SET status = 'scheduled', claimed_by = NULL, lease_until = NULL, "
+                                  "attempts = 0 WHERE status = 'sending'"))
+            claimed.clear()
+
+    out["claim"] = _median_ms(claim, reps, before=release)
+    release()
+    with OutboxBackend(rt.settings) as backend:
+        d = Dispatcher(rt, backend, clock=lambda: NOW)
+        d.run_batch()  # warm: templates compiled, caches filled
+        out["tick"] = _median_ms(d.run_batch, reps)
+
+    def pages(name: str, fn: Callable[[object], object]) -> None:
+        def once() -> None:
+            with rt.read_sessions() as db:
+                fn(db)
+        once()  # warm
+        out[name] = _median_ms(once, reps)
+
+    pages("campaigns", campaign_summaries)
+    pages("campaign", lambda db: step_stats(db, db.get(Campaign, cid)))
+    today, week = NOW - timedelta(hours=14), NOW - timedelta(days=7)
+    pages("dashboard", lambda db: (
+        db.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at >= today)),
+        db.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at >= week)),
+        db.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "scheduled",
+                                                                   Delivery.due_at <= NOW))))
+    pages("list", lambda db: (list_subscribers(db, limit=50), count_subscribers(db)))
+    pages("list-deep", lambda db: list_subscribers(db, limit=50, offset=50 * 99))
+    who = f"p{BASE // 2 + 7}@example.org"
+    pages("search-exact", lambda db: (list_subscribers(db, search=who, limit=50), count_subscribers(db, search=who)))
+    pages("search-part", lambda db: (list_subscribers(db, search=f"p{BASE // 2 + 7}@", limit=50),
+                                     count_subscribers(db, search=f"p{BASE // 2 + 7}@")))
+
+    def timeline(db) -> None:
+        sub = db.scalar(select(Subscriber).where(Subscriber.email_key == who))
+        _timeline(db, sub, "America/New_York")
+
+    pages("timeline", timeline)
+    return out
+
+
+def _runtime(url: str, folder: Path):
+    from drip.config import Settings
+    from drip.db import make_engine, migrate, session_factory
+    from drip.runtime import Runtime
+
+    settings = Settings(database_url=url, data_dir=folder / "data", outbox_dir=folder / "outbox", secret_key="bench",
+                        batch_size=100, frequency_cap=10)
+    engine = make_engine(url)
+    migrate(engine)
+    return Runtime(settings, engine, session_factory(engine))
+
+
+def _one(url_for: Callable[[str], str], size: int, reps: int, folder: Path) -> dict:
+    result: dict = {}
+    for label, n in (("base", BASE), ("big", size)):
+        rt = _runtime(url_for(label), folder / label)
+        t = time.perf_counter()
+        cid = build(rt, n)
+        built = time.perf_counter() - t
+        result[label] = measure(rt, cid, n, reps)
+        result[f"build_{label}_s"] = round(built, 1)
+        rt.engine.dispose()
+        if rt.read_sessions.kw.get("bind") is not None:
+            rt.read_sessions.kw["bind"].dispose()
+    return result
+
+
+def _pg(size: int, reps: int, folder: Path) -> tuple[dict | None, str]:
+    from bench.enroll import pg_schema
+
+    urls: dict[str, tuple[str, str]] = {}
+    admin = None
+    try:
+        def url_for(label: str) -> str:
+            nonlocal admin
+            url, schema, admin = pg_schema()
+            if url is None:
+                raise RuntimeError(schema)
+            urls[label] = (url, schema)
+            return url
+        return _one(url_for, size, reps, folder), ""
+    except RuntimeError as exc:
+        return None, str(exc)
+    finally:
+        if admin is not None:
+            with admin.begin() as conn:
+                for _url, schema in urls.values():
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
+
+
+def run(quick: bool = False, size: int | None = None) -> BenchResult:
+    size = size or (50_000 if quick else 100_000)
+    reps = 3 if quick else 5
+    details: dict = {"patients": f"{BASE:,} vs {size:,} ({STEPS * BASE:,} vs {STEPS * size:,} ledger rows)",
+                     "load average before": _load()}
+    worst = 0.0
+    with tempfile.TemporaryDirectory(prefix="drip-bench-scale-") as tmp:
+        folder = Path(tmp)
+        runs = {"sqlite": _one(lambda label: f"sqlite:///{folder / label / 'drip.sqlite3'}", size, reps, folder / "sqlite")}
+        pg, note = _pg(size, reps, folder / "pg")
+        if pg is not None:
+            runs["postgresql"] = pg
+        else:
+            details["postgresql"] = note
+    ratios: dict = {}
+    for db, r in runs.items():
+        for op, base_ms in r["base"].items():
+            big_ms = r["big"][op]
+            ratio = big_ms / base_ms if base_ms else float("inf")
+            ratios[f"{db} {op}"] = ratio
+            details[f"{db} {op}"] = f"{base_ms:.2f} ms -> {big_ms:.2f} ms ({ratio:.2f}x)"
+        details[f"{db} build s"] = f"{r['build_base_s']} / {r['build_big_s']}"
+    worst_op = max(ratios, key=ratios.get)
+    worst = ratios[worst_op]
+    details["worst"] = f"{worst_op} {worst:.2f}x (goal <= {LIMIT}x)"
+    details["within goal"] = worst <= LIMIT
+    details["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
+    details["load average"] = _load()
+    return BenchResult("scale", "x", worst, LIMIT, details,
+                       label=f"worst cost ratio {size:,} / {BASE:,} patients (lower is better)",
+                       baseline_label="goal")
