@@ -239,7 +239,7 @@ def test_the_email_footer_greeting_and_labels_follow_the_email_language():
     for part in (es.text, es.html):
         for spanish in ("Hola, Ana:", "Darse de baja", "Preferencias de correo", "Paso 1 de 3", "Pedir una cita",
                         "Recibe este correo porque se suscribió en Riverside Acupuncture",
-                        "Es educación general sobre la salud, no consejo médico.", "Con cariño,"):
+                        "Es educación general sobre la salud, no consejo médico.", "Un cordial saludo,"):
             assert spanish in part.replace("&amp;", "&"), spanish
     assert "Unsubscribe" not in es.text and "Email preferences" not in es.html and 'lang="es"' in es.html
     assert "Hi Ana," in en.text and "Unsubscribe: https://clinic.test/u/tok" in en.text and "Darse" not in en.html
