@@ -149,3 +149,18 @@ def test_the_staff_top_bar_never_overlaps_the_clinic_name(browser, server, scree
         page.locator(".topbar").screenshot(path=str(screenshots / f"28-topbar-{width}.png"))
     finally:
         context.close()
+
+
+def test_dropdowns_are_as_tall_as_the_text_fields_beside_them(page, server):
+    """In a form row a shorter <select> sits its label lower than its neighbours' (seen on the
+    campaign and sign-up pages): every dropdown is as tall as a text field."""
+    login(page, server.url)
+    for path in ("/staff/campaigns/back-pain-basics", "/staff/signup", "/staff/subscribers"):
+        page.goto(server.url + path)
+        heights = page.evaluate("""() => ({
+          selects: [...document.querySelectorAll('main select')].map(e => e.getBoundingClientRect().height),
+          inputs: [...document.querySelectorAll('main input[type=text], main input:not([type]), main input[type=search]')]
+                    .map(e => e.getBoundingClientRect().height).filter(h => h > 0)})""")
+        assert heights["selects"] and heights["inputs"], path
+        field = max(set(heights["inputs"]), key=heights["inputs"].count)
+        assert all(abs(h - field) <= 1 for h in heights["selects"]), (path, field, heights["selects"])
