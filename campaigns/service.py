@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.draft import Draft
-from campaigns.schedule import parse_window
+from campaigns.schedule import format_duration, parse_window
 from campaigns.subjects import check_subject, heading_for
 from drip.errors import InputError, NotFoundError
 from drip.models import (
@@ -319,6 +319,21 @@ def set_cadence(session: Session, campaign: Campaign, *, business_days: bool, se
     campaign.business_days, campaign.send_time = business_days, send_time
     session.flush()
     return campaign
+
+
+def describe_delay(minutes: int, business_days: bool = False, anchored: bool = False) -> str:
+    """A step's delay as staff read it (campaign page, `drip campaigns cadence`): "day 14" reads
+    better than "2w" between "12d" and "16d"; with business days counted, "business day 3"
+    (Mon-Fri); a step anchored to a date: "on a date" (its rule is shown instead of a date)."""
+    if anchored:
+        return "on a date"
+    days, rest = divmod(minutes, 24 * 60)
+    unit = "business day" if business_days else "day"
+    if not rest:
+        return "at once" if days == 0 else f"{unit} {days}"
+    if business_days and days:
+        return f"{unit} {days} + {format_duration(timedelta(minutes=rest))}"
+    return format_duration(timedelta(minutes=minutes))
 
 
 def schedule_preview(session: Session, campaign: Campaign, now: datetime, tz_name: str) -> list[datetime | str]:

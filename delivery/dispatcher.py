@@ -65,6 +65,10 @@ def _parse_condition(text: str):
         return None
 
 
+# A step sent more than this after its planned time (worker down, cap, backoff) re-spaces the next ones.
+LATE_SEND = timedelta(hours=1)
+
+
 @dataclass
 class TickReport:
     claimed: int = 0
@@ -630,4 +634,21 @@ class Dispatcher:
         for slug, reason in result.paused.values():
             log.warning("campaign %s %s", slug, reason)
             report.paused_campaigns.append(slug)
+        self._respace(now, by_id, deferred, sent)
         return result
+
+    def _respace(self, now, by_id: dict[int, DueRow], deferred, sent) -> None:
+        """A campaign step deferred now, or sent well after its time (the worker was down), pushes
+        its enrollment's later steps so each keeps its gap after it (campaigns/respace.py)."""
+        moved = {d["did"]: d["due"] for d in deferred if by_id[d["did"]].step_id is not None}
+        moved.update({s["did"]: now for s in sent
+                      if by_id[s["did"]].step_id is not None and now - by_id[s["did"]].due_at > LATE_SEND})
+        if not moved:
+            return
+        from campaigns.respace import respace_after
+
+        try:
+            with self.sessions.begin() as s:
+                respace_after(s, moved, self.settings.clinic.timezone)
+        except Exception:  # spacing is a courtesy: it must never stop sending or recording
+            log.exception("re-spacing the steps after %d deferred or late emails failed", len(moved))

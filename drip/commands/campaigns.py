@@ -230,14 +230,17 @@ def cadence_cmd(
             service.set_cadence(s, c, business_days=c.business_days if business_days is None else business_days,
                                 send_time=c.send_time if send_time is None else send_time)
         plan = service.schedule_preview(s, c, utcnow(), tz)
+        labels = [service.describe_delay(st.delay_minutes, bool(c.business_days), st.anchor_attribute is not None)
+                  for st in sorted(c.steps, key=lambda st: st.position)]
         days, at = ("business" if c.business_days else "calendar"), c.send_time or "the time of enrollment"
     console.print(f"{slug}: {days} days, sent at {at} (window {c.send_window}); a patient enrolling now ({tz}):",
                   markup=False)
     from zoneinfo import ZoneInfo
 
-    for n, when in enumerate(plan, 1):
-        console.print(f"  {n:>2}. {when if isinstance(when, str) else f'{when.astimezone(ZoneInfo(tz)):%a %d %b %H:%M}'}",
-                      markup=False)
+    for n, (when, label) in enumerate(zip(plan, labels), 1):
+        # a date-anchored step prints its rule; the others "business day 2: Wed 09 Dec 09:30"
+        text = when if isinstance(when, str) else f"{label}: {when.astimezone(ZoneInfo(tz)):%a %d %b %H:%M}"
+        console.print(f"  {n:>2}. {text}", markup=False)
 
 
 @campaigns_app.command("retry")

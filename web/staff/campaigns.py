@@ -250,18 +250,8 @@ def _actions(status: str) -> list[tuple[str, str]]:
 
 
 def _delay(minutes: int, business_days: bool = False, anchored: bool = False) -> str:
-    """For the steps table: "day 14" reads better than "2w" between "12d" and "16d"; with business
-    days counted, "business day 3" (Mon-Fri); a step anchored to a date: "on a date" (the rule is
-    in the next column)."""
-    if anchored:
-        return "on a date"
-    days, rest = divmod(minutes, 24 * 60)
-    unit = "business day" if business_days else "day"
-    if not rest:
-        return "at once" if days == 0 else f"{unit} {days}"
-    if business_days and days:
-        return f"{unit} {days} + {format_duration(timedelta(minutes=rest))}"
-    return format_duration(timedelta(minutes=minutes))
+    """For the steps table: "day 14", "business day 3", "on a date" (campaigns.service.describe_delay)."""
+    return service.describe_delay(minutes, business_days, anchored)
 
 
 def _delay_input(minutes: int) -> str:
