@@ -109,10 +109,13 @@ def test_an_editors_spanish_upload_to_a_published_campaign_waits_for_the_approve
     approver = member(runtime, make_client, "approver")
     page = approver.get(f"/staff/campaigns/{SLUG}/review")
     assert page.status_code == 200
+    assert "Spanish version: waiting for approval" in page.text and 'id="step-es-4"' in page.text
+    assert "Liberaci\u00f3n&nbsp;de&nbsp;endorfinas" in page.text  # the approver reads the Spanish text (difflib: &nbsp;)
     from tests.web.staff.test_signoff import post
 
     post(approver, f"/staff/campaigns/{SLUG}/review", f"/staff/campaigns/{SLUG}/approve")
     assert not any(v.pending for v in spanish_versions(runtime))
+    assert "waiting for approval" not in approver.get(f"/staff/campaigns/{SLUG}/review").text
 
 
 def test_drip_import_with_language_adds_the_spanish_version(sqlite_runtime, tmp_path, monkeypatch, capsys):
