@@ -38,9 +38,10 @@ def _draft() -> Draft:
                                           "Acupuncture triggers the release of endorphins. " * 8)])
 
 
-def _setup(root: Path, n: int, batch_size: int) -> Runtime:
+def _setup(root: Path, n: int, batch_size: int, url: str | None = None) -> Runtime:
+    """A fresh database (SQLite in `root`, or `url`: an empty PostgreSQL schema) with N emails due."""
     settings = Settings(data_dir=root / "data", outbox_dir=root / "outbox", secret_key="bench-secret",
-                        database_url=f"sqlite:///{root / 'bench.sqlite3'}", batch_size=batch_size,
+                        database_url=url or f"sqlite:///{root / 'bench.sqlite3'}", batch_size=batch_size,
                         frequency_cap=10, base_url="https://clinic.example")
     engine = make_engine(settings.db_url)
     migrate(engine)

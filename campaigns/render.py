@@ -48,6 +48,7 @@ from campaigns.theme import Theme, theme_for
 from delivery.types import SharedContent
 from drip.config import Clinic
 from drip.errors import TemplateError
+from drip.i18n import N_
 
 TEMPLATES_DIR = Path(templates.__file__).resolve().parent / "email"
 
@@ -66,6 +67,7 @@ _LBRACE = "{{ '{' }}"  # how stage 1 prints a literal "{" so stage 2 cannot read
 # Invisible characters after the preheader so inbox previews do not run on into the body text.
 _PREHEADER_PAD = Markup("\u034f\u200c\u00a0" * 40)
 _MAX_CACHE = 512
+_DEFAULT_CTA = N_("Book a visit")  # drip.config.Clinic.cta_label; translated when the clinic kept it
 
 
 # --------------------------------------------------------------------------- public values
@@ -86,6 +88,7 @@ class EmailContent:
     total: int = 0  # number of steps in the campaign (0: none)
     template: str = "step"
     campaign_title: str = ""
+    language: str = ""  # the email's language (drip/i18n.py): its footer, greeting and labels; "" the clinic's
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,15 @@ def first_name(name: str) -> str:
     return parts[0][:40] if parts else ""
 
 
-def greeting(name: str) -> str:
-    """"Hi Maria," (or "Hello," without a name): raw, one line."""
+#: The greeting per language (msgids would cost a gettext call per recipient of every send).
+_GREETINGS = {"en": ("Hi {first},", "Hello,"), "es": ("Hola, {first}:", "Hola:")}
+
+
+def greeting(name: str, language: str = "en") -> str:
+    """"Hi Maria," (or "Hello," without a name; "Hola, Maria:" in Spanish): raw, one line."""
     first = first_name(name)
-    return f"Hi {first}," if first else "Hello,"
+    named, anonymous = _GREETINGS.get(language) or _GREETINGS["en"]
+    return named.format(first=first) if first else anonymous
 
 
 _HTML_SPECIAL = re.compile(r"[&<>'\"]").search  # what markupsafe.escape changes
@@ -142,11 +150,11 @@ def escape_text(value: str) -> str:
     return str(escape(value)) if _HTML_SPECIAL(value) else value
 
 
-def recipient_values(r: Recipient) -> dict[str, str]:
+def recipient_values(r: Recipient, language: str = "en") -> dict[str, str]:
     """The raw (unescaped) per-recipient field values; each is one line."""
     unsubscribe = one_line(r.unsubscribe_url)
     return {
-        "greeting": greeting(r.name),
+        "greeting": greeting(r.name, language),
         "unsubscribe_url": unsubscribe,
         "preferences_url": one_line(r.preferences_url) or unsubscribe,
     }
@@ -292,9 +300,11 @@ class CompiledEmail:
     """One content compiled to HTML/text Jinja templates; renders a recipient in microseconds."""
 
     def __init__(
-        self, key: str, subject: str, preheader: str, html_source: str, text_source: str, base_url: str = ""
+        self, key: str, subject: str, preheader: str, html_source: str, text_source: str, base_url: str = "",
+        language: str = "en",
     ) -> None:
         self.key = key
+        self.language = language
         self.subject = subject
         self.preheader = preheader
         self.html_source = html_source  # stage-2 template source (compiled MJML, CSS inlined)
@@ -336,7 +346,7 @@ class CompiledEmail:
 
     def values(self, r: Recipient) -> dict[str, str]:
         """The per-recipient field values (raw, unescaped), shared by render() and substitutions()."""
-        values = recipient_values(r)
+        values = recipient_values(r, self.language)
         if any("-drip_" in v for v in values.values()):
             # A value holding a substitution key would be substituted twice by a provider.
             keys = self.keys.all()
@@ -426,7 +436,7 @@ class CompiledEmail:
         value (nothing to strip). It gives what the general path gives, without building values();
         None where the general path must decide."""
         if self._plain_prefixes and _LINK_TOKEN.fullmatch(token) and "-drip_" not in token:
-            hello = greeting(name)
+            hello = greeting(name, self.language)
             if "-drip_" not in hello:
                 keys = self.keys
                 return {keys.greeting_html: escape_text(hello), keys.greeting_text: hello, keys.token: token}
@@ -458,26 +468,38 @@ class Renderer:
         self._cache_size = max(1, cache_size)
         self._lock = threading.Lock()
         loader = jinja2.FileSystemLoader(str(self.templates_dir))
-        common = dict(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        common = dict(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      extensions=["jinja2.ext.i18n"])
         self._html_env = jinja2.Environment(autoescape=True, finalize=_finalize_html_stage1, **common)
         self._text_env = jinja2.Environment(autoescape=False, finalize=_finalize_text_stage1, **common)
         self._direct_html_env = jinja2.Environment(autoescape=True, finalize=_finalize_direct, **common)
         self._direct_text_env = jinja2.Environment(autoescape=False, finalize=_finalize_direct, **common)
+        for env in (self._html_env, self._text_env, self._direct_html_env, self._direct_text_env):
+            # gettext comes with each render, in the email's language (`_stage1`)
+            env.policies["ext.i18n.trimmed"] = True
+            env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         # load_remote_stylesheets=False: the default fetches linked stylesheets over the network.
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=True)
 
     # -- public API
 
+    def language_of(self, content: EmailContent) -> str:
+        from drip.i18n import LANGUAGES
+
+        language = content.language or getattr(self.clinic, "language", "en")
+        return language if language in LANGUAGES else "en"
+
     def compile(self, content: EmailContent) -> CompiledEmail:
+        key = f"{content.key}@{content.language}" if content.language else content.key
         with self._lock:
-            hit = self._cache.get(content.key)
+            hit = self._cache.get(key)
             if hit is not None:
-                self._cache.move_to_end(content.key)
+                self._cache.move_to_end(key)
                 return hit
         compiled = self._compile(content)
         with self._lock:
-            self._cache[content.key] = compiled
-            self._cache.move_to_end(content.key)
+            self._cache[key] = compiled
+            self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return compiled
@@ -498,7 +520,7 @@ class Renderer:
 
         Slow (hundreds of microseconds); the benchmark's baseline and a cross-check in tests."""
         context = self._context(content)
-        recipient = types.SimpleNamespace(**recipient_values(r))
+        recipient = types.SimpleNamespace(**recipient_values(r, self.language_of(content)))
         name = self._template_name(content)
         html = self._to_html(self._stage1(self._direct_html_env, f"{name}.mjml", context, recipient), name)
         text = _tidy_text(self._stage1(self._direct_text_env, f"{name}.txt", context, recipient))
@@ -512,8 +534,11 @@ class Renderer:
         html = self._to_html(self._stage1(self._html_env, f"{name}.mjml", context, _SLOTS), name)
         text = _tidy_text(self._stage1(self._text_env, f"{name}.txt", context, _SLOTS))
         email = context["email"]
+        language = self.language_of(content)
+        # A translation is another email: SendGrid's shared bodies are told apart by this key.
+        key = f"{content.key}:{content.language}" if content.language else content.key
         try:
-            return CompiledEmail(content.key, email["subject"], email["preheader"], html, text, self.base_url)
+            return CompiledEmail(key, email["subject"], email["preheader"], html, text, self.base_url, language)
         except jinja2.TemplateSyntaxError as exc:  # would be a bug in the stage-1 escaping
             raise TemplateError(f"email template {name}: compiled output is not a valid template: {exc}") from exc
 
@@ -524,8 +549,11 @@ class Renderer:
         return name
 
     def _stage1(self, env: jinja2.Environment, filename: str, context: dict, recipient: Any) -> str:
+        from drip.i18n import template_callables
+
+        words = template_callables(context["email"]["language"], autoescape=env.autoescape is True)
         try:
-            return env.get_template(filename).render(context, recipient=recipient)
+            return env.get_template(filename).render(context, recipient=recipient, **words)
         except jinja2.TemplateSyntaxError as exc:
             where = exc.name or exc.filename or filename
             raise TemplateError(f"email template {where} line {exc.lineno}: {exc.message}") from exc
@@ -567,7 +595,11 @@ class Renderer:
     # -- context
 
     def _context(self, content: EmailContent) -> dict[str, Any]:
+        from drip.i18n import gettext_for
+
         clinic = self.clinic
+        language = self.language_of(content)
+        _ = gettext_for(language)
         is_item = content.kind != "broadcast" and 0 < content.position <= content.total
         subject = one_line(content.subject) or one_line(content.title)
         preheader = one_line(content.preheader) or derive_preheader(content.body) or subject
@@ -576,15 +608,16 @@ class Renderer:
         if eyebrow.casefold() == title.casefold():  # an untitled step under a heading: say it once
             eyebrow = ""
         if content.kind == "broadcast":
-            reason = f"You receive this email because you signed up at {clinic.name} for its newsletter."
+            reason = _("You receive this email because you signed up at {clinic} for its newsletter.").format(
+                clinic=clinic.name)
         elif content.campaign_title:
-            reason = (
-                f"You receive this email because you signed up at {clinic.name} "
-                f"for the series \u201c{one_line(content.campaign_title)}\u201d."
-            )
+            reason = _("You receive this email because you signed up at {clinic} for the series "
+                       "\u201c{series}\u201d.").format(clinic=clinic.name, series=one_line(content.campaign_title))
         else:
-            reason = f"You receive this email because you signed up at {clinic.name} for educational emails."
+            reason = _("You receive this email because you signed up at {clinic} for educational emails.").format(
+                clinic=clinic.name)
         email = {
+            "language": language,
             "kind": content.kind,
             "subject": subject,
             "preheader": preheader,
@@ -592,20 +625,28 @@ class Renderer:
             "title": title,
             "title_rule": "=" * min(len(title), 72),
             "eyebrow": eyebrow,
-            "progress": f"Step {content.position} of {content.total}" if is_item else "",
+            "progress": _("Step {position} of {total}").format(position=content.position, total=content.total)
+            if is_item else "",
             "progress_pct": max(4, round(100 * content.position / content.total)) if is_item else 0,
             "campaign_title": one_line(content.campaign_title),
             "body_html": body_html(content.body),
             "body_text": body_text(content.body),
             "reason": reason,
-            "disclaimer": "It is general health education, not medical advice.",
+            "disclaimer": _("It is general health education, not medical advice."),
             "logo_url": self._logo_url(),
             "phone_link": re.sub(r"[^\d+]", "", clinic.phone),
             "website_label": re.sub(r"^https?://(www\.)?", "", clinic.website).rstrip("/"),
             "cta_url": self._cta_url(),
-            "cta_label": one_line(clinic.cta_label) or "Book a visit",
+            "cta_label": self._cta_label(language),
         }
         return {"email": email, "clinic": clinic, "theme": self.theme}
+
+    def _cta_label(self, language: str) -> str:
+        """The clinic's own label; the default one ("Book a visit") in the email's language."""
+        from drip.i18n import gettext_for
+
+        label = one_line(self.clinic.cta_label)
+        return gettext_for(language)(_DEFAULT_CTA) if label in ("", _DEFAULT_CTA) else label
 
     def _cta_url(self) -> str:
         """The call to action's link (the clinic's booking page), http(s) only; '' hides the button."""

@@ -97,7 +97,7 @@ class RateLimiter:
         if n <= 0:
             return
         with self.sessions.begin() as s:
-            for window, start in grant.starts:
+            for window, start in sorted(grant.starts):  # the lock order of reserve(): no deadlock
                 s.execute(update(RateWindow)
                           .where(RateWindow.backend == self.backend, RateWindow.period == window,
                                  RateWindow.period_start == start)
@@ -113,7 +113,7 @@ class RateLimiter:
             insert = _insert_for(s)
             s.execute(insert(RateWindow).values([
                 {"backend": self.backend, "period": w, "period_start": starts[w], "used": 0,
-                 "cap": next(lim.count for lim in self.limits if lim.window == w)} for w in missing
+                 "cap": next(lim.count for lim in self.limits if lim.window == w)} for w in sorted(missing)
             ]).on_conflict_do_nothing())
             rows = {r.period: r for r in s.scalars(q.execution_options(populate_existing=True))}
         return rows

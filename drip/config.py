@@ -41,6 +41,7 @@ class Clinic:
         "I can unsubscribe at any time with one click."
     )
     consent_version: str = "2026-11"
+    language: str = "en"  # patient pages and emails when a patient has no language of their own (drip/i18n.py)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Settings:
     webhook_allow_private: bool = False  # outbound webhooks to private/loopback addresses (off: SSRF)
     webhook_timeout: float = 5.0  # seconds per webhook POST (the webhook job's own threads, never sending's)
     webhook_concurrency: int = 8  # webhook POSTs in flight per worker
+    webhook_nice: int = 10  # the webhook threads' (and `drip webhooks run`'s) nice value: sending comes first for the CPU
     retention_days: int = 0  # finished delivery rows and provider events older than this are deleted (0: kept)
     worker_stale_seconds: float = 120.0  # no heartbeat for this long: /healthz and staff pages say sending stopped
     metrics_token: str = field(default="", repr=False)  # bearer token for /metrics off loopback
@@ -193,6 +195,8 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
         raise ConfigurationError(f"DRIP_BACKEND: unknown backend {settings.backend!r} (outbox, smtp, sendgrid)")
     if settings.log_format not in {"text", "json"}:
         raise ConfigurationError(f"DRIP_LOG_FORMAT: unknown format {settings.log_format!r} (text, json)")
+    if not 0 <= settings.webhook_nice <= 19:
+        raise ConfigurationError("DRIP_WEBHOOK_NICE must be 0 (normal priority) to 19 (lowest)")
     if settings.frequency_cap < 1:
         raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
     if settings.batch_size < 0:
@@ -201,6 +205,11 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
 
     parse_limits(settings.rate_limits)  # a typo fails at start-up, not as "no limit"
     parse_trusted_proxies(settings.trusted_proxies)  # a typo fails at start-up, not as "no proxy"
+    from drip.i18n import LANGUAGES
+
+    if settings.clinic.language not in LANGUAGES:
+        raise ConfigurationError(
+            f"DRIP_CLINIC_LANGUAGE: unsupported language {settings.clinic.language!r} ({', '.join(LANGUAGES)})")
     booking = settings.clinic.booking_url.strip()
     if booking and not re.fullmatch(r"https?://[^\s<>\"']+", booking):
         raise ConfigurationError("DRIP_CLINIC_BOOKING_URL must be an http(s) address, e.g. https://clinic.example/book")

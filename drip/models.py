@@ -173,6 +173,10 @@ class Campaign(Base):
     # Clinician sign-off (campaigns/signoff.py): "" | submitted | returned, and the approver's comment.
     review_state: Mapped[str] = mapped_column(String(16), default="", server_default="")
     review_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The language its steps were written in (drip/i18n.py); None: the clinic's. Other languages'
+    # versions of the steps are StepVersion rows with their `language` (migration 0031).
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    titles: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # its title in those languages: {"es": ...}
 
     steps: Mapped[list["Step"]] = relationship(back_populates="campaign", order_by="Step.position")
 
@@ -199,8 +203,12 @@ class Step(Base):
 
 
 class StepVersion(Base):
+    """One version of a step's text. `language` "": the campaign's own language (what every patient
+    gets unless there is one in theirs); "es": the Spanish version staff uploaded to the campaign.
+    Versions count up per step and language."""
+
     __tablename__ = "step_versions"
-    __table_args__ = (UniqueConstraint("step_id", "version"),)
+    __table_args__ = (UniqueConstraint("step_id", "language", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), index=True)
@@ -214,6 +222,7 @@ class StepVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # An edit to a published step that waits for an approver: never sent until approved.
     pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    language: Mapped[str] = mapped_column(String(8), default="", server_default="")
 
     step: Mapped[Step] = relationship(back_populates="versions")
 

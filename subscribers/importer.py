@@ -3,7 +3,7 @@
 The file
     UTF-8 (with or without a BOM), comma-separated, first row a header. Columns, any case, any
     order: `email` (required; also `e-mail`, `email address`), `name`, `tz` (or `timezone`,
-    `time zone`), `tags` (several separated by ";" or "|", or a quoted comma list as Mailchimp
+    `time zone`), `language` (or `lang`: en, es, "es-MX", "Spanish"; empty keeps the stored one), `tags` (several separated by ";" or "|", or a quoted comma list as Mailchimp
     exports it: `"Back pain","New patients"`). A column named like a defined custom attribute
     (subscribers/attributes.py; "First Visit" or `first_visit`) sets it, checked against its
     type; an empty cell keeps the stored value. Other columns are ignored and listed in the
@@ -56,6 +56,7 @@ from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.errors import InputError
+from drip.i18n import normalize_language
 from drip.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.attributes import definitions, parse_value, write_values
 from drip.runtime import Runtime
@@ -82,6 +83,7 @@ COLUMNS = {
     "name": "name",
     "tz": "tz", "timezone": "tz", "time zone": "tz", "time_zone": "tz",
     "tags": "tags", "tag": "tags",
+    "language": "language", "lang": "language",
     "first name": "first_name", "first_name": "first_name", "fname": "first_name",
     "last name": "last_name", "last_name": "last_name", "lname": "last_name",
     "optin_time": "optin_time", "confirm_time": "confirm_time",
@@ -93,7 +95,7 @@ _CONSENT_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:
 @dataclass(frozen=True)
 class RowError:
     line: int
-    field: str  # email | name | tz | tags | row
+    field: str  # email | name | tz | language | tags | row
     message: str
 
     def __str__(self) -> str:
@@ -137,6 +139,7 @@ class _Row:
     attrs: tuple[tuple[int, str, str], ...] = ()  # (attribute id, key, canonical value)
     consent_at: datetime | None = None
     consent_ip: str | None = None
+    language: str | None = None  # drip/i18n.py code; None keeps the stored one
 
 
 class _Refused(Exception):
@@ -387,6 +390,13 @@ def _parse(cells: list[str], start: int, end: int, roles: dict[str, int], width:
         except InputError as exc:
             report.add_error(RowError(start, "tz", _reason(exc)))
             bad = True
+    language = None
+    if "language" in roles:
+        try:
+            language = normalize_language(cells[roles["language"]])
+        except InputError as exc:
+            report.add_error(RowError(start, "language", _reason(exc)))
+            bad = True
     tags: tuple[str, ...] = ()
     if "tags" in roles:
         try:
@@ -419,7 +429,7 @@ def _parse(cells: list[str], start: int, end: int, roles: dict[str, int], width:
         name = clean_name(cells[roles["name"]])
     else:
         name = clean_name(" ".join(cells[roles[r]] for r in ("first_name", "last_name") if r in roles))
-    return _Row(start, email, key, name, zone, tags, tuple(attrs), consent_at, consent_ip)
+    return _Row(start, email, key, name, zone, tags, tuple(attrs), consent_at, consent_ip, language)
 
 
 def _reason(exc: InputError) -> str:
@@ -468,6 +478,7 @@ def _write(
                 before.attrs + row.attrs,  # later values win when written
                 row.consent_at or before.consent_at,
                 row.consent_ip or before.consent_ip,
+                row.language or before.language,
             )
         merged[row.key] = row
 
@@ -500,8 +511,10 @@ def _write(
             # an empty name or zone in the file never wipes a known one
             "name": case((excluded.name != "", excluded.name), else_=current.name),
             "tz": func.coalesce(excluded.tz, current.tz),
+            "language": func.coalesce(excluded.language, current.language),
             "updated_at": case(
-                (or_(excluded.name != "", excluded.tz.is_not(None)), excluded.updated_at), else_=current.updated_at
+                (or_(excluded.name != "", excluded.tz.is_not(None), excluded.language.is_not(None)),
+                 excluded.updated_at), else_=current.updated_at
             ),
         },
     )
@@ -514,7 +527,7 @@ def _write(
     }
     session.execute(
         upsert,
-        [{"email": r.email, "email_key": r.key, "name": r.name, "tz": r.tz, **constant,
+        [{"email": r.email, "email_key": r.key, "name": r.name, "tz": r.tz, "language": r.language, **constant,
           "consent_at": to_db(r.consent_at) if (r.consent_at and to_db) else (r.consent_at or stamp),
           "consent_ip": r.consent_ip}
          for r in merged.values()],

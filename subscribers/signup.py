@@ -34,6 +34,7 @@ from drip.models import Subscriber, SubscriberStatus, Suppression
 from subscribers.signup_forms import SignupChoice, consent_source, form_of, signup_choice
 from subscribers.service import clean_name, find_subscriber, normalize_email, tag_subscribers, validate_zone
 from subscribers.suppression import is_suppressed
+from drip.i18n import normalize_language
 
 log = logging.getLogger("drip.signup")
 
@@ -50,6 +51,7 @@ class SignupRequest:
     name: str
     tz: str | None
     form: str = "default"  # which sign-up form (subscribers/signup_forms.py)
+    language: str | None = None  # drip/i18n.py code; None: the clinic's default
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class SignupOutcome:
     subscriber_id: int | None  # who to send the confirmation email to; None: send nothing
     email: str = ""
     name: str = ""
+    language: str | None = None  # the confirmation email's
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,14 @@ class ConfirmOutcome:
     state: Literal["confirmed", "already", "refused", "gone"]
     email: str = ""
     enrolled_in: str | None = None  # campaign title when enrolled now
+    language: str | None = None  # the patient's (their pages are in it)
 
 
-def check_signup(email: str, name: str, tz: str | None) -> SignupRequest:
-    """Validate the form fields. InputError(where="email"/"tz") names the field to fix."""
+def check_signup(email: str, name: str, tz: str | None, language: str | None = None) -> SignupRequest:
+    """Validate the form fields. InputError(where="email"/"tz"/"language") names the field to fix."""
     address, key = normalize_email(email)
-    return SignupRequest(email=address, email_key=key, name=clean_name(name), tz=validate_zone(tz))
+    return SignupRequest(email=address, email_key=key, name=clean_name(name), tz=validate_zone(tz),
+                         language=normalize_language(language))
 
 
 def request_signup(
@@ -91,16 +96,17 @@ def request_signup(
         with session.begin_nested():  # a concurrent sign-up of the same address wins the race
             if sub is None and not suppressed:
                 sub = Subscriber(email=req.email, email_key=req.email_key, name=req.name, tz=req.tz,
-                                 status=SubscriberStatus.PENDING.value, created_at=now, **consent)
+                                 language=req.language, status=SubscriberStatus.PENDING.value, created_at=now, **consent)
                 session.add(sub)
                 session.flush()
-                return SignupOutcome(sub.id, sub.email, sub.name)
+                return SignupOutcome(sub.id, sub.email, sub.name, sub.language)
             if sub is not None and sub.status == SubscriberStatus.PENDING.value and not suppressed:
                 sub.name, sub.tz = req.name or sub.name, req.tz or sub.tz
+                sub.language = req.language or sub.language
                 for key, value in consent.items():
                     setattr(sub, key, value)
                 session.flush()
-                return SignupOutcome(sub.id, sub.email, sub.name)
+                return SignupOutcome(sub.id, sub.email, sub.name, sub.language)
             # Known and not pending, or suppressed: nothing changes and no email is sent.
             if sub is not None:
                 session.execute(update(Subscriber).where(Subscriber.id == sub.id)
@@ -122,9 +128,9 @@ def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, setti
     if sub is None:
         return ConfirmOutcome("gone")
     if sub.status in _RECEIVING:
-        return ConfirmOutcome("already", sub.email)
+        return ConfirmOutcome("already", sub.email, language=sub.language)
     if sub.status != SubscriberStatus.PENDING.value or is_suppressed(session, sub.email_key):
-        return ConfirmOutcome("refused", sub.email)
+        return ConfirmOutcome("refused", sub.email, language=sub.language)
     sub.status = SubscriberStatus.ACTIVE.value
     sub.updated_at = now
     session.flush()
@@ -136,7 +142,7 @@ def confirm_signup(session: Session, subscriber_id: int, *, now: datetime, setti
     enrolled = _enroll_signup(session, sub, choice, now, clinic_tz)
     if choice.tag:
         tag_subscribers(session, [sub.id], [choice.tag], now, clinic_tz=clinic_tz)
-    return ConfirmOutcome("confirmed", sub.email, enrolled)
+    return ConfirmOutcome("confirmed", sub.email, enrolled, language=sub.language)
 
 
 def _enroll_signup(session: Session, sub: Subscriber, choice: SignupChoice, now: datetime, clinic_tz: str) -> str | None:
@@ -150,4 +156,6 @@ def _enroll_signup(session: Session, sub: Subscriber, choice: SignupChoice, now:
     except NotEnrollable as exc:  # e.g. they had opted out of this series before
         log.info("sign-up confirmed without enrollment: %s", exc)
         return None
-    return campaign.title
+    from campaigns.service import title_in
+
+    return title_in(campaign, sub.language)

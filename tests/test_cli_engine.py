@@ -220,6 +220,7 @@ def test_cadence_command_sets_and_shows_the_plan(env, seed_path, drip):
     assert r.returncode == 0 and "seed: business days, sent at 10:15" in r.stdout
     lines = [line for line in r.stdout.splitlines() if re.match(r"\s+\d+\. ", line)]
     assert len(lines) == 13 and all(line.endswith("10:15") for line in lines)
+    assert lines[0].startswith("   1. at once: ") and all(": " in line and "business day" in line for line in lines[1:])
     r = drip("campaigns", "cadence", "seed", "--calendar-days", "--send-time", "", env=env)
     assert r.returncode == 0 and "calendar days, sent at the time of enrollment" in r.stdout
     r = drip("campaigns", "cadence", "seed", "--send-time", "7pm", env=env)

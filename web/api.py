@@ -51,6 +51,7 @@ from starlette.routing import BaseRoute, Mount
 from campaigns.enrollment import NotEnrollable, enroll, enroll_many
 from campaigns.exits import record_event, stop_in_campaign
 from campaigns.service import get_campaign, list_campaigns
+from drip.i18n import normalize_language
 from drip.errors import InputError, NotFoundError
 from drip.models import (
     Broadcast,
@@ -226,7 +227,8 @@ def _campaign(s: Session, slug: str) -> Campaign:
 
 def _subscriber_out(sub: Subscriber, tags: list[str], attributes: dict | None = None) -> dict:
     return {
-        "id": sub.id, "email": sub.email, "name": sub.name, "tz": sub.tz, "status": sub.status, "tags": tags,
+        "id": sub.id, "email": sub.email, "name": sub.name, "tz": sub.tz, "language": sub.language,
+        "status": sub.status, "tags": tags,
         "attributes": attributes or {},
         "consent": Consent(source=sub.consent_source, at=sub.consent_at, text_version=sub.consent_text_version,
                            ip=sub.consent_ip),
@@ -269,8 +271,11 @@ def create_subscriber(body: SubscriberIn, ctx: Ctx, response: Response, who: Who
             raise HTTPException(403, "this API token does not have the scope 'enrollments:write' needed for `enroll`")
         campaign = _campaign(s, body.enroll) if body.enroll else None  # 404 before anything is written
         source = body.consent.source if body.consent else "api"
+        language = normalize_language(body.language)  # a bad value is a 422 before anything is written
         sub, created = upsert_subscriber(s, body.email, body.name or "", body.tz, body.tags, source, now,
                                          clinic_tz=clinic_tz)
+        if language is not None and sub.language != language:
+            sub.language, sub.updated_at = language, now
         if body.consent and (created or sub.status == SubscriberStatus.PENDING.value):
             # The clinic vouches for consent: record it; a pending web sign-up needs no more confirming.
             sub.status = SubscriberStatus.ACTIVE.value
@@ -333,6 +338,8 @@ def patch_subscriber(subscriber_id: SubscriberId, body: SubscriberPatch, ctx: Ct
             sub.name = clean_name(body.name)
         if body.tz is not None:
             sub.tz = validate_zone(body.tz)
+        if body.language is not None:
+            sub.language = normalize_language(body.language)
         remove = sorted({clean_tag(t) for t in body.remove_tags})
         add = [clean_tag(t) for t in body.add_tags]
         if remove:

@@ -40,6 +40,7 @@ Slug = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z
 EmailText = _text(320, 1)
 NameText = _text(200)
 ZoneText = _text(64)
+LanguageText = _text(20)
 SearchText = _text(200)
 TagName = _text(100, 1)
 SourceText = _text(64, 1)
@@ -70,6 +71,8 @@ class SubscriberIn(_In):
     email: EmailText
     name: NameText | None = None
     tz: ZoneText | None = Field(None, description="IANA time zone, e.g. America/New_York; the clinic's when empty.")
+    language: LanguageText | None = Field(  # type: ignore[valid-type]
+        None, description="The patient's language for pages and emails: 'en' or 'es'; the clinic's when empty.")
     tags: list[TagName] = Field(default_factory=list, max_length=50)
     enroll: Slug | None = Field(None, description="Campaign slug to enroll the subscriber in at once, e.g. 'onboarding'.")
     consent: ConsentIn | None = None
@@ -79,6 +82,8 @@ class SubscriberIn(_In):
 class SubscriberPatch(_In):
     name: NameText | None = None
     tz: ZoneText | None = Field(None, description="IANA zone; an empty string resets it to the clinic's zone.")
+    language: LanguageText | None = Field(  # type: ignore[valid-type]
+        None, description="'en' or 'es'; an empty string resets it to the clinic's language.")
     status: Literal["active", "paused", "unsubscribed"] | None = Field(
         None, description="'unsubscribed' also suppresses the address and cancels scheduled mail.")
     add_tags: list[TagName] = Field(default_factory=list, max_length=50)
@@ -149,6 +154,7 @@ class SubscriberOut(BaseModel):
     email: str
     name: str
     tz: str | None
+    language: str | None = Field(None, description="'en', 'es', or null: the clinic's language.")
     status: SubscriberStatusName
     tags: list[str]
     attributes: dict[str, bool | int | float | str] = Field(default_factory=dict)

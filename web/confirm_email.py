@@ -17,28 +17,36 @@ from campaigns.render import EmailContent, Recipient, Renderer
 from delivery.backends import get_backend
 from delivery.types import OutgoingMessage
 from drip.config import Settings
+from drip.i18n import LANGUAGES, N_, gettext_for
 from subscribers.signup import SignupOutcome
 from subscribers.tokens import CONFIRM_MAX_AGE, TokenSigner
 
 log = logging.getLogger("drip.signup")
 
-BODY = (
+BODY = N_(
     "Thank you for signing up for educational emails from {clinic}. Please confirm that this is "
-    "your address by pressing the button below. The link works for {days} days.\n\n"
-    "Until you confirm, we will not send you anything else."
+    "your address by pressing the button below. The link works for {days} days."
 )
+BODY_END = N_("Until you confirm, we will not send you anything else.")
+TITLE = N_("Please confirm your subscription")
+SUBJECT = N_("Confirm your subscription to {clinic}")
+PREHEADER = N_("One click and you are on the list. If you did not sign up, ignore this email.")
 
 
-def confirmation_content(settings: Settings) -> EmailContent:
+def confirmation_content(settings: Settings, language: str | None = None) -> EmailContent:
+    """The confirmation email in the patient's language (the one chosen on the form), else the clinic's."""
     clinic = settings.clinic.name
+    language = language if language in LANGUAGES else settings.clinic.language
+    _ = gettext_for(language)
     return EmailContent(
         key="signup-confirm:v1",
-        title="Please confirm your subscription",
-        subject=f"Confirm your subscription to {clinic}",
-        preheader="One click and you are on the list. If you did not sign up, ignore this email.",
-        body=BODY.format(clinic=clinic, days=CONFIRM_MAX_AGE // 86400),
+        title=_(TITLE),
+        subject=_(SUBJECT).format(clinic=clinic),
+        preheader=_(PREHEADER),
+        body=_(BODY).format(clinic=clinic, days=CONFIRM_MAX_AGE // 86400) + "\n\n" + _(BODY_END),
         kind="confirm",
         template="confirm",
+        language="" if language == settings.clinic.language else language,
     )
 
 
@@ -48,7 +56,7 @@ def confirmation_message(settings: Settings, renderer: Renderer, signer: TokenSi
     unsubscribe_url = f"{base}/u/{signer.unsubscribe_token(to.subscriber_id)}"
     confirm_url = f"{base}/confirm/{signer.confirm_token(to.subscriber_id)}"
     recipient = Recipient(name=to.name, email=to.email, unsubscribe_url=unsubscribe_url, preferences_url=confirm_url)
-    rendered = renderer.render(confirmation_content(settings), recipient)
+    rendered = renderer.render(confirmation_content(settings, to.language), recipient)
     clinic = settings.clinic
     return OutgoingMessage(
         delivery_id=-to.subscriber_id,

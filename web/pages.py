@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 
 import templates as _templates_pkg
 from drip.config import Settings
+from drip.i18n import SOURCE_LANGUAGE, choose, template_callables
 
 TEMPLATE_DIR = Path(_templates_pkg.__file__).resolve().parent / "web"
 DEFAULT_BRAND = "#2f6f6a"
@@ -48,7 +49,13 @@ def make_environment(settings: Settings) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # Patient pages are translated (drip/i18n.py): `render(..., language=)` puts that language's
+    # gettext into the page's context; every other page (staff) gets the English originals.
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(template_callables(SOURCE_LANGUAGE))
     env.globals["clinic"] = settings.clinic
     env.globals["brand"] = brand_color(settings.clinic.brand_color)
     env.globals["path_for"] = _path_for
@@ -91,12 +98,25 @@ def render(
     status_code: int = 200,
     private: bool = False,
     headers: Mapping[str, str] | None = None,
+    language: str | None = None,
 ) -> Response:
+    """A page; `language`: translate it (a patient page, see `page_language`), else English."""
     all_headers = dict(PRIVATE_HEADERS if private else {})
     all_headers.update(headers or {})
     context = dict(context or {})
+    if language is not None:
+        context.update(template_callables(language))
+        all_headers.setdefault("Content-Language", language)
+        all_headers.setdefault("Vary", "Accept-Language")
     ctx = getattr(request.app.state, "web", None)
     if ctx is not None:  # the clinic as saved in the web app (drip/clinic_settings.py), not as at start-up
         context.setdefault("clinic", ctx.settings.clinic)
         context.setdefault("brand", brand_color(ctx.settings.clinic.brand_color))
     return templates.TemplateResponse(request, name, context, status_code=status_code, headers=all_headers)
+
+
+def page_language(request: Request, stored: str | None = None) -> str:
+    """The language of a patient page: the patient's stored one, else Accept-Language, else the clinic's."""
+    ctx = getattr(request.app.state, "web", None)
+    default = ctx.settings.clinic.language if ctx is not None else SOURCE_LANGUAGE
+    return choose(stored, request.headers.get("accept-language"), default)

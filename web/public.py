@@ -30,6 +30,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from drip.errors import InputError
+from drip.i18n import LANGUAGES, N_, normalize_language
+from campaigns.service import title_in
 from drip.models import Campaign, Subscriber, SubscriberStatus
 from subscribers.tokens import InvalidToken, LinkClaims
 from subscribers.unsubscribe import (
@@ -43,7 +45,7 @@ from subscribers.unsubscribe import (
 )
 from web.context import WebContext, web_context
 from web.csrf import same_origin
-from web.pages import render
+from web.pages import page_language, render
 
 MAX_TOKEN_LENGTH = 512
 MAX_FORM_FIELDS = 200  # one per list checkbox, plus a few
@@ -62,13 +64,29 @@ def _claims(ctx: WebContext, token: str) -> LinkClaims:
 
 
 def _invalid(ctx: WebContext, request: Request, exc: InvalidToken) -> Response:
-    reason = "It has expired." if "expired" in str(exc) else "It may have been copied incompletely or changed."
-    return render(ctx.templates, request, "invalid_link.html", {"reason": reason}, status_code=400, private=True)
+    reason = N_("It has expired.") if "expired" in str(exc) else N_("It may have been copied incompletely or changed.")
+    return render(ctx.templates, request, "invalid_link.html", {"reason": reason}, status_code=400, private=True,
+                  language=page_language(request))
 
 
-def _error(ctx: WebContext, request: Request, status: int, title: str, detail: str) -> Response:
+def _error(ctx: WebContext, request: Request, status: int, title: str, detail: str,
+           language: str | None = None) -> Response:
+    """`title` and `detail` are msgids (marked with N_): the page translates them."""
     return render(ctx.templates, request, "error.html", {"title": title, "detail": detail}, status_code=status,
-                  private=True)
+                  private=True, language=language or page_language(request))
+
+
+def _stored_language(ctx: WebContext, claims: LinkClaims) -> str | None:
+    with ctx.runtime.read_sessions() as s:
+        sub = s.get(Subscriber, claims.subscriber_id)
+        return sub.language if sub is not None else None
+
+
+async def _patient_error(ctx: WebContext, request: Request, claims: LinkClaims, status: int, title: str,
+                         detail: str) -> Response:
+    """An error page behind a valid link: in the patient's own language."""
+    stored = await run_in_threadpool(_stored_language, ctx, claims)
+    return _error(ctx, request, status, title, detail, page_language(request, stored))
 
 
 async def _form(request: Request) -> FormData:
@@ -88,9 +106,16 @@ def _unsubscribe_view(ctx: WebContext, claims: LinkClaims) -> dict[str, Any]:
             "found": True,
             "masked_email": mask_email(sub.email),
             "already_all": sub.status == SubscriberStatus.UNSUBSCRIBED.value,
-            "campaign_title": campaign.title if campaign else None,
+            "campaign_title": title_in(campaign, sub.language) if campaign else None,
             "offer_campaign": campaign is not None and not is_opted_out(s, sub.id, campaign.id),
+            "language": sub.language,
         }
+
+
+def _title(s, claims: LinkClaims, sub: Subscriber | None, title: str | None) -> str | None:
+    """The series' title in the patient's language (when staff uploaded the article in it)."""
+    campaign = s.get(Campaign, claims.campaign_id) if claims.campaign_id is not None and title else None
+    return title_in(campaign, sub.language if sub else None) if campaign is not None else title
 
 
 def _do_unsubscribe(ctx: WebContext, claims: LinkClaims, scope: str, source: str) -> dict[str, Any]:
@@ -100,8 +125,9 @@ def _do_unsubscribe(ctx: WebContext, claims: LinkClaims, scope: str, source: str
         return {
             "found": result.found,
             "scope": result.scope,
-            "campaign_title": result.campaign_title,
+            "campaign_title": _title(s, claims, sub, result.campaign_title),
             "masked_email": mask_email(sub.email) if sub else "",
+            "language": sub.language if sub else None,
         }
 
 
@@ -117,7 +143,8 @@ async def unsubscribe_endpoint(request: Request) -> Response:
         view = await run_in_threadpool(_unsubscribe_view, ctx, claims)
         context = {"token": token, "masked_email": "", "already_all": False, "campaign_title": None,
                    "offer_campaign": False, **view}
-        return render(ctx.templates, request, "unsubscribe.html", context, private=True)
+        language = page_language(request, context.pop("language", None))
+        return render(ctx.templates, request, "unsubscribe.html", context, private=True, language=language)
 
     form = await _form(request)
     if str(form.get("List-Unsubscribe", "")).strip().lower() == "one-click":
@@ -125,16 +152,19 @@ async def unsubscribe_endpoint(request: Request) -> Response:
     elif form.get("scope") in ("campaign", "all"):
         scope, source = str(form["scope"]), "unsubscribe-page"
     else:
-        return _error(ctx, request, 400, "Please choose an option",
-                      "Go back to the previous page and press one of the unsubscribe buttons.")
+        return await _patient_error(ctx, request, claims, 400, N_("Please choose an option"),
+                      N_("Go back to the previous page and press one of the unsubscribe buttons."))
     if scope == "campaign" and claims.campaign_id is None:
-        return _error(ctx, request, 400, "Please choose an option",
-                      "This email is not part of a series; you can unsubscribe from all emails instead.")
+        return await _patient_error(ctx, request, claims, 400, N_("Please choose an option"),
+                      N_("This email is not part of a series; you can unsubscribe from all emails instead."))
     try:
         done = await run_in_threadpool(_do_unsubscribe, ctx, claims, scope, source)
-    except InputError as exc:
-        return _error(ctx, request, 400, "Please choose an option", str(exc))
-    return render(ctx.templates, request, "unsubscribed.html", {"token": token, **done}, private=True)
+    except InputError:
+        return await _patient_error(ctx, request, claims, 400, N_("Please choose an option"),
+                      N_("This email is not part of a series; you can unsubscribe from all emails instead."))
+    language = page_language(request, done.pop("language", None))
+    return render(ctx.templates, request, "unsubscribed.html", {"token": token, **done}, private=True,
+                  language=language)
 
 
 # -- preferences
@@ -155,6 +185,7 @@ def _preferences_view(ctx: WebContext, claims: LinkClaims, token: str) -> dict[s
             "can_resubscribe": can_resubscribe(s, sub),
             "lists": public_lists(s, sub),
             "csrf": ctx.forms.issue(token),
+            "language": sub.language,
         }
 
 
@@ -167,8 +198,9 @@ def _list_ids(form: FormData) -> list[int] | None:
     return ids
 
 
-def _apply_preferences(ctx: WebContext, claims: LinkClaims, action: str, lists: list[int]) -> str:
-    """Returns the message to show. Raises PreferenceError when the status does not allow it."""
+def _apply_preferences(ctx: WebContext, claims: LinkClaims, action: str, lists: list[int],
+                       language: str | None = None) -> str:
+    """Returns the message to show (a msgid). Raises PreferenceError when the status does not allow it."""
     with ctx.runtime.sessions.begin() as s:
         sub = s.get(Subscriber, claims.subscriber_id)
         if sub is None:
@@ -176,15 +208,29 @@ def _apply_preferences(ctx: WebContext, claims: LinkClaims, action: str, lists: 
         now = ctx.clock()
         if action == "pause":
             set_preferences(s, sub, paused=True, now=now)
-            return "Your preferences are saved."
+            return N_("Your preferences are saved.")
         if action == "resume":
             set_preferences(s, sub, paused=False, now=now)
-            return "Welcome back: emails are on again."
+            return N_("Welcome back: emails are on again.")
         if action == "resubscribe":
             resubscribe(s, sub, now=now, source="preferences-page")
-            return "You're subscribed again."
+            return N_("You're subscribed again.")
+        if action == "language":
+            if sub.status not in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
+                raise PreferenceError(f"this address is {sub.status}; preferences cannot be changed", where="status")
+            if sub.language == language:
+                return N_("No changes: your choices were already saved.")
+            sub.language, sub.updated_at = language, now
+            return N_("Your language is saved.")
         change = set_preferences(s, sub, lists=lists, now=now)
-        return "Your choices are saved." if change.changed else "No changes: your choices were already saved."
+        return N_("Your choices are saved.") if change.changed else N_("No changes: your choices were already saved.")
+
+
+def _preference_error(exc: PreferenceError) -> str:
+    """The patient's message (a msgid) for a change their status does not allow."""
+    if "contact the clinic" in str(exc):
+        return N_("This address can't receive email at the moment; please contact the clinic to receive email again.")
+    return N_("Preferences can't be changed for this address at the moment.")
 
 
 async def preferences_endpoint(request: Request) -> Response:
@@ -200,22 +246,32 @@ async def preferences_endpoint(request: Request) -> Response:
     if request.method == "POST":
         form = await _form(request)
         if not _same_origin(ctx, request) or not ctx.forms.valid(token, _str(form.get("csrf"))):
-            return _error(ctx, request, 403, "Please try again",
-                          "This form has expired or did not come from our page. Reload the page and try again.")
+            return await _patient_error(ctx, request, claims, 403, N_("Please try again"),
+                          N_("This form has expired or did not come from our page. Reload the page and try again."))
         action = form.get("action")
         lists = _list_ids(form)
-        if action not in ("pause", "resume", "resubscribe", "lists") or lists is None:
-            return _error(ctx, request, 400, "Please try again", "That choice was not understood.")
+        language = None
+        if action == "language":
+            try:
+                language = normalize_language(_str(form.get("language")))
+            except InputError:
+                language = None
+            if language is None:
+                return await _patient_error(ctx, request, claims, 400, N_("Please try again"), N_("That choice was not understood."))
+        if action not in ("pause", "resume", "resubscribe", "lists", "language") or lists is None:
+            return await _patient_error(ctx, request, claims, 400, N_("Please try again"), N_("That choice was not understood."))
         try:
-            message = await run_in_threadpool(_apply_preferences, ctx, claims, str(action), lists)
+            message = await run_in_threadpool(_apply_preferences, ctx, claims, str(action), lists, language)
         except PreferenceError as exc:
-            error = str(exc).split(": ", 1)[-1]
+            error = _preference_error(exc)
             status_code = 409
 
     view = await run_in_threadpool(_preferences_view, ctx, claims, token)
     context = {"token": token, "message": message, "error": error, "masked_email": "", "status": "",
-               "can_resubscribe": False, "lists": [], "csrf": "", **view}
-    return render(ctx.templates, request, "preferences.html", context, status_code=status_code, private=True)
+               "can_resubscribe": False, "lists": [], "csrf": "", "languages": LANGUAGES, **view}
+    language = page_language(request, context.pop("language", None))
+    return render(ctx.templates, request, "preferences.html", context, status_code=status_code, private=True,
+                  language=language)
 
 
 def _str(value: Any) -> str | None:

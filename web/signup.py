@@ -45,6 +45,7 @@ from starlette.routing import BaseRoute, Route
 from campaigns.render import Renderer
 from drip.config import secret_key
 from drip.errors import InputError
+from drip.i18n import LANGUAGES, N_, normalize_language
 from drip.models import Subscriber, SubscriberStatus
 from subscribers.signup import (
     ConfirmOutcome,
@@ -59,7 +60,7 @@ from subscribers.tokens import InvalidToken
 from web.confirm_email import send_confirmation
 from web.context import WebContext, web_context
 from web.csrf import FORM_MAX_AGE, FormGuard
-from web.pages import render
+from web.pages import page_language, render
 from web.public import MAX_TOKEN_LENGTH, _same_origin, mask_email
 from web.ratelimit import SlidingWindowLimiter
 from web.security import CSP
@@ -140,30 +141,65 @@ def _subscribe_page(
 ) -> Response:
     ctx = signup.ctx
     values = values or {}
+    language = _form_language(request, values)
     context: dict[str, Any] = {
         "csrf": signup.forms.issue(nonce),
         "values": {"name": values.get("name", ""), "email": values.get("email", ""),
-                   "tz": values.get("tz") or ctx.settings.clinic.timezone, "consent": values.get("consent", "")},
+                   "tz": values.get("tz") or ctx.settings.clinic.timezone, "consent": values.get("consent", ""),
+                   "language": language},
         "keep_tz": bool(values.get("tz")),
-        "errors": {"email": "", "tz": "", "consent": "", **(errors or {})},
+        "errors": {"email": "", "tz": "", "consent": "", "language": "", **(errors or {})},
         "has_errors": bool(errors),
         "zones": signup.zones,
-        "consent_text": ctx.settings.clinic.consent_text,
+        "consent_text": consent_text(ctx.settings.clinic.consent_text, language),
+        "languages": LANGUAGES,
         "form_name": _form_name(values.get("form") or request.query_params.get("form", "")),
         "honeypot": HONEYPOT,
         "tz_script": TZ_SCRIPT,
     }
     response = render(ctx.templates, request, "subscribe.html", context, status_code=status_code, private=True,
-                      headers={"Content-Security-Policy": FORM_CSP})
+                      headers={"Content-Security-Policy": FORM_CSP}, language=language)
     response.set_cookie(signup.cookie, nonce, max_age=FORM_MAX_AGE, path="/", secure=signup.secure,
                         httponly=True, samesite="strict")
     return response
 
 
-def _problem(request: Request, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+#: The default consent wording (drip.config.Clinic), marked for translation: a clinic that wrote
+#: its own keeps its own words in every language (the consent record names the version shown).
+DEFAULT_CONSENT = N_("I agree to receive educational emails from the clinic. "
+                     "I can unsubscribe at any time with one click.")
+
+
+def consent_text(text: str, language: str) -> str:
+    from drip.i18n import gettext_for
+
+    return gettext_for(language)(DEFAULT_CONSENT) if text == DEFAULT_CONSENT else text
+
+
+def consent_version(version: str, language: str | None, default: str) -> str:
+    """The consent wording's version as recorded: a translation is another wording ("2026-11:es")."""
+    shown = language or default
+    return version[:32] if shown == "en" else f"{version[:29]}:{shown}"
+
+
+def _form_language(request: Request, values: dict[str, str]) -> str:
+    """The sign-up page's language: the one chosen on the form, else `?lang=`, else the browser's, else the clinic's."""
+    for candidate in (values.get("language"), request.query_params.get("lang")):
+        try:
+            code = normalize_language((candidate or "")[:20])
+        except InputError:
+            code = None
+        if code:
+            return code
+    return page_language(request)
+
+
+def _problem(request: Request, status: int, title: str, detail: str, headers: dict[str, str] | None = None,
+             language: str | None = None) -> Response:
+    """`title`/`detail`: msgids (N_), translated by the page."""
     ctx = web_context(request)
     return render(ctx.templates, request, "error.html", {"title": title, "detail": detail}, status_code=status,
-                  private=True, headers=headers)
+                  private=True, headers=headers, language=language or page_language(request))
 
 
 async def subscribe_endpoint(request: Request, *, signup: Signup) -> Response:
@@ -176,26 +212,32 @@ async def subscribe_endpoint(request: Request, *, signup: Signup) -> Response:
 
     form = await _form(request)
     if not nonce or not _same_origin(ctx, request) or not signup.forms.valid(nonce, _field(form, "csrf")):
-        return _problem(request, 403, "Please try again",
-                        "This form has expired or did not come from our page. Reload the page and try again.")
+        return _problem(request, 403, N_("Please try again"),
+                        N_("This form has expired or did not come from our page. Reload the page and try again."))
     wait = signup.per_ip.hit(_client_ip(request), ctx.clock())
     if wait is not None:
-        return _problem(request, 429, "Too many sign-ups", "Please wait a little and try again.",
+        return _problem(request, 429, N_("Too many sign-ups"), N_("Please wait a little and try again."),
                         headers={"Retry-After": str(wait)})
-    sent = RedirectResponse(request.app.url_path_for("subscribe_sent"), status_code=303)
+    shown = _form_language(request, {"language": _field(form, "language")})
+    query = f"?lang={shown}" if shown != ctx.settings.clinic.language else ""
+    sent = RedirectResponse(f"{request.app.url_path_for('subscribe_sent')}{query}", status_code=303)
     if _field(form, HONEYPOT):  # a bot: answer like a person, do nothing
         return sent
 
-    values = {k: _field(form, k) for k in ("name", "email", "tz", "consent", "form")}
+    values = {k: _field(form, k) for k in ("name", "email", "tz", "consent", "form", "language")}
     errors: dict[str, str] = {}
     req = None
     try:
-        req = check_signup(values["email"], values["name"], values["tz"])
+        req = check_signup(values["email"], values["name"], values["tz"], values["language"])
     except InputError as exc:
-        errors[exc.where or "email"] = ("Please enter a valid email address." if exc.where == "email"
-                                        else "Please choose your time zone from the list.")
+        errors[exc.where or "email"] = {
+            "email": N_("Please enter a valid email address."),
+            "language": N_("Please choose a language from the list."),
+        }.get(exc.where or "email", N_("Please choose your time zone from the list."))
+        if exc.where == "language":
+            values["language"] = ""
     if values["consent"] != "yes":
-        errors["consent"] = "Please tick the box to agree to receive our emails."
+        errors["consent"] = N_("Please tick the box to agree to receive our emails.")
     if req is None or errors:
         return _subscribe_page(request, signup, nonce, values=values, errors=errors, status_code=400)
 
@@ -217,19 +259,27 @@ def _form_name(value: str) -> str:
 def _record(ctx: WebContext, req: SignupRequest, ip: str, form: str = "") -> SignupOutcome:
     with ctx.runtime.sessions.begin() as s:
         req = replace(req, form=known_form(s, form.lower()))
-        return request_signup(s, req, now=ctx.clock(), ip=ip, consent_version=ctx.settings.clinic.consent_version)
+        clinic = ctx.settings.clinic
+        version = consent_version(clinic.consent_version, req.language, clinic.language)
+        return request_signup(s, req, now=ctx.clock(), ip=ip, consent_version=version)
 
 
 async def subscribe_sent(request: Request) -> Response:
-    return render(web_context(request).templates, request, "subscribe_sent.html", private=True)
+    # The sign-up's language travels in the redirect (?lang=): the page knows no patient.
+    try:
+        language = normalize_language(request.query_params.get("lang", "")[:20]) or page_language(request)
+    except InputError:
+        language = page_language(request)
+    return render(web_context(request).templates, request, "subscribe_sent.html", private=True, language=language)
 
 
 # --------------------------------------------------------------------------- /confirm/{token}
 
 
-def _invalid(request: Request, reason: str) -> Response:
+def _invalid(request: Request, reason: str, language: str | None = None) -> Response:
     ctx = web_context(request)
-    return render(ctx.templates, request, "confirm_invalid.html", {"reason": reason}, status_code=400, private=True)
+    return render(ctx.templates, request, "confirm_invalid.html", {"reason": reason}, status_code=400, private=True,
+                  language=language or page_language(request))
 
 
 def _pending_view(ctx: WebContext, subscriber_id: int) -> dict[str, Any] | None:
@@ -240,7 +290,8 @@ def _pending_view(ctx: WebContext, subscriber_id: int) -> dict[str, Any] | None:
         # The page promises emails only if confirming starts a published campaign for this form.
         starts = (sub.status == SubscriberStatus.PENDING.value
                   and signup_choice(s, ctx.settings, form_of(sub.consent_source)).starts_emails)
-        return {"masked_email": mask_email(sub.email), "status": sub.status, "starts_emails": starts}
+        return {"masked_email": mask_email(sub.email), "status": sub.status, "starts_emails": starts,
+                "language": sub.language}
 
 
 def _confirm(ctx: WebContext, subscriber_id: int) -> ConfirmOutcome:
@@ -256,26 +307,30 @@ async def confirm_endpoint(request: Request, *, signup: Signup) -> Response:
             raise InvalidToken("this link is not valid")
         claims = ctx.signer.read_confirm(token)
     except InvalidToken as exc:
-        reason = "It has expired." if "expired" in str(exc) else "It may have been copied incompletely or changed."
+        reason = N_("It has expired.") if "expired" in str(exc) else N_("It may have been copied incompletely or changed.")
         return _invalid(request, reason)
 
     if request.method in ("GET", "HEAD"):
         view = await run_in_threadpool(_pending_view, ctx, claims.subscriber_id)
         if view is None:
-            return _invalid(request, "We have no sign-up for it any more.")
+            return _invalid(request, N_("We have no sign-up for it any more."))
+        language = page_language(request, view.pop("language"))
         pending = view["status"] == SubscriberStatus.PENDING.value
         context = {"token": token, "pending": pending, "csrf": signup.forms.issue(token) if pending else "", **view}
-        return render(ctx.templates, request, "confirm.html", context, private=True)
+        return render(ctx.templates, request, "confirm.html", context, private=True, language=language)
 
     form = await _form(request)
     if not _same_origin(ctx, request) or not signup.forms.valid(token, _field(form, "csrf")):
-        return _problem(request, 403, "Please try again",
-                        "This page has expired or the request did not come from it. Open the link in the email again.")
+        view = await run_in_threadpool(_pending_view, ctx, claims.subscriber_id)
+        return _problem(request, 403, N_("Please try again"),
+                        N_("This page has expired or the request did not come from it. Open the link in the email again."),
+                        language=page_language(request, view["language"] if view else None))
     outcome = await run_in_threadpool(_confirm, ctx, claims.subscriber_id)
     if outcome.state == "gone":
-        return _invalid(request, "We have no sign-up for it any more.")
+        return _invalid(request, N_("We have no sign-up for it any more."))
     context = {"state": outcome.state, "masked_email": mask_email(outcome.email), "enrolled_in": outcome.enrolled_in}
-    return render(ctx.templates, request, "confirm_done.html", context, private=True)
+    return render(ctx.templates, request, "confirm_done.html", context, private=True,
+                  language=page_language(request, outcome.language))
 
 
 def routes(ctx: WebContext) -> list[BaseRoute]:

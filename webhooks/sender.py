@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,12 +77,52 @@ def _clean(text_: str, limit: int = 300) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text_).split())[:limit]
 
 
+def lower_priority(nice: int) -> None:
+    """This thread's nice value made at least `nice` (Linux: per thread; elsewhere nothing).
+
+    The webhook POST threads run beside the sending ticks on the same cores; when the CPU is
+    short (two cores, a busy host), the kernel then gives it to sending first. Measured in
+    `drip bench webhooks`: the deliverer and the receiver took CPU the sender needed, SQLite
+    locks were not what slowed it. A thread can lower its own priority, never raise it back
+    (without privileges), so only threads that do nothing else are lowered."""
+    if nice <= 0 or not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, nice))
+    except OSError:  # not allowed here: normal priority
+        pass
+
+
+def lower_process_priority(nice: int) -> bool:
+    """For a process of its own (`drip webhooks run`): lower this thread (the threads it starts
+    inherit it) and, when this process leads its own session (systemd starts services so; the
+    bench does too), that session's autogroup as well. With Linux's autogroup scheduling the
+    kernel shares the CPU between sessions first and applies nice values only inside one, so a
+    niced deliverer in a session of its own still took an equal share from the sender (measured
+    in `drip bench webhooks`: the sending thread runnable but waiting in the run queue). The
+    autogroup's nice is only written for a session this process leads: never a shell's.
+    True when the autogroup was lowered."""
+    lower_priority(nice)
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        if os.getsid(0) != os.getpid():
+            return False
+        with open("/proc/self/autogroup", "w") as fh:
+            fh.write(str(min(19, nice)))
+        return True
+    except OSError:  # no autogroup (or not allowed): the thread priority is what there is
+        return False
+
+
 class WebhookSender:
     """One worker's webhook deliverer (`worker_id` = its `claimed_by`)."""
 
     def __init__(self, sessions: sessionmaker[Session], worker_id: str, *, allow_private: bool = False,
                  batch: int = 200, concurrency: int = 8, timeout: float = 5.0, lease: timedelta = timedelta(seconds=60),
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, nice: int = 0) -> None:
         self.sessions = sessions
         self.worker_id = worker_id
         self.allow_private = allow_private
@@ -90,7 +132,9 @@ class WebhookSender:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.dialect = sessions.kw["bind"].dialect.name
         self.client = Poster(timeout)  # no redirects followed, no proxy from the environment
-        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        self.nice = nice
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook", initializer=lower_priority,
+                                       initargs=(nice,))
         self._targets: dict[str, Target | Exception] = {}
         self._lock = threading.Lock()
 

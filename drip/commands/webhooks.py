@@ -167,6 +167,9 @@ def run_cmd(interval: float = typer.Option(1.0, "--interval", help="Seconds betw
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     rt = _rt()
+    from webhooks.sender import lower_process_priority
+
+    lower_process_priority(rt.settings.webhook_nice)  # a process of its own: all of it yields to sending
     sender = webhook_sender(rt, f"{socket.gethostname()}:{os.getpid()}:webhooks")
     try:
         while not stop.is_set():

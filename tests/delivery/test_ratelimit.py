@@ -173,3 +173,55 @@ def test_no_limit_no_query(sqlite_runtime):
     event.listen(rt.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     assert d.tick().sent == 3
     assert seen and not any("rate_windows" in q for q in seen)
+
+
+@pytest.mark.postgres
+def test_give_back_locks_in_the_order_reserve_does(pg_schema_url):
+    """A worker giving back while another reserves must not deadlock: both take the rows in period
+    order. Replayed step by step: a reserving transaction holds 'day' and is about to take 'second'
+    while give_back runs; give_back in limit order (second, then day) deadlocked with it."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from drip.db import make_engine, session_factory
+    from tests.conftest import _truncate_pg
+
+    engine = make_engine(pg_schema_url)
+    _truncate_pg(engine)
+    lim = RateLimiter(session_factory(engine), "smtp", parse_limits("10/second,100/day"))
+    grant = lim.reserve(T0, 3)
+    errors: list[BaseException] = []
+
+    def give_back() -> None:
+        try:
+            lim.give_back(grant, 1)
+        except BaseException as exc:  # noqa: BLE001 - the deadlock is what this test looks for
+            errors.append(exc)
+
+    with engine.connect() as reserving:
+        tx = reserving.begin()
+        reserving.execute(text("SET LOCAL lock_timeout = '10s'"))
+        reserving.execute(text("SELECT 1 FROM rate_windows WHERE period = 'day' FOR UPDATE"))
+        worker = threading.Thread(target=give_back)
+        worker.start()
+        with engine.connect() as watch:  # wait until give_back is blocked on a row lock
+            for _ in range(200):
+                waiting = watch.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE rate_windows%'")).scalar()
+                if waiting:
+                    break
+                time.sleep(0.02)
+        try:
+            reserving.execute(text("SELECT 1 FROM rate_windows WHERE period = 'second' FOR UPDATE"))
+            tx.commit()
+        except Exception as exc:  # the deadlock detector may pick this side as the victim
+            errors.append(exc)
+            tx.rollback()
+        worker.join(30)
+    engine.dispose()
+    assert not errors, errors
+    with session_factory(make_engine(pg_schema_url))() as s:
+        assert {r.period: r.used for r in s.scalars(select(RateWindow))} == {"second": 2, "day": 2}

@@ -5,6 +5,8 @@ after 500s, given up on after the schedule (then replayed), refused for private 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -215,3 +217,48 @@ def test_a_disabled_endpoint_keeps_its_waiting_events_until_enabled(runtime, rec
     finally:
         sender.close()
     assert receiver.verified == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_post_threads_yield_the_cpu_to_sending(sqlite_runtime):
+    """The POST threads lower their own priority (DRIP_WEBHOOK_NICE, 10 by default); the thread
+    that made the sender (the worker's) keeps its own."""
+    import os
+    import threading
+
+    def nice_here():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = nice_here()
+    sender = _sender(sqlite_runtime, nice=max(mine, 7))
+    try:
+        assert sender.pool.submit(nice_here).result() == max(mine, 7)
+        assert nice_here() == mine
+    finally:
+        sender.close()
+    from drip.config import load_settings
+    from drip.errors import ConfigurationError
+
+    assert load_settings({}, toml_path=Path("/nonexistent/drip.toml")).webhook_nice == 10
+    with pytest.raises(ConfigurationError, match="DRIP_WEBHOOK_NICE must be 0"):
+        load_settings({"DRIP_WEBHOOK_NICE": "25"}, toml_path=Path("/nonexistent/drip.toml"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="Linux autogroup scheduling not here")
+def test_a_webhook_process_leading_its_session_lowers_its_autogroup_and_never_a_shells():
+    """`drip webhooks run` as a service (its own session): its autogroup goes to DRIP_WEBHOOK_NICE,
+    since the kernel shares the CPU between sessions before nice values count. Started inside
+    another session (a shell's), only its threads are lowered."""
+    import subprocess
+
+    code = ("import os; from webhooks.sender import lower_process_priority; "
+            "print(lower_process_priority(7), os.getpriority(os.PRIO_PROCESS, 0), "
+            "open('/proc/self/autogroup').read().split()[-1])")
+    root = Path(__file__).resolve().parents[2]
+    own = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         start_new_session=True, check=True).stdout.split()
+    assert own == ["True", "7", "7"]
+    before = Path("/proc/self/autogroup").read_text().split()[-1]
+    shared = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                            check=True).stdout.split()
+    assert shared[:2] == ["False", "7"] and shared[2] == before == Path("/proc/self/autogroup").read_text().split()[-1]
