@@ -390,14 +390,16 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", name="uq_deliveries_enrollment_step"),
         UniqueConstraint("broadcast_id", "subscriber_id", name="uq_deliveries_broadcast_subscriber"),
-        Index("ix_deliveries_due", "status", "due_at"),
+        # migration 0029: the claim's order (due_at, id); the per-step counts from the index alone
+        Index("ix_deliveries_due", "status", "due_at", "id"),
+        Index("ix_deliveries_step_status", "step_id", "status", "outcome"),
         {"sqlite_autoincrement": True},  # delivery ids go into links and provider custom_args: never reused
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=True)
-    step_id: Mapped[int | None] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), nullable=True, index=True)
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), nullable=True)
     broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=True)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.SCHEDULED.value)
@@ -405,9 +407,9 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     step_version_id: Mapped[int | None] = mapped_column(ForeignKey("step_versions.id"), nullable=True)
-    provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # delivered/bounced/... from events
 
 
@@ -472,7 +474,7 @@ class Suppression(Base):
     email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class SoftBounceStreak(Base):
@@ -505,7 +507,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
     provider_event_id: Mapped[str] = mapped_column(String(200), unique=True)
-    type: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(32), index=True)
     delivery_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     email_key: Mapped[str] = mapped_column(String(320), default="")
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
