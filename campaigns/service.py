@@ -67,8 +67,10 @@ def create_campaign(
     source_name: str = "",
     business_days: bool = False,
     send_time: str | None = None,
+    language: str | None = None,
 ) -> Campaign:
-    """Store a split document as a draft campaign: one step per draft step, delays start + i*every."""
+    """Store a split document as a draft campaign: one step per draft step, delays start + i*every.
+    `language`: the article's (None: the clinic's)."""
     check_slug(slug)
     parse_window(window)  # fail before writing anything
     send_time = (send_time or "").strip() or None
@@ -78,7 +80,7 @@ def create_campaign(
     if session.scalar(select(Campaign.id).where(Campaign.slug == slug)) is not None:
         raise InputError(f"campaign {slug!r} already exists", where="--campaign")
     campaign = Campaign(slug=slug, title=draft.title, source_name=source_name, send_window=window,
-                        business_days=business_days, send_time=send_time)
+                        business_days=business_days, send_time=send_time, language=language)
     session.add(campaign)
     session.flush()
     used: set[str] = set()
@@ -102,7 +104,7 @@ def create_campaign(
                 step_id=step.id,
                 version=1,
                 section=ds.section,
-                title=ds.title or heading_for(ds.kind, ds.section, draft.title),
+                title=ds.title or heading_for(ds.kind, ds.section, draft.title, language or "en"),
                 subject=ds.subject,
                 preheader=ds.preheader,
                 body=ds.text,
@@ -112,11 +114,72 @@ def create_campaign(
     return campaign
 
 
-def import_article(session: Session, path: Path, slug: str, **kwargs) -> Campaign:
+def import_article(session: Session, path: Path, slug: str, language: str | None = None, **kwargs) -> Campaign:
     from campaigns.split import split_file
 
-    draft = split_file(Path(path))
-    return create_campaign(session, draft, slug, source_name=Path(path).name, **kwargs)
+    draft = split_file(Path(path), language or "en")
+    return create_campaign(session, draft, slug, source_name=Path(path).name, language=language, **kwargs)
+
+
+def campaign_language(campaign: Campaign, clinic_language: str) -> str:
+    """The language a campaign's own steps are in (the version a patient gets when there is none in theirs)."""
+    return campaign.language or clinic_language
+
+
+def title_in(campaign: Campaign, language: str | None) -> str:
+    """The campaign's title in `language` when its article in that language was uploaded, else its own."""
+    return (campaign.titles or {}).get(language or "") or campaign.title
+
+
+def languages_of(session: Session, campaign: Campaign) -> list[str]:
+    """The other languages this campaign has step versions in, sorted."""
+    step_ids = select(Step.id).where(Step.campaign_id == campaign.id).scalar_subquery()
+    return sorted(session.scalars(select(StepVersion.language).distinct()
+                                  .where(StepVersion.step_id.in_(step_ids), StepVersion.language != "")))
+
+
+def add_translation(session: Session, campaign: Campaign, draft: Draft, language: str, *, clinic_language: str,
+                    pending: bool = False) -> int:
+    """Store `draft` (the same article in `language`) as that language's version of each step.
+
+    The article must split into as many emails as the campaign has steps, each of the same kind
+    (intro/item/outro), so step N of the translation is step N of the campaign; otherwise an
+    InputError says where they differ and nothing is written. Uploading a language again adds new
+    versions (a corrected translation). `pending`: they wait for a clinician's approval like an edit
+    (campaigns/signoff.py). Returns the number of steps."""
+    from drip.i18n import ENGLISH_NAMES as NAMES, LANGUAGES
+
+    if language not in LANGUAGES:
+        raise InputError(f"unsupported language {language!r} (use one of: {', '.join(LANGUAGES)})", where="--language")
+    if campaign.status == CampaignStatus.ARCHIVED.value:
+        raise InputError(f"campaign {campaign.slug!r} is archived", where="--campaign")
+    own = campaign_language(campaign, clinic_language)
+    if language == own:
+        raise InputError(f"campaign {campaign.slug!r} is written in {language!r} already: edit its steps, or "
+                         "import the article as a new campaign", where="--language")
+    steps = list(session.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
+    if len(draft.steps) != len(steps):
+        raise InputError(f"the {NAMES[language]} article splits into {len(draft.steps)} emails but campaign "
+                         f"{campaign.slug!r} has {len(steps)} steps: each step needs its version (compare with "
+                         "`drip split FILE`)", where="--language")
+    for step, ds in zip(steps, draft.steps):
+        if step.kind != ds.kind:
+            raise InputError(f"email {step.position} of the {NAMES[language]} article is {ds.kind!r} but step "
+                             f"{step.position} of {campaign.slug!r} is {step.kind!r}", where="--language")
+    existing = latest_versions(session, [st.id for st in steps], language=language)
+    defaults = latest_versions(session, [st.id for st in steps])
+    for step, ds in zip(steps, draft.steps):
+        before = existing.get(step.id)
+        session.add(StepVersion(
+            step_id=step.id, version=(before.version + 1) if before else 1, language=language,
+            section=ds.section, title=ds.title or heading_for(ds.kind, ds.section, draft.title, language),
+            subject=ds.subject, preheader=ds.preheader, body=ds.text,
+            template=defaults[step.id].template if step.id in defaults else "step",
+            pending=pending and campaign.status != CampaignStatus.DRAFT.value,
+        ))
+    campaign.titles = {**(campaign.titles or {}), language: draft.title}
+    session.flush()
+    return len(steps)
 
 
 def get_campaign(session: Session, slug: str, *, where: str = "--campaign") -> Campaign:
@@ -132,12 +195,14 @@ def list_campaigns(session: Session) -> list[Campaign]:
     return list(session.scalars(select(Campaign).order_by(Campaign.created_at, Campaign.id)))
 
 
-def latest_versions(session: Session, step_ids: list[int], *, live: bool = False) -> dict[int, StepVersion]:
+def latest_versions(session: Session, step_ids: list[int], *, live: bool = False,
+                    language: str = "") -> dict[int, StepVersion]:
     """Newest version of each step, in one query. `live`: the newest one that may be sent (an
-    edit waiting for a clinician's approval, `pending`, is not; campaigns/signoff.py)."""
+    edit waiting for a clinician's approval, `pending`, is not; campaigns/signoff.py).
+    `language`: "" the campaign's own versions; "es" its Spanish ones (steps without one are left out)."""
     if not step_ids:
         return {}
-    where = StepVersion.step_id.in_(step_ids)
+    where = StepVersion.step_id.in_(step_ids) & (StepVersion.language == language)
     if live:
         where = where & StepVersion.pending.is_(False)
     newest = (
@@ -149,7 +214,7 @@ def latest_versions(session: Session, step_ids: list[int], *, live: bool = False
     rows = session.scalars(
         select(StepVersion).join(
             newest, (StepVersion.step_id == newest.c.step_id) & (StepVersion.version == newest.c.v)
-        )
+        ).where(StepVersion.language == language)
     )
     return {v.step_id: v for v in rows}
 

@@ -70,6 +70,33 @@ def diffs(session: Session, campaign: Campaign) -> list[StepDiff]:
     return out
 
 
+def translation_diffs(session: Session, campaign: Campaign) -> list[tuple[str, list[StepDiff]]]:
+    """For each other language with versions waiting for approval: the diff of each waiting step
+    (its newest version beside that language's live one), so an approver reads the Spanish text
+    before it goes out."""
+    from campaigns.service import languages_of
+
+    steps = list(session.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
+    ids = [s.id for s in steps]
+    table = difflib.HtmlDiff(wrapcolumn=70)
+    out = []
+    for language in languages_of(session, campaign):
+        newest = latest_versions(session, ids, language=language)
+        live = latest_versions(session, ids, live=True, language=language)
+        waiting = []
+        for step in steps:
+            after = newest.get(step.id)
+            if after is None or not after.pending:
+                continue
+            before = live.get(step.id)
+            waiting.append(StepDiff(step.position, True, table.make_table(
+                _text(before), _text(after), "Last approved" if before else "Nothing approved yet", "For approval",
+                context=before is not None, numlines=2)))
+        if waiting:
+            out.append((language, waiting))
+    return out
+
+
 def submit(session: Session, campaign: Campaign) -> None:
     if campaign.status == CampaignStatus.ARCHIVED.value:
         raise InputError("an archived campaign cannot be submitted", where="review")

@@ -418,7 +418,7 @@ def _fallback_title(name: str) -> str:
     return " ".join(words)[:1].upper() + " ".join(words)[1:] if words else "Untitled"
 
 
-def split_document(doc: Document, *, name: str = "", where: str | None = None) -> Draft:
+def split_document(doc: Document, *, name: str = "", where: str | None = None, language: str = "en") -> Draft:
     """Blocks -> Draft. `name` (a file stem) is the title of last resort; errors name `where`."""
     splitter = _Splitter(doc.blocks)
     title_at = splitter.title_index()
@@ -444,13 +444,14 @@ def split_document(doc: Document, *, name: str = "", where: str | None = None) -
         else:  # between items: a lead-in to its section's items, or what follows them
             nxt = segments[k + 1]
             step_kind = "intro" if nxt[0] == "item" and nxt[1] == section else "outro"
-        subject = subject_for(item_title, section, title, text)
+        subject = subject_for(item_title, section, title, text, language)
         step = DraftStep(step_kind, section, item_title, subject, text)  # type: ignore[arg-type]
         steps.append(replace(step, preheader=preheader_for(step)))
     return Draft(title=title, steps=steps)
 
 
-def split_file(path: Path) -> Draft:
-    """Read and split a document file; every problem is a DocumentError naming the file."""
+def split_file(path: Path, language: str = "en") -> Draft:
+    """Read and split a document file; every problem is a DocumentError naming the file.
+    `language`: the article's, for the subjects and headings drip writes itself."""
     path = Path(path)
-    return split_document(read_document(path), name=path.stem, where=str(path))
+    return split_document(read_document(path), name=path.stem, where=str(path), language=language)

@@ -129,7 +129,25 @@ def is_furniture(text: str) -> bool:
     return bool(FURNITURE.search(text)) or one_line(text).lower().rstrip(":!. ") in {"share", "comments", "menu", "tags"}
 
 
-def subject_for(title: str, section: str, doc_title: str, text: str | None = None) -> str:
+#: The subject and heading patterns in each article language (the article is in it, so they are too).
+_PATTERNS = {
+    "en": {"how": "How {topic} works: {base}", "and": "{Topic} and {base}: what to know",
+           "know": "{Base}: what to know", "news": "News from the clinic",
+           "intro_topic": "An introduction to {topic}", "intro": "An introduction",
+           "outro_topic": "{Topic}: putting it together", "outro": "Putting it together"},
+    "es": {"how": "Cómo funciona {topic}: {base}", "and": "{Topic} y {base}: lo que debe saber",
+           "know": "{Base}: lo que debe saber", "news": "Noticias de la clínica",
+           "intro_topic": "Introducción: {topic}", "intro": "Introducción",
+           "outro_topic": "{Topic}: en resumen", "outro": "En resumen"},
+}
+
+
+def _pattern(language: str, name: str, topic: str = "", base: str = "") -> str:
+    pattern = (_PATTERNS.get(language) or _PATTERNS["en"])[name]
+    return pattern.format(topic=_lower(topic), Topic=_sentence(topic), base=_lower(base), Base=_sentence(base))
+
+
+def subject_for(title: str, section: str, doc_title: str, text: str | None = None, language: str = "en") -> str:
     """Subject from a step's title (or, for intro/outro steps, the heading it sits under or the document title).
 
     The article's topic leads ("Acupuncture and chronic pain: what to know") only when it is a
@@ -145,29 +163,29 @@ def subject_for(title: str, section: str, doc_title: str, text: str | None = Non
         how = re.search(r"^how\b.*\bworks?\b", one_line(section), re.IGNORECASE) is not None
         candidates = []
         if topic and not mentions_topic and how:
-            candidates.append(f"How {_lower(topic)} works: {_lower(base)}")
+            candidates.append(_pattern(language, "how", topic, base))
         if topic and not mentions_topic:
-            candidates.append(f"{_sentence(topic)} and {_lower(base)}: what to know")
+            candidates.append(_pattern(language, "and", topic, base))
         if len(base.split()) <= 6 and not base.endswith("?"):
-            candidates.append(f"{_sentence(base)}: what to know")
+            candidates.append(_pattern(language, "know", base=base))
         candidates.append(base)
     else:
         candidates = [_fit(_impersonal(section).rstrip(" :-–—"), MAX_SUBJECT), _impersonal(doc_title)]
     candidates = [c for c in (one_line(c) for c in candidates) if c and not about_reader(c) and not is_furniture(c)]
     if not candidates:
-        return _fit(topic and f"{topic}: what to know" or "News from the clinic", MAX_SUBJECT)
+        return _fit(topic and _pattern(language, "know", base=topic) or _pattern(language, "news"), MAX_SUBJECT)
     return next((c for c in candidates if len(c) <= MAX_SUBJECT), _fit(candidates[-1], MAX_SUBJECT))
 
 
-def heading_for(kind: str, section: str, doc_title: str) -> str:
+def heading_for(kind: str, section: str, doc_title: str, language: str = "en") -> str:
     """The heading of an untitled intro or outro email: its own section, not the campaign's title."""
     own = _impersonal(section).rstrip(" :-–—")
     if own and not is_furniture(own) and not about_reader(own):
         return own
     topic = topic_of(doc_title)
     if kind == "intro":
-        return f"An introduction to {_lower(topic)}" if topic else "An introduction"
-    return f"{_sentence(topic)}: putting it together" if topic else "Putting it together"
+        return _pattern(language, "intro_topic", topic) if topic else _pattern(language, "intro")
+    return _pattern(language, "outro_topic", topic) if topic else _pattern(language, "outro")
 
 
 def preheader_for(step: _StepLike) -> str:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from campaigns.render import EmailContent, Renderer
+from drip.i18n import LANGUAGES
 from campaigns.schedule import SendWindow, defer_for_cap, local_day_bounds, next_send_at, parse_window, resolve_zone
 from campaigns.service import latest_versions
 from delivery.breaker import CircuitBreaker
@@ -480,9 +481,27 @@ class Dispatcher:
                     .group_by(Step.campaign_id)
                 ).all()
             )
-            titles = dict(s.execute(select(Campaign.id, Campaign.title).where(Campaign.id.in_(list(totals)))).all())
+            titles, own, other_titles = {}, {}, {}
+            for cid, title, language, others in s.execute(
+                    select(Campaign.id, Campaign.title, Campaign.language, Campaign.titles)
+                    .where(Campaign.id.in_(list(totals)))):
+                titles[cid], own[cid] = title, language or self.settings.clinic.language
+                for lang, translated in (others or {}).items():
+                    other_titles[(cid, lang)] = translated
+            # A patient whose language is not the campaign's gets that language's version of a
+            # step when staff uploaded one (the newest live one), else the campaign's own.
+            wanted: dict[str, set[int]] = {}
+            for row in rows:
+                language = self._language(row)
+                if row.step_id is not None and language != own.get(row.campaign_id, language):
+                    wanted.setdefault(language, set()).add(row.step_id)
+            translations = {(step_id, language): v for language, ids in wanted.items()
+                            for step_id, v in latest_versions(s, sorted(ids), live=True, language=language).items()}
         broadcasts = self.store.broadcasts(r.broadcast_id for r in rows if r.broadcast_id)
-        return versions, totals, titles, broadcasts
+        return versions, totals, titles, broadcasts, translations, own, other_titles
+
+    def _language(self, row: DueRow) -> str:
+        return row.language if row.language in LANGUAGES else self.settings.clinic.language
 
     def _attributes(self, rows: list[DueRow]) -> dict[int, dict[str, str]]:
         from subscribers.attributes import display_values
@@ -496,25 +515,33 @@ class Dispatcher:
         failed: list[dict] = []
         if not rows:
             return messages, used_versions, failed
-        versions, totals, titles, broadcasts = self._content_for(rows)
+        versions, totals, titles, broadcasts, translations, own_language, other_titles = self._content_for(rows)
         clinic = self.settings.clinic
         shared_mode = getattr(self.backend, "uses_shared_content", False)
         per_content: dict[tuple, tuple] = {}  # one EmailContent + compiled template per step version
         patient_attrs: dict[int, dict[str, str]] | None = None  # loaded once, only if a template prints them
         for row in rows:
             try:
-                ckey = ("step", row.step_id) if row.step_id is not None else ("broadcast", row.broadcast_id)
+                language = ""  # the step version's language ("" the campaign's own)
+                if row.step_id is not None and (row.step_id, self._language(row)) in translations:
+                    language = self._language(row)
+                ckey = ("step", row.step_id, language) if row.step_id is not None else ("broadcast", row.broadcast_id)
                 if ckey in per_content:
                     content, compiled, categories, vid = per_content[ckey]
                     if vid is not None:
                         used_versions[row.id] = vid
                 elif row.step_id is not None:
-                    v = versions[row.step_id]
+                    v = translations[(row.step_id, language)] if language else versions[row.step_id]
+                    own = own_language.get(row.campaign_id, clinic.language)
                     content = EmailContent(
-                        key=f"step:{row.step_id}:v{v.version}", title=v.title, subject=v.subject,
+                        key=f"step:{row.step_id}:{language}-v{v.version}" if language else f"step:{row.step_id}:v{v.version}",
+                        title=v.title, subject=v.subject,
                         preheader=v.preheader, body=v.body, section=v.section, position=row.step_position or 0,
                         total=totals.get(row.campaign_id, 0), template=v.template,
-                        campaign_title=titles.get(row.campaign_id, ""),
+                        campaign_title=(language and other_titles.get((row.campaign_id, language)))
+                        or titles.get(row.campaign_id, ""),
+                        # the footer speaks the email's language: the version's, else the campaign's
+                        language=language or ("" if own == clinic.language else own),
                     )
                     used_versions[row.id] = v.id
                     categories = provider_categories(campaign_id=row.campaign_id, step_id=row.step_id)

@@ -72,6 +72,7 @@ class DueRow:
     step_position: int | None = None
     campaign_failures: int = 0  # the campaign's consecutive recipient failures when loaded
     condition: str | None = None  # the step's send-time condition (campaigns/conditions.py)
+    language: str | None = None  # the patient's (drip/i18n.py): which language's step version they get
 
 
 @dataclass
@@ -139,7 +140,7 @@ class LedgerStore:
                     Delivery.step_id, Campaign.id.label("campaign_id"), Campaign.slug, Campaign.status.label("cstatus"),
                     Campaign.send_window, Enrollment.state, CampaignOptOut.subscriber_id.label("optout"),
                     Delivery.broadcast_id, Step.slug.label("step_slug"), Step.position,
-                    Campaign.consecutive_failures, Step.condition,
+                    Campaign.consecutive_failures, Step.condition, Subscriber.language,
                 )
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .outerjoin(Suppression, Suppression.email_key == Subscriber.email_key)
@@ -159,7 +160,7 @@ class LedgerStore:
                     tz=r[7], subscriber_status=r[8], suppressed=r[9] is not None, step_id=r[10], campaign_id=r[11],
                     campaign_slug=r[12], campaign_status=r[13], send_window=r[14], enrollment_state=r[15],
                     opted_out=r[16] is not None, broadcast_id=r[17], step_slug=r[18], step_position=r[19],
-                    campaign_failures=r[20] or 0, condition=r[21],
+                    campaign_failures=r[20] or 0, condition=r[21], language=r[22],
                 )
                 for r in s.execute(q)
             ]

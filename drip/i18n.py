@@ -26,6 +26,8 @@ DOMAIN = "messages"
 SOURCE_LANGUAGE = "en"  # the language the msgids are written in
 #: Supported languages, each with its name in itself (for a language menu).
 LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
+#: Their names in English, for staff pages and command-line messages.
+ENGLISH_NAMES: dict[str, str] = {"en": "English", "es": "Spanish"}
 #: Other names people type in a CSV column or an API call.
 _ALIASES = {"english": "en", "eng": "en", "spanish": "es", "español": "es", "espanol": "es", "spa": "es"}
 

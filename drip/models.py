@@ -173,6 +173,10 @@ class Campaign(Base):
     # Clinician sign-off (campaigns/signoff.py): "" | submitted | returned, and the approver's comment.
     review_state: Mapped[str] = mapped_column(String(16), default="", server_default="")
     review_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The language its steps were written in (drip/i18n.py); None: the clinic's. Other languages'
+    # versions of the steps are StepVersion rows with their `language` (migration 0031).
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    titles: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # its title in those languages: {"es": ...}
 
     steps: Mapped[list["Step"]] = relationship(back_populates="campaign", order_by="Step.position")
 
@@ -199,8 +203,12 @@ class Step(Base):
 
 
 class StepVersion(Base):
+    """One version of a step's text. `language` "": the campaign's own language (what every patient
+    gets unless there is one in theirs); "es": the Spanish version staff uploaded to the campaign.
+    Versions count up per step and language."""
+
     __tablename__ = "step_versions"
-    __table_args__ = (UniqueConstraint("step_id", "version"),)
+    __table_args__ = (UniqueConstraint("step_id", "language", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), index=True)
@@ -214,6 +222,7 @@ class StepVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # An edit to a published step that waits for an approver: never sent until approved.
     pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    language: Mapped[str] = mapped_column(String(8), default="", server_default="")
 
     step: Mapped[Step] = relationship(back_populates="versions")
 
@@ -381,14 +390,16 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", name="uq_deliveries_enrollment_step"),
         UniqueConstraint("broadcast_id", "subscriber_id", name="uq_deliveries_broadcast_subscriber"),
-        Index("ix_deliveries_due", "status", "due_at"),
+        # migration 0029: the claim's order (due_at, id); the per-step counts from the index alone
+        Index("ix_deliveries_due", "status", "due_at", "id"),
+        Index("ix_deliveries_step_status", "step_id", "status", "outcome"),
         {"sqlite_autoincrement": True},  # delivery ids go into links and provider custom_args: never reused
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=True)
-    step_id: Mapped[int | None] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), nullable=True, index=True)
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), nullable=True)
     broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=True)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.SCHEDULED.value)
@@ -396,9 +407,9 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     step_version_id: Mapped[int | None] = mapped_column(ForeignKey("step_versions.id"), nullable=True)
-    provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # delivered/bounced/... from events
 
 
@@ -463,7 +474,7 @@ class Suppression(Base):
     email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class SoftBounceStreak(Base):
@@ -496,7 +507,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
     provider_event_id: Mapped[str] = mapped_column(String(200), unique=True)
-    type: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(32), index=True)
     delivery_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     email_key: Mapped[str] = mapped_column(String(320), default="")
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -156,4 +156,6 @@ def _enroll_signup(session: Session, sub: Subscriber, choice: SignupChoice, now:
     except NotEnrollable as exc:  # e.g. they had opted out of this series before
         log.info("sign-up confirmed without enrollment: %s", exc)
         return None
-    return campaign.title
+    from campaigns.service import title_in
+
+    return title_in(campaign, sub.language)

@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from drip.errors import InputError
 from drip.i18n import LANGUAGES, N_, normalize_language
+from campaigns.service import title_in
 from drip.models import Campaign, Subscriber, SubscriberStatus
 from subscribers.tokens import InvalidToken, LinkClaims
 from subscribers.unsubscribe import (
@@ -105,10 +106,16 @@ def _unsubscribe_view(ctx: WebContext, claims: LinkClaims) -> dict[str, Any]:
             "found": True,
             "masked_email": mask_email(sub.email),
             "already_all": sub.status == SubscriberStatus.UNSUBSCRIBED.value,
-            "campaign_title": campaign.title if campaign else None,
+            "campaign_title": title_in(campaign, sub.language) if campaign else None,
             "offer_campaign": campaign is not None and not is_opted_out(s, sub.id, campaign.id),
             "language": sub.language,
         }
+
+
+def _title(s, claims: LinkClaims, sub: Subscriber | None, title: str | None) -> str | None:
+    """The series' title in the patient's language (when staff uploaded the article in it)."""
+    campaign = s.get(Campaign, claims.campaign_id) if claims.campaign_id is not None and title else None
+    return title_in(campaign, sub.language if sub else None) if campaign is not None else title
 
 
 def _do_unsubscribe(ctx: WebContext, claims: LinkClaims, scope: str, source: str) -> dict[str, Any]:
@@ -118,7 +125,7 @@ def _do_unsubscribe(ctx: WebContext, claims: LinkClaims, scope: str, source: str
         return {
             "found": result.found,
             "scope": result.scope,
-            "campaign_title": result.campaign_title,
+            "campaign_title": _title(s, claims, sub, result.campaign_title),
             "masked_email": mask_email(sub.email) if sub else "",
             "language": sub.language if sub else None,
         }

@@ -34,8 +34,12 @@ def import_cmd(
     yes: bool = typer.Option(False, "--yes", help="Publish even with review warnings open (see `drip split`)."),
     business_days: bool = typer.Option(False, "--business-days", help="Count --every/--start in Mon-Fri days."),
     send_time: Optional[str] = typer.Option(None, "--send-time", help="Send each step at this local time (HH:MM)."),
+    language: Optional[str] = typer.Option(
+        None, "--language", help="The article's language (en, es). For an existing campaign: store it as that "
+                                 "language's version of each step (e.g. the Spanish article of the same series)."),
 ) -> None:
-    """Split an article and store it as a campaign (a draft unless --publish)."""
+    """Split an article and store it as a campaign (a draft unless --publish), or with --language
+    as another language's version of an existing campaign's steps."""
     from sqlalchemy import select
 
     from campaigns import service
@@ -44,12 +48,33 @@ def import_cmd(
     from drip.models import Tag
     from drip.runtime import open_runtime
 
+    from drip.i18n import ENGLISH_NAMES, normalize_language
+    from drip.models import Campaign
+
     every_td = parse_duration(every, field="--every")
     start_td = parse_duration(start, field="--start")
+    try:
+        code = normalize_language(language)
+    except InputError as exc:
+        raise InputError(str(exc).removeprefix("language: "), where="--language") from None
     rt = open_runtime()
     with rt.sessions.begin() as s:
+        existing = s.scalar(select(Campaign).where(Campaign.slug == campaign)) if code else None
+        if existing is not None:
+            from campaigns.split import split_file
+
+            n = service.add_translation(s, existing, split_file(article, code), code,
+                                        clinic_language=rt.settings.clinic.language)
+            if publish and existing.status == "draft":
+                _confirm_warnings(s, existing, yes)
+                service.set_status(s, existing, "published")
+            record(s, Actor.cli(), "campaign.translation", f"campaign {existing.slug}",
+                   after={"file": article.name, "language": code, "steps": n})
+            status = existing.status
+            console.print(f"Imported the {ENGLISH_NAMES[code]} version of [bold]{campaign}[/] ({n} steps) - {status}.")
+            return
         c = service.import_article(s, article, campaign, every=every_td, start=start_td, window=window,
-                                   business_days=business_days, send_time=send_time)
+                                   business_days=business_days, send_time=send_time, language=code)
         if tag:
             t = s.scalar(select(Tag).where(Tag.name == tag)) or Tag(name=tag)
             t.campaign_id = c.id

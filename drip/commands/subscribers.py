@@ -51,17 +51,25 @@ def add(
     name: str = typer.Option("", "--name", help="Name used in greetings (kept when omitted)."),
     tz: str = typer.Option("", "--tz", help="IANA time zone, e.g. Europe/Paris (clinic zone when omitted)."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag/list to add; repeat for several."),
+    language: str = typer.Option("", "--language", help="Language for pages and emails: en or es (kept when omitted)."),
 ) -> None:
-    """Add a patient, or update the one with this address (name/zone only when given; tags added)."""
+    """Add a patient, or update the one with this address (name/zone/language only when given; tags added)."""
     from drip.db import transaction
+    from drip.i18n import normalize_language
     from drip.models import utcnow
     from subscribers.service import upsert_subscriber
 
+    try:
+        code = normalize_language(language)
+    except InputError as exc:
+        raise InputError(str(exc).removeprefix("language: "), where="--language") from None
     with _runtime() as rt, transaction(rt.sessions) as session:
         sub, created = upsert_subscriber(
             session, email, name=name, tz=tz or None, tags=tag or (), source="cli", now=utcnow(),
             clinic_tz=rt.settings.clinic.timezone,
         )
+        if code is not None:
+            sub.language = code
         out.print(f"{'added' if created else 'updated'} {sub.email} (id {sub.id})", markup=False)
 
 

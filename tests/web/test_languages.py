@@ -223,6 +223,31 @@ def test_the_cli_import_prints_the_language_error_and_exits_2(sqlite_runtime, tm
     assert "Traceback" not in out.out + out.err
 
 
+def test_drip_subscribers_add_sets_the_language(sqlite_runtime, tmp_path, monkeypatch, capsys):
+    from drip.cli import main
+
+    for key, value in {"DRIP_DATABASE_URL": sqlite_runtime.settings.db_url, "DRIP_DATA_DIR": str(tmp_path / "d"),
+                       "DRIP_CONFIG": str(tmp_path / "none.toml")}.items():
+        monkeypatch.setenv(key, value)
+
+    def drip(*args):
+        try:
+            main(list(args))
+            return 0
+        except SystemExit as exc:
+            return exc.code
+
+    assert drip("subscribers", "add", "ana@example.org", "--language", "es") == 0
+    assert subscriber(sqlite_runtime, "ana@example.org").language == "es"
+    assert drip("subscribers", "add", "ana@example.org", "--name", "Ana") == 0  # omitted: kept
+    assert subscriber(sqlite_runtime, "ana@example.org").language == "es"
+    capsys.readouterr()
+    assert drip("subscribers", "add", "ana@example.org", "--language", "fr") == 2
+    out = capsys.readouterr()
+    assert "--language: unsupported language 'fr'" in out.out + out.err and "Traceback" not in out.out + out.err
+    assert subscriber(sqlite_runtime, "ana@example.org").language == "es"
+
+
 # --------------------------------------------------------------------------- email footers
 
 
@@ -239,7 +264,7 @@ def test_the_email_footer_greeting_and_labels_follow_the_email_language():
     for part in (es.text, es.html):
         for spanish in ("Hola, Ana:", "Darse de baja", "Preferencias de correo", "Paso 1 de 3", "Pedir una cita",
                         "Recibe este correo porque se suscribió en Riverside Acupuncture",
-                        "Es educación general sobre la salud, no consejo médico.", "Con cariño,"):
+                        "Es educación general sobre la salud, no consejo médico.", "Un cordial saludo,"):
             assert spanish in part.replace("&amp;", "&"), spanish
     assert "Unsubscribe" not in es.text and "Email preferences" not in es.html and 'lang="es"' in es.html
     assert "Hi Ana," in en.text and "Unsubscribe: https://clinic.test/u/tok" in en.text and "Darse" not in en.html

@@ -21,6 +21,7 @@ from campaigns.split import split_file
 from drip.audit import changed
 from drip.permissions import Perm
 from drip.errors import DripError, InputError, NotFoundError, SendError
+from drip.i18n import ENGLISH_NAMES, LANGUAGES, normalize_language
 from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
 from web.staff.dashboard import campaign_chart
@@ -32,7 +33,7 @@ from web.staff.uploads import display_name, saved_upload, shown_error
 ACTIONS = {"publish": CampaignStatus.PUBLISHED.value, "resume": CampaignStatus.PUBLISHED.value,
            "pause": CampaignStatus.PAUSED.value, "archive": CampaignStatus.ARCHIVED.value}
 WIDTHS = {"desktop": 800, "mobile": 375}
-DEFAULT_FORM = {"slug": "", "every": "2d", "start": "0d", "window": "mon-fri 09:00-17:00"}
+DEFAULT_FORM = {"slug": "", "every": "2d", "start": "0d", "window": "mon-fri 09:00-17:00", "language": ""}
 
 
 # -- list + upload
@@ -43,6 +44,7 @@ def _list_page(req: StaffRequest, *, error: str = "", form: dict[str, str] | Non
         return req.render("campaigns.html", {
             "nav": "campaigns", "summaries": campaign_summaries(db), "error": error,
             "form": form or DEFAULT_FORM, "signup_warning": signup_warning(req, db),
+            "languages": ENGLISH_NAMES, "clinic_language": req.ctx.settings.clinic.language,
         }, status_code=status_code)
 
 
@@ -69,23 +71,48 @@ def campaign_upload(req: StaffRequest) -> Response:
     name = display_name(upload)
     with saved_upload(upload) as path:
         try:
+            language = normalize_language(form["language"][:20])
             every = parse_duration(form["every"] or "2d", field="every")
             start = parse_duration(form["start"] or "0d", field="first email after")
-            draft = split_file(path)
+            draft = split_file(path, language or req.ctx.settings.clinic.language)
             with req.ctx.runtime.sessions.begin() as db:
+                existing = (db.scalar(select(Campaign).where(Campaign.slug == form["slug"]))
+                            if language and form["slug"] else None)
+                if existing is not None:  # the same article in another language, for this campaign
+                    return _add_translation(req, db, existing, draft, language, name)
                 slug = form["slug"] or _unique_slug(db, draft.title)
                 campaign = service.create_campaign(db, draft, slug, every=every, start=start,
-                                                   window=form["window"] or DEFAULT_FORM["window"], source_name=name)
+                                                   window=form["window"] or DEFAULT_FORM["window"], source_name=name,
+                                                   language=language)
                 items = sum(1 for s in draft.steps if s.kind == "item")
                 slug = campaign.slug
                 req.audit(db, "campaign.import", f"campaign {slug}",
                           after={"file": name, "title": draft.title, "steps": len(draft.steps)})
         except InputError as exc:
-            message = shown_error(str(exc), path, name).replace("--campaign: ", "slug: ")
+            message = shown_error(str(exc), path, name).replace("--campaign: ", "slug: ").replace("--language: ", "")
+            if form["slug"] and req.field("from_campaign", "") == "1":  # the form on the campaign page
+                req.flash(message, "error")
+                return req.redirect("staff:campaign", slug=form["slug"])
             return _list_page(req, error=message, form=form, status_code=400)
     req.flash(f"“{draft.title}” was split into {len(draft.steps)} emails ({items} item steps). "
               "Review them, then publish.")
     return req.redirect("staff:campaign", slug=slug)
+
+
+def _add_translation(req: StaffRequest, db: Session, campaign: Campaign, draft, language: str,
+                     name: str) -> Response:
+    """The Spanish (...) article of a campaign: that language's version of each step. An editor's
+    upload to a published campaign waits for a clinician, like an edit (campaigns/signoff.py)."""
+    pending = req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH))
+    n = service.add_translation(db, campaign, draft, language, clinic_language=req.ctx.settings.clinic.language,
+                                pending=pending)
+    req.audit(db, "campaign.translation", f"campaign {campaign.slug}",
+              after={"file": name, "language": language, "steps": n})
+    waiting = pending and campaign.status != CampaignStatus.DRAFT.value
+    req.flash(f"The {ENGLISH_NAMES[language]} version of {n} emails was stored"
+              + (": it goes out once a clinician approves it." if waiting else
+                 f"; patients whose language is {ENGLISH_NAMES[language]} get it."))
+    return req.redirect("staff:campaign", slug=campaign.slug)
 
 
 # -- one campaign
@@ -101,6 +128,17 @@ def _steps(db: Session, campaign: Campaign) -> list[tuple[Step, object]]:
     steps = list(db.scalars(select(Step).where(Step.campaign_id == campaign.id).order_by(Step.position)))
     versions = latest_versions(db, [s.id for s in steps])
     return [(s, versions[s.id]) for s in steps]
+
+
+def _translations(db: Session, steps: list[tuple[Step, object]]) -> dict[str, dict[int, object]]:
+    """language -> {step id: its newest version in that language} (steps without one left out)."""
+    ids = [s.id for s, _ in steps]
+    out = {}
+    for language in LANGUAGES:
+        versions = latest_versions(db, ids, language=language)
+        if versions:
+            out[language] = versions
+    return out
 
 
 def _warnings(steps: list[tuple[Step, object]]) -> dict[int, list]:
@@ -173,6 +211,8 @@ def campaign_page(req: StaffRequest) -> Response:
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
             "pending": signoff.pending_steps(db, campaign), "signoff": req.ctx.settings.require_signoff,
             "excluded": draft_tools.excluded_texts(db, campaign), "last_change": draft_tools.last_change(db, campaign),
+            "languages": ENGLISH_NAMES, "translations": _translations(db, steps),
+            "own_language": service.campaign_language(campaign, req.ctx.settings.clinic.language),
         })
 
 

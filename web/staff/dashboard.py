@@ -105,9 +105,10 @@ def next_sends(session: Session, now: datetime, limit: int = 8) -> list[NextSend
     titles: dict[int, str] = {}
     if steps:
         newest = select(StepVersion.step_id, func.max(StepVersion.version).label("v")).where(
-            StepVersion.step_id.in_(steps)).group_by(StepVersion.step_id).subquery()
+            StepVersion.step_id.in_(steps), StepVersion.language == "").group_by(StepVersion.step_id).subquery()
         titles = dict(session.execute(select(StepVersion.step_id, StepVersion.subject).join(
-            newest, (StepVersion.step_id == newest.c.step_id) & (StepVersion.version == newest.c.v))).all())
+            newest, (StepVersion.step_id == newest.c.step_id) & (StepVersion.version == newest.c.v)).where(
+            StepVersion.language == "")).all())
     news = {bid for _, _, bid in keys if bid}
     subjects = dict(session.execute(select(Broadcast.id, Broadcast.subject).where(Broadcast.id.in_(news)))) if news else {}
     return [NextSend(first[k], titles.get(k[1], "") if k[1] else subjects.get(k[2], "newsletter"), groups[k])

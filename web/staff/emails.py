@@ -50,6 +50,8 @@ def step_content(campaign: Campaign, step: Step, version: StepVersion, total: in
         key=_key("step", step.id, *fields), title=version.title, subject=version.subject,
         preheader=version.preheader, body=version.body, section=version.section, kind=step.kind,
         position=step.position, total=total, template=version.template, campaign_title=campaign.title,
+        # the preview's footer in the version's language (a campaign written in Spanish: Spanish)
+        language=version.language or campaign.language or "",
     )
 
 

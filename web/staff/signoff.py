@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from campaigns import signoff
 from drip.errors import InputError, NotFoundError
+from drip.i18n import ENGLISH_NAMES
 from web.staff.base import StaffRequest
 from web.staff.campaigns import _campaign
 
@@ -47,6 +48,9 @@ def campaign_review(req: StaffRequest) -> Response:
         return req.render("review.html", {
             "nav": "campaigns", "campaign": campaign, "waiting": waiting, "warnings": warnings,
             "diffs": [(d.position, d.changed, Markup(d.html)) for d in diffs],  # noqa: S704 (difflib escapes content)
+            "translation_diffs": [(ENGLISH_NAMES.get(language, language), language,
+                                   [(d.position, Markup(d.html)) for d in ds])  # noqa: S704 (difflib escapes content)
+                                  for language, ds in signoff.translation_diffs(db, campaign)],
         })
 
 
