@@ -48,7 +48,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import BinaryIO, Callable, Iterator, Literal
+from typing import Any, BinaryIO, Callable, Iterator, Literal
 
 from sqlalchemy import Table, case, column, func, or_, select
 from sqlalchemy import table as sql_table
@@ -377,33 +377,25 @@ def _parse(cells: list[str], start: int, end: int, roles: dict[str, int], width:
                 bad = True
         if bad:
             return None
-    email = key = ""
-    try:
-        email, key = normalize_email(cells[roles["email"]])
-    except InputError as exc:
-        report.add_error(RowError(start, "email", _reason(exc)))
-        bad = True
-    zone = None
-    if "tz" in roles:
+
+    def field(role: str, parse: Callable[[str], Any], default: Any) -> Any:
+        """The cell of `role` parsed, or `default` when the column is absent or the cell is refused
+        (the refusal is reported, naming the row and the field)."""
+        nonlocal bad
+        if role not in roles:
+            return default
         try:
-            zone = validate_zone(cells[roles["tz"]])
+            return parse(cells[roles[role]])
         except InputError as exc:
-            report.add_error(RowError(start, "tz", _reason(exc)))
+            report.add_error(RowError(start, role, _reason(exc)))
             bad = True
-    language = None
-    if "language" in roles:
-        try:
-            language = normalize_language(cells[roles["language"]])
-        except InputError as exc:
-            report.add_error(RowError(start, "language", _reason(exc)))
-            bad = True
-    tags: tuple[str, ...] = ()
-    if "tags" in roles:
-        try:
-            tags = tuple(dict.fromkeys(clean_tag(t) for t in _split_tags(cells[roles["tags"]]) if t.strip()))
-        except InputError as exc:
-            report.add_error(RowError(start, "tags", _reason(exc)))
-            bad = True
+            return default
+
+    email, key = field("email", normalize_email, ("", ""))
+    zone = field("tz", validate_zone, None)
+    language = field("language", normalize_language, None)
+    tags: tuple[str, ...] = field(
+        "tags", lambda cell: tuple(dict.fromkeys(clean_tag(t) for t in _split_tags(cell) if t.strip())), ())
     attrs: list[tuple[int, str, str]] = []
     consent_at = consent_ip = None
     for role, index in roles.items():
