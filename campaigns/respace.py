@@ -24,12 +24,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from campaigns.enrollment import MIN_SPACING
 from campaigns.schedule import (
     _at_wall, _next_at_time, add_days, earliest_after, next_send_at, parse_send_time, parse_window, resolve_zone,
 )
 from drip.models import Campaign, Delivery, DeliveryStatus, Step, Subscriber
-
-MIN_SPACING = timedelta(hours=20)  # the same as campaigns.enrollment.MIN_SPACING
 
 
 def _earliest(prev: datetime, prev_delay: int, row_due: datetime, delay: int, campaign: Campaign, tz) -> datetime:

@@ -30,13 +30,19 @@ def _all_events(rt):
         add_endpoint(s, "http://127.0.0.1:9/", (), T0, allow_private=True)
 
 
-def test_sent_and_completed_from_the_dispatcher(runtime):
-    _all_events(runtime)
-    with runtime.sessions.begin() as s:
+def _two_enrolled(rt) -> list[int]:
+    """Every event type subscribed, and two patients enrolled in a one-step campaign: their ids."""
+    _all_events(rt)
+    with rt.sessions.begin() as s:
         c = make_campaign(s, n_items=1, every=timedelta(days=1))
         subs = [make_subscriber(s, f"p{i}@example.org", name=f"P{i}") for i in range(2)]
         for sub in subs:
             enroll(s, sub, c, T0, clinic_tz="UTC")
+        return [sub.id for sub in subs]
+
+
+def test_sent_and_completed_from_the_dispatcher(runtime):
+    subscriber_ids = _two_enrolled(runtime)
     clock = Clock(T0)
     backend = ScriptedBackend(runtime.settings)
     run_until_done(Dispatcher(runtime, backend, clock=clock), clock)
@@ -45,7 +51,7 @@ def test_sent_and_completed_from_the_dispatcher(runtime):
     assert sorted(d["delivery_id"] for d in sent) == sorted(m.delivery_id for m in backend.sent)
     assert len(sent) == 4 and {d["campaign"] for d in sent} == {"onboarding"} and {d["step"] for d in sent} == {1, 2}
     done = [d for t, d in events if t == "enrollment.completed"]
-    assert sorted(d["subscriber_id"] for d in done) == sorted(s.id for s in subs)  # once each, after the last step
+    assert sorted(d["subscriber_id"] for d in done) == sorted(subscriber_ids)  # once each, after the last step
     assert all("example.org" not in json.dumps(d) for _, d in events)
 
 
@@ -120,12 +126,7 @@ def test_a_record_run_again_after_its_commit_writes_sent_and_completed_once(runt
 
     from drip.models import Delivery, Enrollment, WebhookDelivery
 
-    _all_events(runtime)
-    with runtime.sessions.begin() as s:
-        c = make_campaign(s, n_items=1, every=timedelta(days=1))
-        subs = [make_subscriber(s, f"p{i}@example.org", name=f"P{i}") for i in range(2)]
-        for sub in subs:
-            enroll(s, sub, c, T0, clinic_tz="UTC")
+    _two_enrolled(runtime)
     clock = Clock(T0)
     backend = ScriptedBackend(runtime.settings)
     lost = []
