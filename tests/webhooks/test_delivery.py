@@ -253,12 +253,17 @@ def test_a_webhook_process_leading_its_session_lowers_its_autogroup_and_never_a_
 
     code = ("import os; from webhooks.sender import lower_process_priority; "
             "print(lower_process_priority(7), os.getpriority(os.PRIO_PROCESS, 0), "
-            "open('/proc/self/autogroup').read().split()[-1])")
+            "(open('/proc/self/autogroup').read().split() or ['none'])[-1])")
     root = Path(__file__).resolve().parents[2]
     own = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                          start_new_session=True, check=True).stdout.split()
-    assert own == ["True", "7", "7"]
-    before = Path("/proc/self/autogroup").read_text().split()[-1]
+    # "none": a process outside the root cgroup has no autogroup shown (nor applied by the kernel)
+    assert own[:2] == ["True", "7"] and own[2] in ("7", "none")
+    # A process outside the root cgroup (a CI runner's service) reads an empty autogroup file.
+    def autogroup_nice() -> str:
+        return (Path("/proc/self/autogroup").read_text().split() or ["none"])[-1]
+
+    before = autogroup_nice()
     shared = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                             check=True).stdout.split()
-    assert shared[:2] == ["False", "7"] and shared[2] == before == Path("/proc/self/autogroup").read_text().split()[-1]
+    assert shared[:2] == ["False", "7"] and shared[2] == before == autogroup_nice()
