@@ -46,3 +46,22 @@ class BenchResult:
                 "baseline": round(self.baseline, 1), "ratio": round(self.ratio, 2)}
         data.update({k: v for k, v in self.details.items() if k not in data})
         return json.dumps(data)
+
+
+def analyze(conn, tables: tuple[str, ...] = ("subscribers", "enrollments", "deliveries", "steps", "campaigns")) -> None:
+    """Refresh the planner's statistics for the bench's own tables only.
+
+    A bare `ANALYZE` on PostgreSQL visits every table of the database, in every schema, taking a
+    lock on each: run beside a test session on the same database it deadlocked that session's
+    TRUNCATE. So the names are qualified with the connection's own schema (the bench's), and on
+    SQLite (one file, the bench's) the same tables are named.
+    """
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        quoted = ", ".join(f'"{schema}"."{t}"' for t in tables)
+        conn.execute(text(f"ANALYZE {quoted}"))
+    else:
+        for t in tables:
+            conn.execute(text(f'ANALYZE "{t}"'))

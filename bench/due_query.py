@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bench import BenchResult
+from bench import BenchResult, analyze
 from campaigns import service
 from delivery.backends.outbox import OutboxBackend
 from delivery.dispatcher import Dispatcher
@@ -55,7 +55,7 @@ def _populate(rt: Runtime, n: int, due_now: int) -> None:
             "SELECT g, g, :sid, CASE WHEN g <= :due THEN :now - interval '1 minute' "
             "ELSE :now + (g % 525600) * interval '1 minute' END, 'scheduled', 0, '' FROM generate_series(1, :n) g"),
             {"n": n, "sid": step_id, "due": due_now, "now": NOW})
-        conn.execute(text("ANALYZE"))
+        analyze(conn)
 
 
 def _time_claim(rt: Runtime, store: LedgerStore, reps: int, no_index: bool) -> float:

@@ -36,7 +36,7 @@ from typing import Callable
 
 from sqlalchemy import text
 
-from bench import BenchResult
+from bench import BenchResult, analyze
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
 BASE = 10_000
@@ -85,7 +85,7 @@ def build(rt, n: int) -> int:
                 f"FROM {source}"),
                 {"n": n, "sid": sid, "k": k, "past": past, "future": future, "due": DUE_NOW,
                  "now": naive(NOW - timedelta(minutes=1))})
-        conn.execute(text("ANALYZE"))
+        analyze(conn)
     return cid
 
 
