@@ -82,6 +82,16 @@ def test_form_shows_consent_zone_honeypot_and_sets_a_form_cookie(client):
     assert r.headers["cache-control"] == "no-store"
 
 
+def test_the_form_promises_the_clinic_s_emails_without_naming_a_treatment(client):
+    """One form serves whatever campaign staff chose for it: its intro names no treatment (it
+    said "acupuncture" for every clinic), in English and in Spanish."""
+    for lang, intro in (("en", "Short, practical emails from the clinic about your care and recovery"),
+                        ("es", "Correos breves y prácticos de la clínica sobre su atención")):
+        lede = re.search(r'<p class="lede">(.*?)</p>', client.get(f"/subscribe?lang={lang}").text, re.S).group(1)
+        assert lede.startswith(intro)
+        assert "acupunct" not in lede.lower() and "acupunt" not in lede.lower()  # the clinic's name may say it
+
+
 def test_inline_script_is_allowed_by_hash_and_nothing_else(client):
     r = client.get("/subscribe")
     scripts = re.findall(r"<script>(.*?)</script>", r.text, flags=re.S)

@@ -28,6 +28,7 @@ def test_the_draft_page_shows_each_warning_beside_its_email(runtime, staff):
     assert "a likely typo: “work may work”" in page
     assert "Email 1</a>: a likely typo" in page  # the summary links each warning to its email
     assert "I have reviewed the warnings" in page
+    assert "To review before publishing:" in page
 
 
 def test_publishing_with_open_warnings_needs_the_confirmation(runtime, staff):
@@ -39,3 +40,6 @@ def test_publishing_with_open_warnings_needs_the_confirmation(runtime, staff):
     r = post_form(staff, page, f"{page}/status", data={"action": "publish", "confirm": "1"})
     assert r.status_code == 303 and _status(runtime) == "published"
     assert "I have reviewed the warnings" not in staff.get(page).text  # nothing left to confirm
+    published = staff.get(page).text
+    assert "To review before publishing" not in published  # it is published: the notes say so
+    assert "Review notes on these published emails" in published and "a likely typo" in published
