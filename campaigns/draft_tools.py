@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.service import latest_versions, slugify
+from campaigns.signoff import SUBMITTED
 from campaigns.subjects import preheader_for, subject_for
 from drip.audit import Actor, record
 from drip.errors import InputError, NotFoundError
@@ -183,6 +184,13 @@ def _apply(session: Session, campaign: Campaign, actor: Actor, action: str, targ
     before = load_state(session, campaign)
     new = change(State([replace(s) for s in before.steps], [replace(e) for e in before.excluded]))
     _write(session, campaign, new, [s.delay for s in before.steps])
+    # A draft waiting for sign-off is not the draft the approver would now read: it goes back to
+    # the editor, to be submitted again (an approver's "approve" would otherwise publish a
+    # structure nobody reviewed).
+    withdrawn = campaign.review_state == SUBMITTED
+    if withdrawn:
+        campaign.review_state = ""
+        after = {**after, "review": "withdrawn: the structure changed after it was submitted"}
     session.add(DraftChange(campaign_id=campaign.id, action=action, snapshot=before.to_json(), created_at=at or utcnow()))
     record(session, actor, f"draft.{action}", f"campaign {campaign.slug} {target}".strip(),
            before={"steps": len(before.steps), "excluded": len(before.excluded)},

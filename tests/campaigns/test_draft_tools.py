@@ -204,3 +204,31 @@ def test_no_word_is_lost_over_any_changes_and_undos(sqlite_runtime, ops):
         final = dt.load_state(s, service.get_campaign(s, slug))
     strip = lambda st_: [(x.kind, x.title, x.subject, x.body, x.delay) for x in st_.steps]  # noqa: E731
     assert strip(final) == strip(original) and final.excluded == original.excluded
+
+
+@pytest.mark.parametrize("tool", ["merge", "drop", "move"])
+def test_a_structure_change_withdraws_a_draft_submitted_for_sign_off(draft, tool):
+    """The approver would otherwise approve (and publish) a structure nobody reviewed: the draft
+    goes back to the editor, and the audit row says so."""
+    from campaigns.signoff import SUBMITTED, submit
+
+    with draft.sessions.begin() as s:
+        submit(s, service.get_campaign(s, "basics"))
+    args = {"merge": (dt.merge, 2), "drop": (dt.drop, 3), "move": (dt.move, 2, "down")}[tool]
+    _run(draft, *args)
+    with draft.sessions() as s:
+        campaign = service.get_campaign(s, "basics")
+        assert campaign.review_state != SUBMITTED
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == f"draft.{'down' if tool == 'move' else tool}")
+                          .order_by(AuditEntry.id.desc())).first()
+        assert (entry.after or {}).get("review", "").startswith("withdrawn")
+
+
+def test_a_draft_not_submitted_keeps_its_review_state_through_a_change(draft):
+    from campaigns.signoff import RETURNED
+
+    with draft.sessions.begin() as s:
+        service.get_campaign(s, "basics").review_state = RETURNED
+    _run(draft, dt.merge, 2)
+    with draft.sessions() as s:
+        assert service.get_campaign(s, "basics").review_state == RETURNED  # the approver's comment still stands
