@@ -446,6 +446,7 @@ def step_preview(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
+        language, version = _in_language(req, db, step, version)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
         assert req.staff.renderer is not None
         try:
@@ -456,8 +457,21 @@ def step_preview(req: StaffRequest) -> Response:
         return req.render("preview.html", {
             "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
             "device": device, "width": WIDTHS[device], "rendered": rendered, "render_error": render_error,
-            "frame_src": req.request.app.url_path_for("staff:step_email", slug=slug, position=position),
+            "frame_src": req.request.app.url_path_for("staff:step_email", slug=slug, position=position)
+            + (f"?language={language}" if language else ""),
+            "language": language, "languages": ENGLISH_NAMES,
+            "step_languages": [code for code in LANGUAGES if step.id in latest_versions(db, [step.id], language=code)],
         })
+
+
+def _in_language(req: StaffRequest, db: Session, step: Step, version):
+    """?language=es: that language's newest version of the step instead of the campaign's own, so
+    staff read the email a Spanish-speaking patient gets (unknown or missing: the own one)."""
+    code = req.query("language", "")
+    if code not in LANGUAGES:
+        return "", version
+    other = latest_versions(db, [step.id], language=code).get(step.id)
+    return (code, other) if other is not None else ("", version)
 
 
 def step_email(req: StaffRequest) -> Response:
@@ -466,6 +480,7 @@ def step_email(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
+        language, version = _in_language(req, db, step, version)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
     assert req.staff.renderer is not None
     rendered = render_sample(req.staff.renderer, content, req.ctx.settings.base_url)

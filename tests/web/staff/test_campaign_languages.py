@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from campaigns.service import get_campaign, latest_versions
+from drip.i18n import ENGLISH_NAMES
 from drip.models import Campaign, Step, StepVersion
 from tests.web.seed import snapshot
 from tests.web.staff.conftest import both_databases, post_form
@@ -155,3 +156,15 @@ def test_drip_import_with_language_adds_the_spanish_version(sqlite_runtime, tmp_
     # Without --language an existing slug is still refused, as before.
     code, out = drip("import", str(es), "--campaign", SLUG)
     assert code == 2 and "already exists" in out
+
+
+@both_databases
+def test_step_preview_shows_the_spanish_version_when_chosen(runtime, staff):
+    """The preview's language switch renders the step's Spanish version, and only when chosen."""
+    assert upload(staff, EN, slug=SLUG).status_code == 303
+    assert upload(staff, ES, slug=SLUG, language="es").status_code == 303
+    own = staff.get(f"/staff/campaigns/{SLUG}/steps/2/email").text
+    spanish = staff.get(f"/staff/campaigns/{SLUG}/steps/2/email?language=es").text
+    assert "agujas finas" in spanish and "agujas finas" not in own and "Fine needles" in own
+    page = staff.get(f"/staff/campaigns/{SLUG}/steps/2/preview?language=es").text
+    assert "language=es" in page and ENGLISH_NAMES["es"] in page
