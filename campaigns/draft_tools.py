@@ -6,6 +6,8 @@ patient enrolled. Merging or reordering a live sequence would leave some patient
 (the merged text arrives again) or one skipped (a moved step's row already sent). So on a published,
 paused or archived campaign every tool here is refused with a message; its text is fixed with the
 step editor (a new version, under clinician sign-off). Pending deliveries are therefore never touched.
+For the same reason a draft holding another language's versions (step N of the Spanish upload is
+step N of the campaign) is refused too: restructure first, then upload the translation.
 
 Every change is one function working on the stored campaign; the caller gives the transaction
 (`with sessions.begin()`), the function audits itself in it. Each change stores the state before
@@ -24,7 +26,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from campaigns.service import latest_versions, slugify
+from campaigns.service import languages_of, latest_versions, slugify
 from campaigns.signoff import SUBMITTED
 from campaigns.subjects import preheader_for, subject_for
 from drip.audit import Actor, record
@@ -175,6 +177,12 @@ def _check_draft(session: Session, campaign: Campaign) -> None:
     if session.scalar(select(func.count()).select_from(Delivery).where(Delivery.step_id.in_(step_ids))):
         raise InputError(f"campaign {campaign.slug!r} already has emails to patients: its steps cannot be "
                          "restructured", where="campaign")
+    others = languages_of(session, campaign)
+    if others:  # step N of a translation is step N of the campaign: a merge or drop would break that
+        raise InputError(f"campaign {campaign.slug!r} holds {', '.join(others)} versions of its steps: merge, "
+                         "split, drop and reorder would leave them out of step with the emails; restructure "
+                         "before uploading a translation, or change the text with the step editor",
+                         where="campaign")
 
 
 def _apply(session: Session, campaign: Campaign, actor: Actor, action: str, target: str, after: dict,

@@ -232,3 +232,24 @@ def test_a_draft_not_submitted_keeps_its_review_state_through_a_change(draft):
     _run(draft, dt.merge, 2)
     with draft.sessions() as s:
         assert service.get_campaign(s, "basics").review_state == RETURNED  # the approver's comment still stands
+
+
+def test_a_draft_holding_a_translation_refuses_a_structure_change_and_keeps_every_version(draft):
+    """Step N of the Spanish upload is step N of the campaign: a merge would have left the merged
+    email's Spanish text half of it, a drop would have deleted a Spanish step. Refused, nothing
+    changed, in every language."""
+    es = Draft(title="Acupuntura básica", steps=[
+        DraftStep("intro", "", "Bienvenida", "Bienvenido", "Uno."), DraftStep("item", "Cómo", "Endorfinas", "Endorfinas", "Dos."),
+        DraftStep("item", "Cómo", "Flujo", "Flujo de sangre", "Tres."), DraftStep("outro", "", "Después", "Para terminar", "Cuatro."),
+    ])
+    with draft.sessions.begin() as s:
+        service.add_translation(s, service.get_campaign(s, "basics"), es, "es", clinic_language="en")
+    before = _state(draft)
+    with draft.sessions() as s:
+        versions = s.scalar(select(func.count()).select_from(StepVersion))
+    for tool, args in ((dt.merge, (2,)), (dt.drop, (3,)), (dt.move, (2, "down")), (dt.split, (1, 2)), (dt.undo, ())):
+        with pytest.raises(InputError, match="holds es versions of its steps"):
+            _run(draft, tool, *args)
+    assert _state(draft) == before
+    with draft.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(StepVersion)) == versions
