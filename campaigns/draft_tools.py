@@ -195,8 +195,7 @@ def _apply(session: Session, campaign: Campaign, actor: Actor, action: str, targ
     # A draft waiting for sign-off is not the draft the approver would now read: it goes back to
     # the editor, to be submitted again (an approver's "approve" would otherwise publish a
     # structure nobody reviewed).
-    withdrawn = campaign.review_state == SUBMITTED
-    if withdrawn:
+    if campaign.review_state == SUBMITTED:
         campaign.review_state = ""
         after = {**after, "review": "withdrawn: the structure changed after it was submitted"}
     session.add(DraftChange(campaign_id=campaign.id, action=action, snapshot=before.to_json(), created_at=at or utcnow()))

@@ -257,9 +257,10 @@ def test_a_webhook_process_leading_its_session_lowers_its_autogroup_and_never_a_
     root = Path(__file__).resolve().parents[2]
     own = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                          start_new_session=True, check=True).stdout.split()
-    # "none": a process outside the root cgroup has no autogroup shown (nor applied by the kernel)
+    # "none": a process outside the root cgroup (a CI runner's service) reads an empty autogroup
+    # file; the kernel applies no autogroup to it either.
     assert own[:2] == ["True", "7"] and own[2] in ("7", "none")
-    # A process outside the root cgroup (a CI runner's service) reads an empty autogroup file.
+
     def autogroup_nice() -> str:
         return (Path("/proc/self/autogroup").read_text().split() or ["none"])[-1]
 

@@ -460,7 +460,7 @@ def step_preview(req: StaffRequest) -> Response:
             "frame_src": req.request.app.url_path_for("staff:step_email", slug=slug, position=position)
             + (f"?language={language}" if language else ""),
             "language": language, "languages": ENGLISH_NAMES,
-            "step_languages": [code for code in LANGUAGES if step.id in latest_versions(db, [step.id], language=code)],
+            "step_languages": service.languages_of(db, campaign),  # a translation covers every step
         })
 
 
