@@ -14,8 +14,11 @@ Measured on each ledger, the median of a few repetitions of each operation:
   tick         one dispatcher batch of 100 through the outbox backend: claim, load, render, write
                the .eml files, record (the record's share: the tick minus claim and render)
   campaigns    the campaign list's counts (web.staff.stats.campaign_summaries)
-  campaign     one campaign page's per-step counts (web.staff.stats.step_stats)
-  dashboard    the home page's counts (sent today / this week, due now)
+  campaign     one campaign page's per-step counts and its 30-day chart (web.staff.stats.step_stats)
+  dashboard    the home page's counts (sent today / this week, due now, the 30-day chart)
+The counts come through delivery.counts as the pages get them: counted live below
+DRIP_STATS_LIVE_ROWS ledger rows (default 200,000: the 10k baseline), read from the worker's
+cache above it; the worker's recount of them all is printed beside (it reads the whole ledger).
   list         the subscriber list, first page and its totals
   list-deep    the subscriber list, page 100
   search       a search for one address (exact) and for a part of an address, with the totals
@@ -101,12 +104,13 @@ def _median_ms(fn: Callable[[], object], reps: int, before: Callable[[], object]
 
 
 def measure(rt, cid: int, n: int, reps: int) -> dict[str, float]:
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from delivery.backends.outbox import OutboxBackend
     from delivery.dispatcher import Dispatcher
+    from delivery.counts import counted, ledger_rows, refresh
     from delivery.ledger import LedgerStore
-    from drip.models import Campaign, Delivery, Subscriber
+    from drip.models import Campaign, Subscriber
     from subscribers.service import count_subscribers, list_subscribers
     from web.staff.stats import campaign_summaries, step_stats
     from web.staff.subscribers import _timeline
@@ -140,14 +144,10 @@ def measure(rt, cid: int, n: int, reps: int) -> dict[str, float]:
         once()  # warm
         out[name] = _median_ms(once, reps)
 
-    pages("campaigns", campaign_summaries)
-    pages("campaign", lambda db: step_stats(db, db.get(Campaign, cid)))
-    today, week = NOW - timedelta(hours=14), NOW - timedelta(days=7)
-    pages("dashboard", lambda db: (
-        db.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at >= today)),
-        db.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at >= week)),
-        db.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "scheduled",
-                                                                   Delivery.due_at <= NOW))))
+    pages("campaigns", lambda db: campaign_summaries(db, counted(rt, db, "campaigns", None, NOW).value))
+    pages("campaign", lambda db: (step_stats(db, db.get(Campaign, cid), counted(rt, db, "steps", cid, NOW).value),
+                                  counted(rt, db, "activity", cid, NOW)))
+    pages("dashboard", lambda db: counted(rt, db, "home", None, NOW))
     pages("list", lambda db: (list_subscribers(db, limit=50), count_subscribers(db)))
     pages("list-deep", lambda db: list_subscribers(db, limit=50, offset=50 * 99))
     who = f"p{BASE // 2 + 7}@example.org"
@@ -160,6 +160,10 @@ def measure(rt, cid: int, n: int, reps: int) -> dict[str, float]:
         _timeline(db, sub, "America/New_York")
 
     pages("timeline", timeline)
+    with rt.read_sessions() as db:
+        out["cached"] = float(ledger_rows(db) >= rt.settings.stats_live_rows)
+    forced = type(rt)(settings=rt.settings.with_(stats_live_rows=0), engine=rt.engine, sessions=rt.sessions)
+    out["recount"] = _median_ms(lambda: refresh(forced, NOW), 1)
     return out
 
 
@@ -230,6 +234,10 @@ def run(quick: bool = False, size: int | None = None) -> BenchResult:
             details["postgresql"] = note
     ratios: dict = {}
     for db, r in runs.items():
+        for size_label, cached in (("10k", r["base"].pop("cached")), ("big", r["big"].pop("cached"))):
+            details[f"{db} counts at {size_label}"] = "from the worker's cache" if cached else "counted live"
+        base_recount, big_recount = r["base"].pop("recount"), r["big"].pop("recount")
+        details[f"{db} worker recount (background, not a page)"] = f"{base_recount:.0f} ms -> {big_recount:.0f} ms"
         for op, base_ms in r["base"].items():
             big_ms = r["big"][op]
             ratio = big_ms / base_ms if base_ms else float("inf")

@@ -107,6 +107,10 @@ class Settings:
     webhook_timeout: float = 5.0  # seconds per webhook POST (the webhook job's own threads, never sending's)
     webhook_concurrency: int = 8  # webhook POSTs in flight per worker
     webhook_nice: int = 10  # the webhook threads' (and `drip webhooks run`'s) nice value: sending comes first for the CPU
+    # Staff page counts (delivery/counts.py): counted on each page view below this many ledger rows;
+    # above, read from stats_cache, which the worker recounts every stats_refresh_seconds.
+    stats_live_rows: int = 200_000
+    stats_refresh_seconds: float = 300.0
     retention_days: int = 0  # finished delivery rows and provider events older than this are deleted (0: kept)
     worker_stale_seconds: float = 120.0  # no heartbeat for this long: /healthz and staff pages say sending stopped
     metrics_token: str = field(default="", repr=False)  # bearer token for /metrics off loopback
@@ -199,6 +203,10 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
         raise ConfigurationError("DRIP_WEBHOOK_NICE must be 0 (normal priority) to 19 (lowest)")
     if settings.frequency_cap < 1:
         raise ConfigurationError("DRIP_FREQUENCY_CAP must be at least 1")
+    if settings.stats_live_rows < 0:
+        raise ConfigurationError("DRIP_STATS_LIVE_ROWS must be a number of ledger rows (0: always from the cache)")
+    if settings.stats_refresh_seconds < 10:
+        raise ConfigurationError("DRIP_STATS_REFRESH_SECONDS must be at least 10")
     if settings.batch_size < 0:
         raise ConfigurationError("DRIP_BATCH_SIZE must be a number of rows (or 0: chosen by backend)")
     from delivery.ratespec import parse_limits

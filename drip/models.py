@@ -622,3 +622,14 @@ class WorkerHeartbeat(Base):
     last_sent: Mapped[int] = mapped_column(Integer, default=0)  # emails sent by the latest tick
     sent_total: Mapped[int] = mapped_column(BigInteger, default=0)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class StatsCache(Base):
+    """The staff pages' counts of a large ledger, as the worker last counted them
+    (delivery/counts.py): one row per page part, e.g. "campaigns", "steps:12", "home"."""
+
+    __tablename__ = "stats_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

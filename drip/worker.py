@@ -35,6 +35,7 @@ def build_worker(rt: Runtime, dispatcher: "Dispatcher", interval: float | None, 
 
     if configured(rt.settings) and rt.settings.bounce_poll_seconds > 0:
         worker.add_chore("bounces", lambda: _bounces(rt, worker.stopping.is_set), rt.settings.bounce_poll_seconds)
+    worker.add_chore("stats", lambda: _stats(rt), rt.settings.stats_refresh_seconds)
     sender = webhook_sender(rt, dispatcher.store.worker_id)
     worker.add_chore("webhooks", lambda: sender.drain(WEBHOOK_BUDGET_SECONDS, worker.stopping), WEBHOOK_SECONDS)
     return worker
@@ -54,6 +55,14 @@ def webhook_sender(rt: Runtime, worker_id: str):
 
 
 RETENTION_SECONDS = 3600.0
+
+
+def _stats(rt: Runtime) -> None:
+    """The staff pages' counts of a large ledger (delivery/counts.py; nothing on a small one)."""
+    from delivery.counts import refresh
+    from drip.models import utcnow
+
+    refresh(rt, utcnow())
 
 
 def _retention(rt: Runtime) -> None:

@@ -18,6 +18,7 @@ from campaigns import draft_tools, exits, service, signoff
 from campaigns.schedule import format_duration, parse_duration
 from campaigns.service import StepEdit, latest_versions
 from campaigns.split import split_file
+from delivery.counts import counted
 from drip.audit import changed
 from drip.permissions import Perm
 from drip.errors import DripError, InputError, NotFoundError, SendError
@@ -27,7 +28,7 @@ from web.staff.base import StaffRequest
 from web.staff.dashboard import campaign_chart
 from web.staff.signup import signup_warning
 from web.staff.emails import PREVIEW_HEADERS, render_sample, send_test, step_content
-from web.staff.stats import StepStats, campaign_summaries, step_stats
+from web.staff.stats import StepStats, as_of_note, campaign_summaries, step_stats
 from web.staff.uploads import display_name, saved_upload, shown_error
 
 ACTIONS = {"publish": CampaignStatus.PUBLISHED.value, "resume": CampaignStatus.PUBLISHED.value,
@@ -41,8 +42,10 @@ DEFAULT_FORM = {"slug": "", "every": "2d", "start": "0d", "window": "mon-fri 09:
 
 def _list_page(req: StaffRequest, *, error: str = "", form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     with req.ctx.runtime.read_sessions() as db:
+        counts = counted(req.ctx.runtime, db, "campaigns", None, req.now)
         return req.render("campaigns.html", {
-            "nav": "campaigns", "summaries": campaign_summaries(db), "error": error,
+            "nav": "campaigns", "summaries": campaign_summaries(db, counts.value),
+            "counts_note": as_of_note(counts.as_of, req.ctx.settings), "error": error,
             "form": form or DEFAULT_FORM, "signup_warning": signup_warning(req, db),
             "languages": ENGLISH_NAMES, "clinic_language": req.ctx.settings.clinic.language,
         }, status_code=status_code)
@@ -191,10 +194,9 @@ def campaign_page(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         steps = _steps(db, campaign)
-        stats = step_stats(db, campaign)
-        enrolled = dict(db.execute(
-            select(Enrollment.state, func.count()).where(Enrollment.campaign_id == campaign.id).group_by(Enrollment.state)
-        ).all())
+        counts = counted(req.ctx.runtime, db, "steps", campaign.id, req.now)
+        stats = step_stats(db, campaign, counts.value)
+        enrolled = counts.value["enrolled"]
         tags = list(db.scalars(select(Tag.name).where(Tag.campaign_id == campaign.id).order_by(Tag.name)))
         totals = StepStats(**{f: sum(getattr(stats.get(s.id, StepStats()), f) for s, _ in steps)
                               for f in StepStats.__dataclass_fields__})
@@ -206,7 +208,8 @@ def campaign_page(req: StaffRequest) -> Response:
             "warnings": _warnings(steps),
             "plan": _plan(db, campaign, req),
             "plan_from": _plan_from(req),
-            "activity": campaign_chart(db, campaign.id, req.now, req.ctx.settings.clinic.timezone),
+            "activity": campaign_chart(counted(req.ctx.runtime, db, "activity", campaign.id, req.now).value),
+            "counts_note": as_of_note(counts.as_of, req.ctx.settings),
             "exits": exits.exits_of(db, campaign.id), "describe_exit": exits.describe,
             "all_tags": list(db.scalars(select(Tag.name).order_by(Tag.name))),
             "pending": signoff.pending_steps(db, campaign), "signoff": req.ctx.settings.require_signoff,

@@ -1,22 +1,23 @@
 """The staff home page: is sending running, what went out, what goes next, what came back.
 
-Every number is one grouped query on an indexed column (deliveries by (status, due_at), by
-sent_at; suppressions and opt-outs by created_at), so the page costs the same at 10k and at a
-million patients. Days are the clinic's local days (the zone's offset now; a DST change moves a
-day's edge by an hour at most).
+The counts over the ledger (sent today and this week, due now, the 30-day chart) come from
+`delivery.counts` (live on a small ledger, the worker's cached count on a large one); the rest
+are short queries on indexed columns (the next 500 due rows, returns since a week). Days are the
+clinic's local days (the zone's offset now; a DST change moves a day's edge by an hour at most).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from delivery.counts import counted
 from drip.models import (
     Broadcast,
     Campaign,
@@ -30,56 +31,16 @@ from drip.models import (
 )
 from web.staff.base import StaffRequest
 from web.staff.charts import Series, bar_chart, progress_bar
+from web.staff.stats import as_of_note
 
 SENT, BOUNCED, UNSUB = "#2f6f6a", "#d97706", "#6b7280"
 
 
-def local_day_start(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
-    """UTC instant of the local midnight `days_back` days before today's (clinic's zone)."""
-    local = now.astimezone(tz)
-    day = local.date() - timedelta(days=days_back)
-    return datetime.combine(day, datetime.min.time(), tz).astimezone(ZoneInfo("UTC"))
-
-
-def _local_date(session: Session, column, now: datetime, tz: ZoneInfo):
-    """SQL for the local calendar date of a UTC timestamp column, at the zone's offset now."""
-    offset = now.astimezone(tz).utcoffset() or timedelta(0)
-    minutes = int(offset.total_seconds() // 60)
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date(column + func.make_interval(0, 0, 0, 0, 0, minutes))
-    return func.date(column, f"{minutes:+d} minutes")
-
-
-def daily(session: Session, now: datetime, tz: ZoneInfo, days: int, campaign_id: int | None = None) -> dict:
-    """Per local day for the last `days` days: sent, bounced, unsubscribed (a campaign's, or all)."""
-    since = local_day_start(now, tz, days - 1)
-    day = _local_date(session, Delivery.sent_at, now, tz)
-    q = select(day, func.count(), func.count().filter(Delivery.outcome.in_(("bounced", "dropped")))).where(
-        Delivery.sent_at >= since)
-    if campaign_id is not None:
-        q = q.join(Step, Step.id == Delivery.step_id).where(Step.campaign_id == campaign_id)
-    rows = session.execute(q.group_by(day)).all()
-    sent = {str(d): n for d, n, _ in rows}
-    bounced = {str(d): b for d, _, b in rows}
-    if campaign_id is None:
-        uday = _local_date(session, Suppression.created_at, now, tz)
-        unsub = dict(session.execute(select(uday, func.count()).where(
-            Suppression.created_at >= since, Suppression.reason == "unsubscribe").group_by(uday)).all())
-    else:
-        uday = _local_date(session, CampaignOptOut.created_at, now, tz)
-        unsub = dict(session.execute(select(uday, func.count()).where(
-            CampaignOptOut.created_at >= since, CampaignOptOut.campaign_id == campaign_id).group_by(uday)).all())
-    unsub = {str(k): v for k, v in unsub.items()}
-    first = now.astimezone(tz).date() - timedelta(days=days - 1)
-    labels = [first + timedelta(days=i) for i in range(days)]
-    keys = [d.isoformat() for d in labels]
-    return {"days": labels, "sent": [sent.get(k, 0) for k in keys], "bounced": [bounced.get(k, 0) for k in keys],
-            "unsubscribed": [unsub.get(k, 0) for k in keys]}
-
-
 def chart(data: dict, title: str) -> object:
-    return bar_chart(data["days"], [Series("sent", SENT, data["sent"]), Series("bounced", BOUNCED, data["bounced"]),
-                                    Series("unsubscribed", UNSUB, data["unsubscribed"])], title=title)
+    """`delivery.counts.daily`'s value as a bar chart."""
+    return bar_chart([date.fromisoformat(d) for d in data["days"]],
+                     [Series("sent", SENT, data["sent"]), Series("bounced", BOUNCED, data["bounced"]),
+                      Series("unsubscribed", UNSUB, data["unsubscribed"])], title=title)
 
 
 @dataclass(frozen=True)
@@ -154,15 +115,12 @@ def dashboard(req: StaffRequest) -> Response:
     role = getattr(req.user, "role", None)
     with req.ctx.runtime.read_sessions() as db:
         health = worker_health(db, now, req.ctx.settings.worker_stale_seconds)
-        today, week = local_day_start(now, tz), local_day_start(now, tz, now.astimezone(tz).weekday())
-        sent_today = db.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at >= today)) or 0
-        sent_week = db.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at >= week)) or 0
-        due_now = db.scalar(select(func.count()).select_from(Delivery).where(
-            Delivery.status == DeliveryStatus.SCHEDULED.value, Delivery.due_at <= now)) or 0
-        data = daily(db, now, tz, 30)
+        counts = counted(req.ctx.runtime, db, "home", None, now)
+        home = counts.value
         context = {
-            "nav": "home", "health": health, "sent_today": sent_today, "sent_week": sent_week, "due_now": due_now,
-            "chart": chart(data, "Emails per day, last 30 days"), "next": next_sends(db, now),
+            "nav": "home", "health": health, "sent_today": home["sent_today"], "sent_week": home["sent_week"],
+            "due_now": home["due_now"], "counts_note": as_of_note(counts.as_of, req.ctx.settings),
+            "chart": chart(home["daily"], "Emails per day, last 30 days"), "next": next_sends(db, now),
             "returns": recent_returns(db, now - timedelta(days=7), allowed(role, Perm.SUBSCRIBERS_READ)),
             "running": running_sends(db, now), "tz": tz,
             "campaigns": db.scalar(select(func.count()).select_from(Campaign).where(Campaign.status == "published")),
@@ -170,15 +128,9 @@ def dashboard(req: StaffRequest) -> Response:
     return req.render("dashboard.html", context)
 
 
-def campaign_chart(db: Session, campaign_id: int, now: datetime, tz_name: str) -> dict:
-    """For the campaign page: the 30-day chart and, while its emails are due, a progress bar."""
-    tz = ZoneInfo(tz_name)
-    data = daily(db, now, tz, 30, campaign_id)
-    in_steps = select(Step.id).where(Step.campaign_id == campaign_id)
-    due, sent = db.execute(select(
-        func.count().filter(Delivery.due_at <= now),
-        func.count().filter((Delivery.due_at <= now) & (Delivery.status == "sent")))
-        .where(Delivery.step_id.in_(in_steps), Delivery.status.in_(("scheduled", "sending", "sent")))).one()
-    waiting = due - sent
-    return {"chart": chart(data, "This campaign per day, last 30 days"),
-            "progress": progress_bar(sent, due, label="Due so far, sent") if waiting > 0 else None}
+def campaign_chart(activity: dict) -> dict:
+    """For the campaign page, from `delivery.counts.campaign_activity`'s value: the 30-day chart
+    and, while its emails are due, a progress bar."""
+    waiting = activity["due"] - activity["sent"]
+    return {"chart": chart(activity["daily"], "This campaign per day, last 30 days"),
+            "progress": progress_bar(activity["sent"], activity["due"], label="Due so far, sent") if waiting > 0 else None}
