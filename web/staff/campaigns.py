@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -23,7 +23,7 @@ from drip.audit import changed
 from drip.permissions import Perm
 from drip.errors import DripError, InputError, NotFoundError, SendError
 from drip.i18n import ENGLISH_NAMES, LANGUAGES, normalize_language
-from drip.models import Campaign, CampaignStatus, Enrollment, EnrollmentState, Step, Tag
+from drip.models import Campaign, CampaignStatus, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
 from web.staff.dashboard import campaign_chart
 from web.staff.signup import signup_warning

@@ -24,7 +24,6 @@ from drip.models import (
     CampaignOptOut,
     Delivery,
     DeliveryStatus,
-    Step,
     StepVersion,
     Subscriber,
     Suppression,
