@@ -92,6 +92,28 @@ def test_postgres_search_is_answered_from_the_trigram_indexes(runtime):
                 "EXPLAIN SELECT id FROM subscribers WHERE email_key LIKE :p OR lower(name) LIKE :p"),
                 {"p": f"%{needle}%"}))
             assert "ix_subscribers_email_trgm" in plan and "ix_subscribers_name_trgm" in plan, plan
+        options = dict(conn.execute(text(
+            "SELECT c.relname, array_to_string(c.reloptions, ',') FROM pg_class c JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname LIKE '%_trgm'")).all())
+        # a search reads the whole pending list: bounded, not PostgreSQL's 4 MB
+        assert options == dict.fromkeys(("ix_subscribers_email_trgm", "ix_subscribers_name_trgm"),
+                                        "gin_pending_list_limit=256")
     with runtime.sessions() as s:
         assert [x.email for x in list_subscribers(s, search="p17@")] == ["p17@example.org"]
         assert count_subscribers(s, search="tient 2", cap=5) == 6  # 2, 20..29: stops at cap + 1
+
+
+def test_a_reimport_that_renames_moves_the_index_too(sqlite_runtime, tmp_path):
+    from subscribers.importer import import_csv
+
+    path = tmp_path / "patients.csv"
+    path.write_text("email,name\nann@example.org,Ann Garcia\nbob@example.org,Bob Stone\n", encoding="utf-8")
+    import_csv(sqlite_runtime, path, now=NOW)
+    path.write_text("email,name\nANN@example.org,Ann Moreno\nbob@example.org,\n", encoding="utf-8")
+    import_csv(sqlite_runtime, path, now=NOW)  # an upsert: ON CONFLICT DO UPDATE fires the update trigger
+    with sqlite_runtime.sessions() as s:
+        for needle in ("moreno", "garcia", "stone", "example"):
+            _same(s, needle)
+        assert [x.name for x in list_subscribers(s, search="moreno")] == ["Ann Moreno"]
+        assert list_subscribers(s, search="garcia") == []
+        assert [x.name for x in list_subscribers(s, search="stone")] == ["Bob Stone"]  # an empty name kept it

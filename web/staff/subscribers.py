@@ -53,6 +53,7 @@ from subscribers.suppression import cancel_pending, suppress, suppression_of
 from subscribers.tokens import LinkClaims
 from subscribers.unsubscribe import unsubscribe
 from web.staff import bulk
+from web.api_models import MAX_ID
 from web.staff.base import StaffRequest
 from web.staff.signup import signup_warning
 from web.staff.stats import as_of_note
@@ -72,6 +73,11 @@ def _int(value: str, default: int) -> int:
     return int(value) if value.isdigit() and len(value) < 7 else default
 
 
+def _id(value: str) -> int | None:
+    """A row id from the query string; anything else (or beyond the database's integer) is None."""
+    return int(value) if value.isdigit() and len(value) <= 10 and 0 < int(value) <= MAX_ID else None
+
+
 def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_name: str = "",
                import_error: str = "", add_error: str = "", add_form: dict[str, str] | None = None,
                status_code: int = 200) -> Response:
@@ -81,8 +87,8 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
     tag = req.query("tag").strip()[:100]
     # Pages go by id (?after=, ?before=), not by number: page 20,000 of a health system's list
     # costs what page 1 does. An old ?page= link opens the first page.
-    after = _int(req.query("after"), 0) or None
-    before = None if after else (_int(req.query("before"), 0) or None)
+    after = _id(req.query("after"))
+    before = None if after else _id(req.query("before"))
     filter_error = ""
     filters = {"search": q or None, "tag": tag or None, "status": status or None}
     with req.ctx.runtime.read_sessions() as db:

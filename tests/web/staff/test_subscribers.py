@@ -93,6 +93,9 @@ def test_pages_of_fifty_go_by_id(runtime, staff):
     # An old numbered link, and one beyond the end (its rows erased since), open the first page.
     assert shown(staff.get("/staff/subscribers?page=2").text) == shown(first)
     assert shown(staff.get("/staff/subscribers?after=999999").text) == shown(first)
+    for junk in ("-5", "abc", "2147483648", "9" * 5000, "1e3"):  # not a row id: the first page, not an error
+        r = staff.get(f"/staff/subscribers?after={junk}&before={junk}")
+        assert r.status_code == 200 and shown(r.text) == shown(first), junk
 
 
 @both_databases
