@@ -21,6 +21,7 @@ from campaigns.enrollment import NotEnrollable, enroll
 from campaigns.exits import stop_in_campaign
 from campaigns.schedule import resolve_zone
 from campaigns.service import latest_versions
+from delivery.counts import counted
 from delivery.status import status_rows
 from drip.errors import InputError, NotFoundError
 from drip.models import (
@@ -54,9 +55,11 @@ from subscribers.unsubscribe import unsubscribe
 from web.staff import bulk
 from web.staff.base import StaffRequest
 from web.staff.signup import signup_warning
+from web.staff.stats import as_of_note
 from web.staff.uploads import display_name, saved_upload, shown_error
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000  # a filtered total beyond this prints as "10,000+"
 STATUSES = [s.value for s in SubscriberStatus]
 MAX_SEARCH = 200
 
@@ -76,23 +79,38 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
     status = req.query("status")
     status = status if status in STATUSES else ""
     tag = req.query("tag").strip()[:100]
-    page = max(1, _int(req.query("page"), 1))
+    # Pages go by id (?after=, ?before=), not by number: page 20,000 of a health system's list
+    # costs what page 1 does. An old ?page= link opens the first page.
+    after = _int(req.query("after"), 0) or None
+    before = None if after else (_int(req.query("before"), 0) or None)
     filter_error = ""
+    filters = {"search": q or None, "tag": tag or None, "status": status or None}
     with req.ctx.runtime.read_sessions() as db:
         try:
-            subs = list_subscribers(db, search=q or None, tag=tag or None, status=status or None, limit=PAGE_SIZE,
-                                    offset=(page - 1) * PAGE_SIZE)
-            total = count_subscribers(db, search=q or None, tag=tag or None, status=status or None)
+            subs = list_subscribers(db, **filters, limit=PAGE_SIZE + 1, after=after, before=before)
+            if not subs and (after or before):  # beyond either end (rows erased since): the first page
+                after = before = None
+                subs = list_subscribers(db, **filters, limit=PAGE_SIZE + 1)
+            total = count_subscribers(db, **filters, cap=COUNT_CAP) if any(filters.values()) else None
         except InputError as exc:
             subs, total, filter_error = [], 0, str(exc).split(": ", 1)[-1]
+        more = len(subs) > PAGE_SIZE  # one row beyond the page, in the direction of travel
+        if more:
+            subs = subs[1:] if before else subs[:PAGE_SIZE]
+        everyone = counted(req.ctx.runtime, db, "subscribers", None, req.now)
+        if total is None:
+            total = everyone.value["n"]
         tags = tags_of(db, [s.id for s in subs])
         keys = [s.email_key for s in subs]
         suppressed = set(db.scalars(select(Suppression.email_key).where(Suppression.email_key.in_(keys)))) if keys else set()
-        everyone = count_subscribers(db)
         return req.render("subscribers.html", {
-            "nav": "subscribers", "subs": subs, "total": total, "everyone": everyone, "tags": tags,
-            "suppressed": suppressed, "q": q, "status": status, "tag": tag, "page": page,
-            "pages": max(1, -(-total // PAGE_SIZE)), "statuses": STATUSES, "tag_names": _tag_names(db),
+            "nav": "subscribers", "subs": subs, "total": total, "total_capped": total > COUNT_CAP,
+            "count_cap": COUNT_CAP, "everyone": everyone.value["n"],
+            "everyone_note": as_of_note(everyone.as_of, req.ctx.settings), "tags": tags,
+            "suppressed": suppressed, "q": q, "status": status, "tag": tag,
+            "newer": subs[0].id if subs and (after or (before and more)) else None,
+            "older": subs[-1].id if subs and (before or more) else None,
+            "statuses": STATUSES, "tag_names": _tag_names(db),
             "filter_error": filter_error, "report": report, "report_name": report_name, "import_error": import_error,
             "add_error": add_error, "add_form": add_form or {"email": "", "name": "", "tz": "", "tags": ""},
             "filtered": bool(q or status or tag), "signup_warning": signup_warning(req, db),
