@@ -195,3 +195,11 @@ def test_the_test_email_from_the_spanish_page_is_the_spanish_version(runtime, st
     assert "Texto del mecanismo 1." in msg.get_body(("plain",)).get_content()
     preview = staff.get(STEP + "/preview?language=es").text
     assert f'href="{ES}">Edit the Spanish version</a>' in preview
+
+
+def test_the_spanish_preview_names_the_series_by_its_spanish_title(runtime, staff):
+    """As the dispatcher does (campaigns.titles): the footer of the Spanish email says «Acupuntura básica»."""
+    setup(runtime, languages=())
+    spanish = staff.get(STEP + "/email?language=es").text
+    assert "«Acupuntura básica»" in spanish and "Acupuncture basics" not in spanish
+    assert "Acupuncture basics" in staff.get(STEP + "/email").text
