@@ -11,7 +11,7 @@ from sqlalchemy import delete, text, update
 
 from drip.models import Subscriber
 from subscribers.erasure import erase_subscriber
-from subscribers.service import count_subscribers, list_subscribers
+from subscribers.service import count_subscribers, list_subscribers, tag_subscribers
 from tests.factories import make_subscriber
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -35,13 +35,20 @@ def _same(session, needle: str, **kw) -> None:
 @given(people=st.lists(st.tuples(word, word), min_size=1, max_size=12),
        renames=st.lists(st.tuples(st.integers(0, 11), word), max_size=4),
        erased=st.lists(st.integers(0, 11), max_size=3),
-       needles=st.lists(word, min_size=1, max_size=6))
-def test_indexed_search_finds_what_the_scan_finds(sqlite_runtime, people, renames, erased, needles):
+       needles=st.lists(word, min_size=1, max_size=6),
+       tagged=st.lists(st.sampled_from(["", "rare", "both", "rare+both"]), max_size=12),
+       paused=st.sets(st.integers(0, 11)))
+def test_indexed_search_finds_what_the_scan_finds(sqlite_runtime, people, renames, erased, needles, tagged, paused):
     rt = sqlite_runtime
     with rt.sessions.begin() as s:
         s.execute(delete(Subscriber))
-        subs = [make_subscriber(s, f"{local}{i}@ex.org", name=name) for i, (local, name) in enumerate(people)]
+        subs = [make_subscriber(s, f"{local}{i}@ex.org", name=name, status="paused" if i in paused else "active")
+                for i, (local, name) in enumerate(people)]
         ids = [sub.id for sub in subs]
+        for sub, tags in zip(subs, tagged):
+            if tags:
+                tag_subscribers(s, [sub.id], tags.split("+"))
+        has = {t for tags in tagged[:len(subs)] for t in tags.split("+") if t}
         for which, name in renames:
             if which < len(ids):
                 s.execute(update(Subscriber).where(Subscriber.id == ids[which]).values(name=name))
@@ -50,12 +57,19 @@ def test_indexed_search_finds_what_the_scan_finds(sqlite_runtime, people, rename
             if sub is not None:
                 erase_subscriber(s, sub, NOW)
     with rt.sessions() as s:
-        for needle in needles + [name for _, name in people[:3]] + [local for local, _ in people[:3]]:
+        for needle in needles + [name for _, name in people[:3]] + [local for local, _ in people[:3]] + [""]:
             _same(s, needle)
             _same(s, needle, status="active")
+            if "both" in has:
+                _same(s, needle, tag="both")
+            if "rare" in has:
+                _same(s, needle, tag="rare", status="paused")
         if len(ids) > 2:
             _same(s, needles[0], after=ids[1])
             _same(s, needles[0], before=ids[-1])
+            if "both" in has:
+                _same(s, "", tag="both", after=ids[1])
+                _same(s, "", tag="both", before=ids[-1], status="active")
 
 
 def test_the_index_follows_adds_renames_and_erasure(sqlite_runtime):
