@@ -96,6 +96,8 @@ def request_for(path: str, method: str, ids):
         data = {"role": "owner"}
     elif path.endswith("/draft"):
         data = {"op": "undo"}  # on the published campaign: refused with a message (303)
+    elif path.endswith("/settings/signoff"):
+        data = {"require_signoff": "1"}  # kept on: the routes after it still need approval
     elif path.endswith("/status"):
         data = {"action": "pause"}
     elif "/steps/" in path and method == "POST":
