@@ -94,3 +94,17 @@ def test_chart_labels_are_escaped_and_heights_scale():
     assert "<b>" not in svg and "&lt;b&gt;" in svg and "a &amp; b" in svg
     heights = [float(h) for h in re.findall(r'<rect x="[^"]+" y="[^"]+" width="[^"]+" height="([\d.]+)"', svg)]
     assert heights[1] == 2 * heights[0] > 0
+
+
+def test_the_pictures_need_nothing_beyond_our_own_origin(runtime, staff):
+    """No CDN, no script (#14 item 5): the home and campaign pages keep the staff CSP and load
+    nothing from another origin; the charts are inline SVG."""
+    from web.staff.base import STAFF_CSP
+
+    seed_staff(runtime)
+    for path in ("/staff/", "/staff/campaigns/onboarding"):
+        r = staff.get(path)
+        assert r.headers["content-security-policy"] == STAFF_CSP and "script-src" not in STAFF_CSP
+        assert "<svg" in r.text and "<script" not in r.text
+        external = re.findall(r'(?:src|href)="((?:https?:)?//[^"]+)"', r.text)
+        assert external == [], external
