@@ -228,19 +228,42 @@ class StepEdit:
     delay: timedelta | None = None
 
 
+def step_languages(session: Session, step_id: int) -> list[str]:
+    """The other languages one step has versions in, sorted (a step split off after the Spanish
+    upload has none until the article is uploaded again)."""
+    return sorted(session.scalars(select(StepVersion.language).distinct()
+                                  .where(StepVersion.step_id == step_id, StepVersion.language != "")))
+
+
 def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdit, *,
-              pending: bool = False) -> StepVersion:
+              pending: bool = False, language: str = "") -> StepVersion:
     """Edit one step. Draft: in place. Published/paused: a new version (see module docstring).
 
     `pending` (clinician sign-off, campaigns/signoff.py): the new version of a published step waits
     for approval and is not sent until then; a second pending edit changes the same version. An
-    edit that needs no approval makes a waiting version live with its own changes."""
+    edit that needs no approval makes a waiting version live with its own changes.
+
+    `language`: "" the campaign's own version; "es" the step's Spanish one, by the same rules and
+    its own version numbers, leaving the other languages' versions as they are. It must exist (a
+    translation is uploaded, not started here), and the delay, shared by every language, is not
+    changed through it."""
+    from drip.i18n import ENGLISH_NAMES as NAMES, LANGUAGES
+
+    if language and language not in LANGUAGES:
+        raise InputError(f"unsupported language {language[:20]!r} (use one of: {', '.join(LANGUAGES)})",
+                         where="language")
+    if language and edit.delay is not None:
+        raise InputError("the delay is shared by every language: change it in the campaign's own version",
+                         where="delay")
     if campaign.status == CampaignStatus.ARCHIVED.value:
         raise InputError(f"campaign {campaign.slug!r} is archived", where="--campaign")
     step = session.scalar(select(Step).where(Step.campaign_id == campaign.id, Step.position == position))
     if step is None:
         raise NotFoundError(f"campaign {campaign.slug!r} has no step {position}", where="--step")
-    current = latest_versions(session, [step.id])[step.id]
+    current = latest_versions(session, [step.id], language=language).get(step.id)
+    if current is None:
+        raise InputError(f"step {position} of campaign {campaign.slug!r} has no {NAMES[language]} version: "
+                         f"upload the {NAMES[language]} article to the campaign first", where="language")
     fields = {}
     for name in ("subject", "preheader", "title", "body"):
         value = getattr(edit, name)
@@ -271,6 +294,7 @@ def edit_step(session: Session, campaign: Campaign, position: int, edit: StepEdi
     new = StepVersion(
         step_id=step.id,
         version=current.version + 1,
+        language=language,
         section=current.section,
         title=fields.get("title", current.title),
         subject=fields.get("subject", current.subject),

@@ -150,8 +150,10 @@ class Tag(Base):
 class SubscriberTag(Base):
     __tablename__ = "subscriber_tags"
 
+    __table_args__ = (Index("ix_subscriber_tags_tag_subscriber", "tag_id", "subscriber_id"),)  # migration 0033
+
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
 
 
 class Campaign(Base):

@@ -173,6 +173,7 @@ class SubscriberPage(BaseModel):
     total: int
     limit: int
     offset: int
+    next_after: int | None = Field(None, description="Pass as `after` for the next page (which may be empty); null when this page is not full.")
 
 
 class AttributeOut(BaseModel):

@@ -196,3 +196,21 @@ def test_the_database_refuses_two_versions_with_the_same_number_in_one_language(
             s.add(StepVersion(step_id=step_id, version=1, language="es", title="t", subject="s", body="b"))
     with runtime.sessions.begin() as s:  # the same number in another language is fine
         s.add(StepVersion(step_id=step_id, version=1, language="xx", title="t", subject="s", body="b"))
+
+
+def test_edit_step_in_a_language_changes_only_that_languages_version(runtime):
+    setup(runtime, languages=())
+    with runtime.sessions.begin() as s:
+        c = service.get_campaign(s, "onboarding")
+        v = service.edit_step(s, c, 2, service.StepEdit(subject="Cómo ayudan las agujas"), language="es")
+        assert (v.language, v.version, v.subject) == ("es", 2, "Cómo ayudan las agujas")
+        assert service.latest_versions(s, [v.step_id])[v.step_id].version == 1  # the own version as it was
+        for language, edit, message in [
+                ("xx", service.StepEdit(subject="S"), "language: unsupported language 'xx'"),
+                ("es", service.StepEdit(delay=timedelta(days=1)), "delay: the delay is shared by every language")]:
+            with pytest.raises(InputError, match=message):
+                service.edit_step(s, c, 2, edit, language=language)
+    with runtime.sessions.begin() as s:
+        c = make_campaign(s, "other", n_items=1)
+        with pytest.raises(InputError, match="step 1 of campaign 'other' has no Spanish version"):
+            service.edit_step(s, c, 1, service.StepEdit(subject="S"), language="es")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,19 @@ def test_add_show_tag_list(db, capsys):
     code, out, _ = run(capsys, "subscribers", "list", "--tag", "vip")
     assert code == 0 and "Ann@example.org" in out and "1-1 of 1" in out
     assert subscribers_in(db) == 1
+
+
+def test_list_pages_on_with_after(db, capsys):
+    for i in range(5):
+        run(capsys, "subscribers", "add", f"p{i}@example.org")
+    code, out, _ = run(capsys, "subscribers", "list", "--limit", "2")
+    assert code == 0 and "1-2 of 5" in out
+    after = re.search(r"next page: --after (\d+)", out).group(1)
+    _, out, _ = run(capsys, "subscribers", "list", "--limit", "2", "--after", after)
+    assert "p2@example.org" in out and "p3@example.org" in out and "p1@example.org" not in out
+    after = re.search(r"next page: --after (\d+)", out).group(1)
+    _, out, _ = run(capsys, "subscribers", "list", "--limit", "2", "--after", after)
+    assert "p4@example.org" in out and "1 of 5" in out and "next page" not in out
 
 
 def test_user_text_is_printed_literally_not_as_markup(db, capsys):

@@ -220,6 +220,25 @@ def test_list_search_and_paging(runtime, api):
     assert api.get(f"{API}/subscribers", params={"tag": "no-such-tag"}).status_code == 404
 
 
+def test_list_pages_by_id_with_next_after(runtime, api):
+    with runtime.sessions.begin() as s:
+        for i in range(7):
+            make_subscriber(s, f"p{i}@example.org", name=f"Patient {i}")
+        make_subscriber(s, "zoe@other.org", name="Zoe")
+    seen, after = [], None
+    while True:
+        page = api.get(f"{API}/subscribers", params={"limit": 3, "search": "example"}
+                       | ({"after": after} if after is not None else {})).json()
+        seen += [x["email"] for x in page["items"]]
+        assert page["total"] == 7
+        after = page["next_after"]
+        if after is None:
+            break
+        assert after == page["items"][-1]["id"]
+    assert seen == [f"p{i}@example.org" for i in range(7)]  # each once, in id order, Zoe filtered out
+    assert api.get(f"{API}/subscribers", params={"after": -1}).status_code == 422
+
+
 def test_get_one(runtime, api):
     with runtime.sessions.begin() as s:
         sid = make_subscriber(s, "ann@example.org", name="Ann").id

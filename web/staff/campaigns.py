@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from campaigns import draft_tools, exits, service, signoff
 from campaigns.schedule import format_duration, parse_duration
@@ -333,17 +333,48 @@ def _step(db: Session, campaign: Campaign, position: int) -> tuple[Step, object,
     raise NotFoundError(f"this campaign has no step {position}")
 
 
+def _edit_language(req: StaffRequest, db: Session, campaign: Campaign, step: Step) -> str:
+    """?language=es on the step page: the language whose version is shown and edited ("" the
+    campaign's own, also when it names the own language). Unlike the preview's switch, a code that
+    is unknown, or one this step has no version in, is refused (InputError), never quietly the own
+    version: staff would correct the wrong text."""
+    code = req.query("language", "").strip()
+    if not code:
+        return ""
+    if code not in LANGUAGES:
+        shown = code if len(code) <= 20 else code[:20] + "..."
+        raise InputError(f"unsupported language {shown!r} (use one of: {', '.join(LANGUAGES)})", where="language")
+    if code == service.campaign_language(campaign, req.ctx.settings.clinic.language):
+        return ""
+    if code not in service.step_languages(db, step.id):
+        name = ENGLISH_NAMES[code]
+        raise InputError(f"email {step.position} of this campaign has no {name} version: upload the {name} "
+                         "article to the campaign first", where="language")
+    return code
+
+
+def _step_redirect(req: StaffRequest, slug: str, position: int, language: str) -> Response:
+    url = req.request.app.url_path_for("staff:step", slug=slug, position=position)
+    return RedirectResponse(url + (f"?language={language}" if language else ""), status_code=303)
+
+
 def step_page(req: StaffRequest) -> Response:
+    """The step editor; ?language=es shows and edits the step's Spanish version (its subject,
+    preheader, heading and text; the delay and rules are the step's, shared by every language)."""
     slug, position = req.request.path_params["slug"], req.request.path_params["position"]
     error = ""
     submitted: dict[str, str] | None = None
     if req.request.method == "POST":
         submitted = {k: req.field(k) for k in ("subject", "preheader", "title", "body", "delay")}
         try:
-            delay = parse_duration(submitted["delay"], field="delay")
             with req.ctx.runtime.sessions.begin() as db:
                 campaign = _campaign(db, slug)
                 old_step, old, _ = _step(db, campaign, position)
+                language = _edit_language(req, db, campaign, old_step)
+                if language:
+                    old = latest_versions(db, [old_step.id], language=language)[old_step.id]
+                # the delay is the step's, shared by every language: the Spanish form has none
+                delay = None if language else parse_duration(submitted["delay"], field="delay")
                 before = old.version  # type: ignore[attr-defined]
                 was = {"subject": old.subject, "preheader": old.preheader, "title": old.title,  # type: ignore[attr-defined]
                        "body": old.body, "delay_minutes": old_step.delay_minutes}  # type: ignore[attr-defined]
@@ -351,7 +382,7 @@ def step_page(req: StaffRequest) -> Response:
                 pending = req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH))
                 version = service.edit_step(db, campaign, position, StepEdit(
                     subject=submitted["subject"], preheader=submitted["preheader"], title=submitted["title"],
-                    body=submitted["body"], delay=delay), pending=pending)
+                    body=submitted["body"], delay=delay), pending=pending, language=language)
                 new_version = version.version != before
                 db.flush()
                 now_is = {"subject": version.subject, "preheader": version.preheader, "title": version.title,
@@ -360,24 +391,36 @@ def step_page(req: StaffRequest) -> Response:
                 if version.pending:
                     new_values["pending"] = True
                 if new_values:
+                    tagged = {"language": language} if language else {}
                     req.audit(db, "step.edit", f"campaign {campaign.slug} step {position}",
-                              before={**old_values, "version": before}, after={**new_values, "version": version.version})
+                              before={**old_values, "version": before, **tagged},
+                              after={**new_values, "version": version.version, **tagged})
         except NotFoundError:
             raise
         except InputError as exc:
+            if exc.where == "language":  # no such version to show the form for
+                return req.render("error.html", {"title": "Bad request", "detail": str(exc)}, status_code=400)
             error = str(exc)
         else:
+            what = f"The {ENGLISH_NAMES[language]} version of email {position}" if language else f"Email {position}"
             if version.pending:
-                req.flash(f"Email {position} saved as version {version.version}, waiting for approval: patients "
+                req.flash(f"{what} saved as version {version.version}, waiting for approval: patients "
                           "keep getting the approved text until an approver approves it. Submit it when ready.")
             else:
-                req.flash(f"Email {position} saved." + (
-                    f" This is version {version.version}: patients who have not received it yet get the new text."
+                whom = f"{ENGLISH_NAMES[language]}-speaking patients" if language else "patients"
+                req.flash(f"{what} saved." + (
+                    f" This is version {version.version}: {whom} who have not received it yet get the new text."
                     if new_version else ""))
-            return req.redirect("staff:step", slug=slug, position=position)
+            return _step_redirect(req, slug, position, language)
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
+        try:
+            language = _edit_language(req, db, campaign, step)
+        except InputError as exc:
+            return req.render("error.html", {"title": "Bad request", "detail": str(exc)}, status_code=400)
+        if language:
+            version = latest_versions(db, [step.id], language=language)[step.id]
         values = submitted or {
             "subject": version.subject, "preheader": version.preheader,  # type: ignore[attr-defined]
             "title": version.title, "body": version.body, "delay": _delay_input(step.delay_minutes),  # type: ignore[attr-defined]
@@ -386,6 +429,9 @@ def step_page(req: StaffRequest) -> Response:
             "signoff_needed": req.ctx.settings.require_signoff and not (req.user and req.user.can(Perm.CAMPAIGNS_PUBLISH)),
             "nav": "campaigns", "campaign": campaign, "step": step, "version": version, "total": total,
             "values": values, "error": error, "paragraphs": draft_tools.paragraphs(version.body),  # type: ignore[attr-defined]
+            "language": language, "languages": ENGLISH_NAMES, "step_languages": service.step_languages(db, step.id),
+            "own_language": service.campaign_language(campaign, req.ctx.settings.clinic.language),
+            "delay_shown": _delay_input(step.delay_minutes),
             **_rules_context(db, step),
         }, status_code=400 if error else 200)
 
@@ -449,7 +495,10 @@ def step_preview(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
-        language, version = _in_language(req, db, step, version)
+        try:
+            language, version = _in_language(req, db, campaign, step, version)
+        except InputError as exc:
+            return _bad_language(req, exc)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
         assert req.staff.renderer is not None
         try:
@@ -467,14 +516,19 @@ def step_preview(req: StaffRequest) -> Response:
         })
 
 
-def _in_language(req: StaffRequest, db: Session, step: Step, version):
+def _in_language(req: StaffRequest, db: Session, campaign: Campaign, step: Step, version):
     """?language=es: that language's newest version of the step instead of the campaign's own, so
-    staff read the email a Spanish-speaking patient gets (unknown or missing: the own one)."""
-    code = req.query("language", "")
-    if code not in LANGUAGES:
+    staff read (and test-send) the email a Spanish-speaking patient gets. Refused as on the step
+    page (_edit_language): an unknown code or a language the step has no version in is an
+    InputError, never quietly the own version - staff would check or send the wrong text."""
+    code = _edit_language(req, db, campaign, step)
+    if not code:
         return "", version
-    other = latest_versions(db, [step.id], language=code).get(step.id)
-    return (code, other) if other is not None else ("", version)
+    return code, latest_versions(db, [step.id], language=code)[step.id]
+
+
+def _bad_language(req: StaffRequest, exc: InputError) -> Response:
+    return req.render("error.html", {"title": "Bad request", "detail": str(exc)}, status_code=400)
 
 
 def step_email(req: StaffRequest) -> Response:
@@ -483,7 +537,10 @@ def step_email(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
-        language, version = _in_language(req, db, step, version)
+        try:
+            language, version = _in_language(req, db, campaign, step, version)
+        except InputError as exc:
+            return _bad_language(req, exc)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
     assert req.staff.renderer is not None
     rendered = render_sample(req.staff.renderer, content, req.ctx.settings.base_url)
@@ -496,6 +553,10 @@ def step_test(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
+        try:
+            language, version = _in_language(req, db, campaign, step, version)  # the version the page showed
+        except InputError as exc:
+            return _bad_language(req, exc)  # nothing sent
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
     try:
         send_test(req.ctx.settings, req.staff.renderer, content, req.user.email)
@@ -505,5 +566,6 @@ def step_test(req: StaffRequest) -> Response:
         req.flash(f"Test email sent to {req.user.email}.")
     back = req.field("back")
     if back == "preview":
-        return req.redirect("staff:step_preview", slug=slug, position=position)
-    return req.redirect("staff:step", slug=slug, position=position)
+        url = req.request.app.url_path_for("staff:step_preview", slug=slug, position=position)
+        return RedirectResponse(url + (f"?language={language}" if language else ""), status_code=303)
+    return _step_redirect(req, slug, position, language)

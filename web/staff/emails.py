@@ -44,14 +44,19 @@ def _key(kind: str, *parts: object) -> str:
 
 
 def step_content(campaign: Campaign, step: Step, version: StepVersion, total: int) -> EmailContent:
+    from campaigns.service import title_in
+
+    # the series' title as the patient reads it: the Spanish article's for a Spanish version (the dispatcher's)
+    title = title_in(campaign, version.language)
+    # the preview's footer in the version's language (a campaign written in Spanish: Spanish)
+    language = version.language or campaign.language or ""
     fields = (version.title, version.subject, version.preheader, version.body, version.section, step.kind,
-              step.position, total, version.template, campaign.title)
+              step.position, total, version.template, title, language)
     return EmailContent(
         key=_key("step", step.id, *fields), title=version.title, subject=version.subject,
         preheader=version.preheader, body=version.body, section=version.section, kind=step.kind,
-        position=step.position, total=total, template=version.template, campaign_title=campaign.title,
-        # the preview's footer in the version's language (a campaign written in Spanish: Spanish)
-        language=version.language or campaign.language or "",
+        position=step.position, total=total, template=version.template, campaign_title=title,
+        language=language,
     )
 
 

@@ -21,6 +21,7 @@ from campaigns.enrollment import NotEnrollable, enroll
 from campaigns.exits import stop_in_campaign
 from campaigns.schedule import resolve_zone
 from campaigns.service import latest_versions
+from delivery.counts import counted
 from delivery.status import status_rows
 from drip.errors import InputError, NotFoundError
 from drip.models import (
@@ -52,11 +53,14 @@ from subscribers.suppression import cancel_pending, suppress, suppression_of
 from subscribers.tokens import LinkClaims
 from subscribers.unsubscribe import unsubscribe
 from web.staff import bulk
+from web.api_models import MAX_ID
 from web.staff.base import StaffRequest
 from web.staff.signup import signup_warning
+from web.staff.stats import as_of_note
 from web.staff.uploads import display_name, saved_upload, shown_error
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000  # a filtered total beyond this prints as "10,000+"
 STATUSES = [s.value for s in SubscriberStatus]
 MAX_SEARCH = 200
 
@@ -69,6 +73,11 @@ def _int(value: str, default: int) -> int:
     return int(value) if value.isdigit() and len(value) < 7 else default
 
 
+def _id(value: str) -> int | None:
+    """A row id from the query string; anything else (or beyond the database's integer) is None."""
+    return int(value) if value.isdigit() and len(value) <= 10 and 0 < int(value) <= MAX_ID else None
+
+
 def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_name: str = "",
                import_error: str = "", add_error: str = "", add_form: dict[str, str] | None = None,
                status_code: int = 200) -> Response:
@@ -76,23 +85,38 @@ def _list_page(req: StaffRequest, *, report: ImportReport | None = None, report_
     status = req.query("status")
     status = status if status in STATUSES else ""
     tag = req.query("tag").strip()[:100]
-    page = max(1, _int(req.query("page"), 1))
+    # Pages go by id (?after=, ?before=), not by number: page 20,000 of a health system's list
+    # costs what page 1 does. An old ?page= link opens the first page.
+    after = _id(req.query("after"))
+    before = None if after else _id(req.query("before"))
     filter_error = ""
+    filters = {"search": q or None, "tag": tag or None, "status": status or None}
     with req.ctx.runtime.read_sessions() as db:
         try:
-            subs = list_subscribers(db, search=q or None, tag=tag or None, status=status or None, limit=PAGE_SIZE,
-                                    offset=(page - 1) * PAGE_SIZE)
-            total = count_subscribers(db, search=q or None, tag=tag or None, status=status or None)
+            subs = list_subscribers(db, **filters, limit=PAGE_SIZE + 1, after=after, before=before)
+            if not subs and (after or before):  # beyond either end (rows erased since): the first page
+                after = before = None
+                subs = list_subscribers(db, **filters, limit=PAGE_SIZE + 1)
+            total = count_subscribers(db, **filters, cap=COUNT_CAP) if any(filters.values()) else None
         except InputError as exc:
             subs, total, filter_error = [], 0, str(exc).split(": ", 1)[-1]
+        more = len(subs) > PAGE_SIZE  # one row beyond the page, in the direction of travel
+        if more:
+            subs = subs[1:] if before else subs[:PAGE_SIZE]
+        everyone = counted(req.ctx.runtime, db, "subscribers", None, req.now)
+        if total is None:
+            total = everyone.value["n"]
         tags = tags_of(db, [s.id for s in subs])
         keys = [s.email_key for s in subs]
         suppressed = set(db.scalars(select(Suppression.email_key).where(Suppression.email_key.in_(keys)))) if keys else set()
-        everyone = count_subscribers(db)
         return req.render("subscribers.html", {
-            "nav": "subscribers", "subs": subs, "total": total, "everyone": everyone, "tags": tags,
-            "suppressed": suppressed, "q": q, "status": status, "tag": tag, "page": page,
-            "pages": max(1, -(-total // PAGE_SIZE)), "statuses": STATUSES, "tag_names": _tag_names(db),
+            "nav": "subscribers", "subs": subs, "total": total, "total_capped": total > COUNT_CAP,
+            "count_cap": COUNT_CAP, "everyone": everyone.value["n"],
+            "everyone_note": as_of_note(everyone.as_of, req.ctx.settings), "tags": tags,
+            "suppressed": suppressed, "q": q, "status": status, "tag": tag,
+            "newer": subs[0].id if subs and (after or (before and more)) else None,
+            "older": subs[-1].id if subs and (before or more) else None,
+            "statuses": STATUSES, "tag_names": _tag_names(db),
             "filter_error": filter_error, "report": report, "report_name": report_name, "import_error": import_error,
             "add_error": add_error, "add_form": add_form or {"email": "", "name": "", "tz": "", "tags": ""},
             "filtered": bool(q or status or tag), "signup_warning": signup_warning(req, db),
@@ -375,10 +399,26 @@ def subscriber_export_json(req: StaffRequest) -> Response:
     })
 
 
+# The readable page's labels for the export's keys (the JSON keeps the keys).
+EXPORT_LABELS = {
+    "id": "Record number", "email": "Email", "name": "Name", "time_zone": "Time zone", "status": "Status",
+    "created_at": "Added", "updated_at": "Last changed",
+    "source": "How they signed up", "at": "When", "text_version": "Consent wording shown (version)",
+    "ip": "From IP address",
+}
+
+
 def subscriber_export_page(req: StaffRequest) -> Response:
-    """The same export as a page a patient can read (print it, or save it as a PDF)."""
+    """The same export as a page a patient can read (print it, or save it as a PDF): times in the
+    clinic's zone, plain labels, and every part of the JSON, events included."""
+    from datetime import datetime
+
+    def at(value: str | None) -> str:
+        return req.staff.when(datetime.fromisoformat(value)) if value else "—"
+
     sub, data = _export(req, "page")
-    return req.render("subscriber_export.html", {"nav": "subscribers", "sub": sub, "data": data})
+    return req.render("subscriber_export.html", {"nav": "subscribers", "sub": sub, "data": data, "at": at,
+                                                 "labels": EXPORT_LABELS})
 
 
 def subscriber_erase(req: StaffRequest) -> Response:

@@ -70,14 +70,49 @@ def test_empty_state(staff):
     assert "No subscribers yet" in staff.get("/staff/subscribers").text
 
 
-def test_pages_of_fifty(runtime, staff):
+def _link(html: str, rel: str) -> str:
+    found = re.search(rf'href="([^"]*)" rel="{rel}"', html)
+    return found.group(1).replace("&amp;", "&") if found else ""
+
+
+@both_databases
+def test_pages_of_fifty_go_by_id(runtime, staff):
     with runtime.sessions.begin() as s:
-        for i in range(55):
-            make_subscriber(s, f"p{i:02d}@example.org", name=f"Patient {i:02d}")
+        for i in range(120):
+            make_subscriber(s, f"p{i:03d}@example.org", name=f"Patient {i:03d}")
     first = staff.get("/staff/subscribers").text
-    assert len(shown(first)) == 50 and "1–50 of 55" in first and "page=2" in first
-    second = staff.get("/staff/subscribers?page=2").text
-    assert shown(second) == [f"Patient {i}" for i in range(50, 55)]
+    assert shown(first) == [f"Patient {i:03d}" for i in range(50)]
+    assert "50 shown of 120" in first and "120 patients on file" in first and not _link(first, "prev")
+    second = staff.get("/staff/subscribers" + _link(first, "next")).text
+    assert shown(second) == [f"Patient {i:03d}" for i in range(50, 100)] and "after=" in _link(first, "next")
+    third = staff.get("/staff/subscribers" + _link(second, "next")).text
+    assert shown(third) == [f"Patient {i:03d}" for i in range(100, 120)] and not _link(third, "next")
+    back = staff.get("/staff/subscribers" + _link(third, "prev")).text
+    assert shown(back) == shown(second) and _link(back, "next") and _link(back, "prev")
+    assert shown(staff.get("/staff/subscribers" + _link(back, "prev")).text) == shown(first)
+    # An old numbered link, and one beyond the end (its rows erased since), open the first page.
+    assert shown(staff.get("/staff/subscribers?page=2").text) == shown(first)
+    assert shown(staff.get("/staff/subscribers?after=999999").text) == shown(first)
+    for junk in ("-5", "abc", "2147483648", "9" * 5000, "1e3"):  # not a row id: the first page, not an error
+        r = staff.get(f"/staff/subscribers?after={junk}&before={junk}")
+        assert r.status_code == 200 and shown(r.text) == shown(first), junk
+
+
+@both_databases
+def test_filtered_pages_keep_the_filter_and_cap_the_count(runtime, staff, monkeypatch):
+    with runtime.sessions.begin() as s:
+        for i in range(70):
+            make_subscriber(s, f"p{i:03d}@example.org", name=f"{'Garcia' if i % 2 else 'Lee'} {i:03d}")
+    first = staff.get("/staff/subscribers?q=garc").text
+    assert shown(first) == [f"Garcia {i:03d}" for i in range(1, 70, 2)] and "35 shown of 35 matching" in first
+    monkeypatch.setattr("web.staff.subscribers.PAGE_SIZE", 10)
+    monkeypatch.setattr("web.staff.subscribers.COUNT_CAP", 20)
+    page = staff.get("/staff/subscribers?q=garc").text
+    assert "10 shown of 20+ matching" in page and "70 patients on file" in page
+    nxt = _link(page, "next")
+    assert "q=garc" in nxt
+    assert shown(staff.get("/staff/subscribers" + nxt).text) == [f"Garcia {i:03d}" for i in range(21, 41, 2)]
+    assert "5 shown of 5 matching" in staff.get("/staff/subscribers?q=lee+00").text  # Lee 000 ... 008
 
 
 CSV = (
