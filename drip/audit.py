@@ -61,6 +61,20 @@ def record(session: Session, actor: Actor, action: str, target: str = "", *, bef
     return entry
 
 
+def url_for_log(url: str) -> str:
+    """A URL as the log keeps it: scheme, host and path. Its user:password and query are left out
+    (a receiver's credential often rides there, and the log is exported as CSV)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme and host else ""
+
+
 def changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Only the keys whose value changed, for a before -> after pair that is easy to read."""
     keys = [k for k in after if before.get(k) != after.get(k)]

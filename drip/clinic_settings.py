@@ -27,6 +27,7 @@ from drip.errors import InputError
 from drip.models import ClinicAsset, ClinicSetting
 
 VERSION_KEY = "_version"
+SIGNOFF_KEY = "require_signoff"  # clinician sign-off on or off ("1" / "0"), over DRIP_REQUIRE_SIGNOFF
 LOGO = "logo"
 LOGO_PATH = "/clinic/logo/"
 MAX_LOGO_BYTES = 512 * 1024
@@ -101,6 +102,26 @@ def apply(clinic: Clinic, overrides: Mapping[str, str]) -> Clinic:
     """`clinic` (from env / drip.toml) with the stored values on top."""
     known = {k: v for k, v in overrides.items() if k in Clinic.__dataclass_fields__}
     return replace(clinic, **known) if known else clinic
+
+
+def signoff(overrides: Mapping[str, str]) -> bool | None:
+    """The stored clinician sign-off choice, None when never saved (the environment's then)."""
+    value = overrides.get(SIGNOFF_KEY)
+    return None if value is None else value == "1"
+
+
+def save_signoff(session: Session, required: bool) -> None:
+    """Store the sign-off choice and bump the version (every process follows on its next read)."""
+    value = "1" if required else "0"
+    row = session.get(ClinicSetting, SIGNOFF_KEY)
+    if row is not None and row.value == value:
+        return
+    if row is None:
+        session.add(ClinicSetting(key=SIGNOFF_KEY, value=value))
+    else:
+        row.value = value
+    _bump(session)
+    session.flush()
 
 
 def current(clinic: Clinic, values: Mapping[str, str]) -> dict[str, str]:

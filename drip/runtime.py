@@ -33,7 +33,8 @@ class Runtime:
         self.base_clinic = self._applied_clinic = self.settings.clinic
 
     def refresh_settings(self) -> bool:
-        """Apply the clinic settings saved in the web app; True when `settings` changed.
+        """Apply the clinic settings saved in the web app (and the clinician sign-off choice); True
+        when the clinic changed (its renderer must be rebuilt).
 
         One primary-key read when nothing changed (called once per worker tick and staff request).
         A database without the table yet (not migrated) keeps the env / drip.toml values."""
@@ -53,7 +54,8 @@ class Runtime:
             self.base_clinic = self.settings.clinic
         clinic = clinic_settings.apply(self.base_clinic, values)
         changed = clinic != self.settings.clinic
-        self.settings = self.settings.with_(clinic=clinic)
+        signoff = clinic_settings.signoff(values)  # saved on Settings: over DRIP_REQUIRE_SIGNOFF
+        self.settings = self.settings.with_(clinic=clinic, **({} if signoff is None else {"require_signoff": signoff}))
         self._applied_clinic = self.settings.clinic
         self.settings_version = version
         return changed

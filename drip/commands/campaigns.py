@@ -272,13 +272,26 @@ def edit_cmd(
     title: Optional[str] = typer.Option(None, "--title"),
     body_file: Optional[Path] = typer.Option(None, "--body-file", help="Plain-text body (blank line between paragraphs)."),
     delay: Optional[str] = typer.Option(None, "--delay", help="New delay after enrollment (future enrollments)."),
+    language: Optional[str] = typer.Option(
+        None, "--language", help="Edit the step's version in this language (e.g. es, uploaded with `drip import "
+                                 "--language`); the campaign's own language or none: its own version. The delay "
+                                 "is shared by every language."),
 ) -> None:
-    """Edit a step. On a published campaign this makes a new version (see README)."""
+    """Edit a step. On a published campaign this makes a new version (see README); with --language,
+    a new version of that language's text, leaving the other languages' as they are."""
+    from sqlalchemy import select
+
     from campaigns import service
     from campaigns.schedule import parse_duration
-    from drip.audit import Actor, record
+    from drip.audit import Actor, changed, record
+    from drip.i18n import ENGLISH_NAMES, normalize_language
+    from drip.models import Step
     from drip.runtime import open_runtime
 
+    try:
+        code = normalize_language(language)
+    except InputError as exc:
+        raise InputError(str(exc).removeprefix("language: "), where="--language") from None
     body = None
     if body_file is not None:
         try:
@@ -288,13 +301,34 @@ def edit_cmd(
     edit = service.StepEdit(subject=subject, preheader=preheader, title=title, body=body,
                             delay=parse_duration(delay, field="--delay") if delay else None)
     rt = open_runtime()
-    with rt.sessions.begin() as s:
+    with rt.sessions.begin() as s:  # an error below rolls back: nothing is written
         c = service.get_campaign(s, slug, where="SLUG")
-        v = service.edit_step(s, c, step, edit)  # the server's own shell: no sign-off needed
-        record(s, Actor.cli(), "step.edit", f"campaign {c.slug} step {step}", after={
-            **{k: getattr(edit, k) for k in ("subject", "preheader", "title", "body") if getattr(edit, k) is not None},
-            "version": v.version})
-        console.print(f"{slug} step {step}: version {v.version}")
+        # as on the web's step page: naming the campaign's own language is its own version
+        lang = "" if code in (None, service.campaign_language(c, rt.settings.clinic.language)) else code
+        if lang and edit.delay is not None:
+            raise InputError(f"the delay is shared by every language: change it without --language {lang}",
+                             where="--delay")
+        row = s.scalar(select(Step).where(Step.campaign_id == c.id, Step.position == step))
+        old = service.latest_versions(s, [row.id], language=lang).get(row.id) if row is not None else None
+        was = {k: getattr(old, k) for k in ("subject", "preheader", "title", "body")} if old is not None else {}
+        was["delay_minutes"] = row.delay_minutes if row is not None else None
+        try:
+            # the server's own shell: no sign-off needed (as an owner's edit on the web)
+            v = service.edit_step(s, c, step, edit, language=lang)
+        except InputError as exc:
+            if exc.where == "language":  # the translation is missing: name the option that asked for it
+                raise InputError(str(exc).removeprefix("language: "), where="--language") from None
+            raise
+        s.flush()
+        old_values, new_values = changed(was, {"subject": v.subject, "preheader": v.preheader, "title": v.title,
+                                               "body": v.body, "delay_minutes": row.delay_minutes})
+        if new_values:  # the web's step.edit row: what changed, the versions, the language when not the own
+            tagged = {"language": lang} if lang else {}
+            record(s, Actor.cli(), "step.edit", f"campaign {c.slug} step {step}",
+                   before={**old_values, "version": old.version, **tagged},
+                   after={**new_values, "version": v.version, **tagged})
+        what = f" ({ENGLISH_NAMES[lang]})" if lang else ""
+        console.print(f"{slug} step {step}{what}: version {v.version}", markup=False)
 
 
 def enroll_cmd(

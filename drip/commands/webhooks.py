@@ -1,4 +1,6 @@
-"""`drip webhooks add URL --events ... / list / rotate ID / disable ID / enable ID / log / replay / deliver`."""
+"""`drip webhooks add URL --events ... / list / rotate ID / disable ID / enable ID / log / replay / deliver`.
+
+The changes are audited as the staff page's are (`webhook.add`, ... by `cli`; web/staff/webhooks.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ def add(
     description: str = typer.Option("", "--description", help="A note for staff."),
 ) -> None:
     """Add an endpoint; prints its secret once (the receiver verifies signatures with it)."""
+    from drip.audit import Actor, record, url_for_log
     from drip.models import utcnow
     from webhooks.endpoints import add_endpoint
 
@@ -36,6 +39,8 @@ def add(
             ep = add_endpoint(s, url, events.split(","), utcnow(), allow_private=rt.settings.webhook_allow_private,
                               description=description)
             eid, secret, types = ep.id, ep.secret, ep.events
+            record(s, Actor.cli(), "webhook.add", f"webhook {eid}", after={
+                "url": url_for_log(ep.url), "events": list(types) or "all", "description": ep.description})
     finally:
         rt.close()
     typer.echo(f"webhook {eid} -> {url} ({', '.join(types) or 'all events'})")
@@ -62,6 +67,7 @@ def list_cmd() -> None:
 @webhooks_app.command("rotate")
 def rotate(endpoint: int = typer.Argument(..., help="Endpoint id (from `drip webhooks list`).")) -> None:
     """A new secret; the old one keeps signing beside it for 24 hours."""
+    from drip.audit import Actor, record
     from drip.models import utcnow
     from webhooks.endpoints import get_endpoint, rotate_secret
 
@@ -71,6 +77,7 @@ def rotate(endpoint: int = typer.Argument(..., help="Endpoint id (from `drip web
             ep = get_endpoint(s, endpoint)
             secret = rotate_secret(s, ep, utcnow())
             until = ep.previous_until
+            record(s, Actor.cli(), "webhook.rotate", f"webhook {ep.id}", after={"old_secret_until": until})
     finally:
         rt.close()
     typer.echo(f"new secret: {secret}")
@@ -78,12 +85,18 @@ def rotate(endpoint: int = typer.Argument(..., help="Endpoint id (from `drip web
 
 
 def _set(endpoint: int, active: bool) -> None:
+    from drip.audit import Actor, record
     from webhooks.endpoints import get_endpoint, set_active
 
     rt = _rt()
     try:
         with rt.sessions.begin() as s:
-            set_active(s, get_endpoint(s, endpoint), active)
+            ep = get_endpoint(s, endpoint)
+            was = ep.active
+            set_active(s, ep, active)
+            if was != active:
+                record(s, Actor.cli(), "webhook.enable" if active else "webhook.disable", f"webhook {ep.id}",
+                       before={"active": was}, after={"active": active})
     finally:
         rt.close()
     typer.echo(f"webhook {endpoint} {'enabled' if active else 'disabled'}")
@@ -123,13 +136,15 @@ def log_cmd(
 @webhooks_app.command("replay")
 def replay_cmd(delivery: int = typer.Argument(..., help="Delivery id (from `drip webhooks log`).")) -> None:
     """Post one delivery again (same webhook-id, fresh attempts)."""
+    from drip.audit import Actor, record
     from drip.models import utcnow
     from webhooks.endpoints import replay
 
     rt = _rt()
     try:
         with rt.sessions.begin() as s:
-            replay(s, delivery, utcnow())
+            row = replay(s, delivery, utcnow())
+            record(s, Actor.cli(), "webhook.replay", f"webhook delivery {delivery}", after={"endpoint": row.endpoint_id})
     finally:
         rt.close()
     typer.echo(f"delivery {delivery} is due again; the worker posts it")

@@ -247,7 +247,9 @@ def test_a_draft_holding_a_translation_refuses_a_structure_change_and_keeps_ever
     before = _state(draft)
     with draft.sessions() as s:
         versions = s.scalar(select(func.count()).select_from(StepVersion))
-    for tool, args in ((dt.merge, (2,)), (dt.drop, (3,)), (dt.move, (2, "down")), (dt.split, (1, 2)), (dt.undo, ())):
+    for tool, args in ((dt.merge, (2,)), (dt.drop, (3,)), (dt.move, (2, "down")), (dt.move, (3, "up")),
+                       (dt.split, (1, 2)), (dt.make_item, (1, 2)), (dt.to_paragraph, (2,)), (dt.restore, (1,)),
+                       (dt.undo, ())):
         with pytest.raises(InputError, match="holds es versions of its steps"):
             _run(draft, tool, *args)
     assert _state(draft) == before

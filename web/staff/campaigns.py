@@ -495,7 +495,10 @@ def step_preview(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
-        language, version = _in_language(req, db, step, version)
+        try:
+            language, version = _in_language(req, db, campaign, step, version)
+        except InputError as exc:
+            return _bad_language(req, exc)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
         assert req.staff.renderer is not None
         try:
@@ -513,14 +516,19 @@ def step_preview(req: StaffRequest) -> Response:
         })
 
 
-def _in_language(req: StaffRequest, db: Session, step: Step, version):
+def _in_language(req: StaffRequest, db: Session, campaign: Campaign, step: Step, version):
     """?language=es: that language's newest version of the step instead of the campaign's own, so
-    staff read the email a Spanish-speaking patient gets (unknown or missing: the own one)."""
-    code = req.query("language", "")
-    if code not in LANGUAGES:
+    staff read (and test-send) the email a Spanish-speaking patient gets. Refused as on the step
+    page (_edit_language): an unknown code or a language the step has no version in is an
+    InputError, never quietly the own version - staff would check or send the wrong text."""
+    code = _edit_language(req, db, campaign, step)
+    if not code:
         return "", version
-    other = latest_versions(db, [step.id], language=code).get(step.id)
-    return (code, other) if other is not None else ("", version)
+    return code, latest_versions(db, [step.id], language=code)[step.id]
+
+
+def _bad_language(req: StaffRequest, exc: InputError) -> Response:
+    return req.render("error.html", {"title": "Bad request", "detail": str(exc)}, status_code=400)
 
 
 def step_email(req: StaffRequest) -> Response:
@@ -529,7 +537,10 @@ def step_email(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
-        language, version = _in_language(req, db, step, version)
+        try:
+            language, version = _in_language(req, db, campaign, step, version)
+        except InputError as exc:
+            return _bad_language(req, exc)
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
     assert req.staff.renderer is not None
     rendered = render_sample(req.staff.renderer, content, req.ctx.settings.base_url)
@@ -542,7 +553,10 @@ def step_test(req: StaffRequest) -> Response:
     with req.ctx.runtime.read_sessions() as db:
         campaign = _campaign(db, slug)
         step, version, total = _step(db, campaign, position)
-        language, version = _in_language(req, db, step, version)  # the version the page showed
+        try:
+            language, version = _in_language(req, db, campaign, step, version)  # the version the page showed
+        except InputError as exc:
+            return _bad_language(req, exc)  # nothing sent
         content = step_content(campaign, step, version, total)  # type: ignore[arg-type]
     try:
         send_test(req.ctx.settings, req.staff.renderer, content, req.user.email)

@@ -121,6 +121,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         Route("/settings", page(settings.settings_save, perm=P.SETTINGS), methods=POST, name="settings_save"),
         Route("/settings/preview", page(settings.settings_preview, perm=P.SETTINGS), methods=BOTH,
               name="settings_preview"),
+        Route("/settings/signoff", page(settings.settings_signoff, perm=P.SETTINGS), methods=POST,
+              name="settings_signoff"),
         Route("/settings/logo", page(settings.settings_logo, perm=P.SETTINGS, uploads=True), methods=POST,
               name="settings_logo"),
         Route("/settings/logo/remove", page(settings.settings_logo_remove, perm=P.SETTINGS), methods=POST,

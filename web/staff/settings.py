@@ -1,4 +1,5 @@
-"""Settings (owners): clinic identity and branding with a live email preview, the logo, lists, API tokens.
+"""Settings (owners): clinic identity and branding with a live email preview, the logo, clinician
+sign-off on or off, lists, API tokens.
 
 The preview needs no script: the form's "Preview" button posts the unsaved values to
 /staff/settings/preview with `formtarget` set to the preview frame, which renders a sample step
@@ -50,6 +51,7 @@ def _page(req: StaffRequest, *, error: str = "", values: dict[str, str] | None =
     return req.render("settings.html", {
         "nav": "settings", "fields": cs.FIELDS, "values": values or cs.current(clinic, {}), "error": error,
         "logo_url": clinic.logo_url, "max_logo_kb": cs.MAX_LOGO_BYTES // 1024,
+        "require_signoff": req.ctx.settings.require_signoff,
     }, status_code=status_code)
 
 
@@ -69,6 +71,29 @@ def settings_save(req: StaffRequest) -> Response:
             req.audit(db, "settings.clinic", "clinic settings", before=before, after=after)
     req.staff.refresh_clinic()
     req.flash("Saved: the next emails use these settings." if after else "Nothing changed.")
+    return req.redirect("staff:settings")
+
+
+def settings_signoff(req: StaffRequest) -> Response:
+    """Clinician sign-off on or off (campaigns/signoff.py). Off suits a one-person clinic: editors'
+    changes go live at once. Changes already waiting keep waiting for an approver."""
+    choice = req.field("require_signoff")
+    if choice not in ("1", "0"):
+        return _page(req, error="Clinician sign-off: choose required or not required", status_code=400)
+    required, was = choice == "1", req.ctx.settings.require_signoff
+    with req.ctx.runtime.sessions.begin() as db:
+        cs.save_signoff(db, required)
+        if required != was:
+            req.audit(db, "settings.signoff", "clinic settings", before={"require_signoff": was},
+                      after={"require_signoff": required})
+    req.staff.refresh_clinic()
+    if required == was:
+        req.flash("Nothing changed.")
+    elif required:
+        req.flash("Clinician sign-off is on: editors' changes to published emails wait for an approver.")
+    else:
+        req.flash("Clinician sign-off is off: editors' changes go live at once. Changes already waiting still "
+                  "wait for an approver.")
     return req.redirect("staff:settings")
 
 

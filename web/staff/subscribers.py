@@ -399,10 +399,26 @@ def subscriber_export_json(req: StaffRequest) -> Response:
     })
 
 
+# The readable page's labels for the export's keys (the JSON keeps the keys).
+EXPORT_LABELS = {
+    "id": "Record number", "email": "Email", "name": "Name", "time_zone": "Time zone", "status": "Status",
+    "created_at": "Added", "updated_at": "Last changed",
+    "source": "How they signed up", "at": "When", "text_version": "Consent wording shown (version)",
+    "ip": "From IP address",
+}
+
+
 def subscriber_export_page(req: StaffRequest) -> Response:
-    """The same export as a page a patient can read (print it, or save it as a PDF)."""
+    """The same export as a page a patient can read (print it, or save it as a PDF): times in the
+    clinic's zone, plain labels, and every part of the JSON, events included."""
+    from datetime import datetime
+
+    def at(value: str | None) -> str:
+        return req.staff.when(datetime.fromisoformat(value)) if value else "—"
+
     sub, data = _export(req, "page")
-    return req.render("subscriber_export.html", {"nav": "subscribers", "sub": sub, "data": data})
+    return req.render("subscriber_export.html", {"nav": "subscribers", "sub": sub, "data": data, "at": at,
+                                                 "labels": EXPORT_LABELS})
 
 
 def subscriber_erase(req: StaffRequest) -> Response:

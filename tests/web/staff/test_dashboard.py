@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -64,11 +65,25 @@ def test_a_viewer_sees_counts_but_no_patient_address(runtime, make_client):
 
 
 def test_campaign_page_has_its_chart_and_progress(runtime, staff):
+    """Per day: sent, bounced, unsubscribed bars; while emails are due and not all sent, a progress bar."""
+    from campaigns.enrollment import enroll
+    from campaigns.service import get_campaign
+    from drip.models import Subscriber
+
     ids = seed_staff(runtime)
-    _send(runtime, ids, T0 - timedelta(hours=1))
+    with runtime.sessions.begin() as s:  # Bob too: two first emails due now (T0)
+        enroll(s, s.get(Subscriber, ids.bob_id), get_campaign(s, "onboarding"), T0, clinic_tz="America/New_York")
+    _send(runtime, ids, T0 - timedelta(hours=1))  # Ann's went out
     html = staff.get("/staff/campaigns/onboarding").text
     assert "This campaign per day, last 30 days" in html
-    assert "Due so far, sent" in html or "Over time" in html
+    assert 'aria-label="Due so far, sent"' in html and "Due so far, sent: 1 of 2 (50%)" in html
+    day = T0.astimezone(ZoneInfo("America/New_York")).date().isoformat()
+    assert f"<title>{day}: 1 sent</title>" in html
+    assert f"<title>{day}: 0 bounced</title>" in html and f"<title>{day}: 0 unsubscribed</title>" in html
+    with runtime.sessions.begin() as s:  # Bob's is sent too: nothing due is waiting, no bar
+        bob_first = s.scalar(select(Delivery).where(Delivery.subscriber_id == ids.bob_id).order_by(Delivery.due_at))
+        bob_first.status, bob_first.sent_at = "sent", T0
+    assert "Due so far, sent" not in staff.get("/staff/campaigns/onboarding").text
 
 
 def test_chart_labels_are_escaped_and_heights_scale():
@@ -79,3 +94,17 @@ def test_chart_labels_are_escaped_and_heights_scale():
     assert "<b>" not in svg and "&lt;b&gt;" in svg and "a &amp; b" in svg
     heights = [float(h) for h in re.findall(r'<rect x="[^"]+" y="[^"]+" width="[^"]+" height="([\d.]+)"', svg)]
     assert heights[1] == 2 * heights[0] > 0
+
+
+def test_the_pictures_need_nothing_beyond_our_own_origin(runtime, staff):
+    """No CDN, no script (#14 item 5): the home and campaign pages keep the staff CSP and load
+    nothing from another origin; the charts are inline SVG."""
+    from web.staff.base import STAFF_CSP
+
+    seed_staff(runtime)
+    for path in ("/staff/", "/staff/campaigns/onboarding"):
+        r = staff.get(path)
+        assert r.headers["content-security-policy"] == STAFF_CSP and "script-src" not in STAFF_CSP
+        assert "<svg" in r.text and "<script" not in r.text
+        external = re.findall(r'(?:src|href)="((?:https?:)?//[^"]+)"', r.text)
+        assert external == [], external

@@ -65,3 +65,28 @@ def test_erase_needs_the_typed_address_then_keeps_only_a_hash(runtime, staff, tm
     assert (report.created, report.skipped) == (1, 1)
     assert [str(e) for e in report.errors] == [
         "line 2: email: this patient's data was erased at their request; not re-added"]
+
+
+def test_the_readable_export_shows_every_part_in_plain_words_and_local_times(runtime, staff):
+    """The page a patient reads holds what the JSON holds: events reported by the clinic's systems
+    and the provider's events too; times in the clinic's zone, not ISO strings."""
+    from datetime import timedelta
+
+    from drip.models import Event, SubscriberEvent
+    from tests.web.seed import T0
+
+    ids = seed_staff(runtime)
+    with runtime.sessions.begin() as s:
+        s.add(SubscriberEvent(subscriber_id=ids.ann_id, name="appointment_booked", source="booking", occurred_at=T0))
+        s.add(Event(provider="sendgrid", provider_event_id="sg-1", type="delivered", delivery_id=None,
+                    email_key="ann@example.org", occurred_at=T0 + timedelta(minutes=5), raw={}))
+    page = staff.get(f"/staff/subscribers/{ids.ann_id}/export").text
+    data = staff.get(f"/staff/subscribers/{ids.ann_id}/export.json").json()
+    assert len(data["events"]) == 1 and len(data["provider_events"]) == 1
+    events = page.split('id="events"')[1].split("</section>")[0]
+    assert "Reported by the clinic's systems (1)" in events and "appointment_booked" in events
+    assert "Tue 01 Dec 2026, 09:00 EST" in events  # T0 in the clinic's zone (America/New_York)
+    provider = page.split('id="provider-events"')[1].split("</section>")[0]
+    assert "sendgrid" in provider and "delivered" in provider and "09:05 EST" in provider
+    assert "T14:00:00+00:00" not in page  # no raw ISO time anywhere on the page
+    assert "<dt>From IP address</dt>" in page and "<dt>Time zone</dt>" in page and "<dt>ip</dt>" not in page

@@ -203,3 +203,42 @@ def test_the_spanish_preview_names_the_series_by_its_spanish_title(runtime, staf
     spanish = staff.get(STEP + "/email?language=es").text
     assert "«Acupuntura básica»" in spanish and "Acupuncture basics" not in spanish
     assert "Acupuncture basics" in staff.get(STEP + "/email").text
+
+
+def test_the_preview_and_test_email_refuse_a_language_as_the_step_page_does(runtime, staff):
+    """Not quietly the own version: staff checking or test-sending "the Spanish email" would read
+    the English one. Empty, or the campaign's own language: the own version."""
+    setup(runtime, languages=(), translate=False)
+    before = snapshot(runtime)
+    token = csrf_of(staff.get(STEP).text)
+    for query, message in [("klingon", "language: unsupported language &#39;klingon&#39; (use one of: en, es)"),
+                           ("<b>x</b>", "unsupported language &#39;&lt;b&gt;x&lt;/b&gt;&#39;"),
+                           ("es", "email 2 of this campaign has no Spanish version: upload the Spanish article to "
+                                  "the campaign first")]:
+        for r in (staff.get(STEP + "/preview", params={"language": query}),
+                  staff.get(STEP + "/email", params={"language": query}),
+                  staff.post(STEP + "/test", params={"language": query}, data={"csrf": token, "back": "preview"},
+                             follow_redirects=False)):
+            assert r.status_code == 400 and message in r.text, (query, r.request.url)
+            assert "Traceback" not in r.text and "<b>x</b>" not in r.text
+    assert list(runtime.settings.outbox_dir.glob("test-*.eml")) == []  # no test email went out
+    assert snapshot(runtime) == before
+    own = staff.get(STEP + "/email").text
+    for query in ("", "en"):
+        assert staff.get(STEP + "/preview", params={"language": query}).status_code == 200
+        assert staff.get(STEP + "/email", params={"language": query}).text == own
+        r = staff.post(STEP + "/test", params={"language": query}, data={"csrf": token}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == STEP  # the own version, sent
+    assert len(list(runtime.settings.outbox_dir.glob("test-*.eml"))) == 2
+
+
+def test_a_spanish_campaigns_preview_in_spanish_is_its_own_version(runtime, staff):
+    """A campaign written in Spanish: ?language=es names its own language, not a translation."""
+    setup(runtime, languages=(), translate=False)
+    with runtime.sessions.begin() as s:
+        get_campaign(s, "onboarding").language = "es"
+    own = staff.get(STEP + "/email").text
+    assert staff.get(STEP + "/email?language=es").text == own
+    assert staff.get(STEP + "/preview?language=es").status_code == 200
+    r = staff.get(STEP + "/email?language=en")
+    assert r.status_code == 400 and "has no English version" in r.text
