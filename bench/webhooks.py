@@ -2,9 +2,9 @@
 worker sends, and the send rate beside the same run without webhooks.
 
 Each round is a fresh SQLite database with N emails due (the `dispatch` bench's setup, outbox
-backend). With webhooks, one endpoint takes every event type, so each email sent also writes
-`email.sent` (and `enrollment.completed`) in the record's transaction, and a backlog of B events
-is waiting. The headline figures deliver with `drip webhooks run` (a process of its own, at
+backend). With webhooks, one endpoint takes every event type, so each email sent is marked by
+its record and the webhook job writes its `email.sent` (and `enrollment.completed`) from the
+ledger (webhooks/derived.py), and a backlog of B events is waiting. The headline figures deliver with `drip webhooks run` (a process of its own, at
 DRIP_WEBHOOK_NICE); `in_process_*` with the webhook job in a thread of the sending process, as
 `drip run` does by default. The receiver is its own process on 127.0.0.1 verifying every
 signature with the `standardwebhooks` library, at nice 19 (it stands for a remote system: see
@@ -178,12 +178,25 @@ def _round_in(n: int, backlog: int, mode: str, url: str | None) -> dict:
                 send_elapsed, send_cpu = time.perf_counter() - start, time.thread_time() - cpu0
                 rq = _runqueue_wait() - rq0
                 if webhooks:
-                    from sqlalchemy import func, select
+                    from sqlalchemy import text
 
-                    with rt.sessions() as s:
-                        expected[0] = s.scalar(select(func.count()).select_from(
-                            WebhookEndpoint.metadata.tables["webhook_events"]))
+                    with rt.sessions() as s:  # one statement: the events written plus those still marked
+                        expected[0] = s.scalar(text(
+                            "SELECT (SELECT count(*) FROM webhook_events)"
+                            " + (SELECT count(*) FROM deliveries WHERE hooks_until IS NOT NULL)"
+                            " + (SELECT count(*) FROM deliveries WHERE hooks_until IS NOT NULL AND hooks_completed = TRUE)"))
                 sending_done.set()
+                if webhooks:  # how long after the last record its email.sent is written (the job's lag)
+                    from sqlalchemy import text
+
+                    marked = text("SELECT 1 FROM deliveries WHERE hooks_until IS NOT NULL LIMIT 1")
+                    t_end = time.perf_counter()
+                    while time.perf_counter() - t_end < 120:
+                        with rt.sessions() as s:
+                            if s.scalar(marked) is None:
+                                break
+                        time.sleep(0.01)
+                    out["sent_events_lag_s"] = time.perf_counter() - t_end
             if report.sent != n:
                 raise RuntimeError(f"bench sent {report.sent} of {n}")
             out["send_rate"] = n / send_elapsed
@@ -237,6 +250,8 @@ def run(quick: bool = False) -> BenchResult:
         "sender_cpu_us_per_email_without": round(statistics.median(r["send_cpu_us"] for r in plain)),
         "sender_runqueue_share_with": round(statistics.median(r["runqueue_share"] for r in hooked), 3),
         "sender_runqueue_share_without": round(statistics.median(r["runqueue_share"] for r in plain), 3),
+        # seconds from the send's end until every email.sent was written (the webhook job, busy with the backlog)
+        "email_sent_lag_s_max": round(max(r["sent_events_lag_s"] for r in hooked + threaded), 2),
         "webhook_nice": int(os.environ.get("DRIP_WEBHOOK_NICE", 10)), "receiver_nice": RECEIVER_NICE,
         "all_verified_once": not problems,
         "postgres_send_ratio": round(statistics.median(r["send_rate"] for r in pg_hooked)

@@ -11,7 +11,9 @@ milliseconds. The questions mirror what `Dispatcher.tick` would act on:
   close);
 - a webhook delivery `pending` and due for an enabled endpoint, or `sending` with its lease run
   out (what `WebhookSender.drain` would post): `drip run --once` from cron delivers webhook
-  events too, also on a run with no email due.
+  events too, also on a run with no email due;
+- a sent delivery whose `email.sent` / `enrollment.completed` is still to be written (its
+  `hooks_until` mark, webhooks/derived.py): the webhook job writes and posts them.
 
 `None` means "cannot tell cheaply" (no database file yet, a schema not at every migration head, a
 URL this does not parse, any driver error): the caller then runs the full tick, which is always
@@ -35,6 +37,8 @@ _QUERIES = (
     "SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
     "WHERE d.status = 'pending' AND d.next_attempt_at <= {p} AND e.active = TRUE LIMIT 1",
     "SELECT 1 FROM webhook_deliveries WHERE status = 'sending' AND lease_until < {p} LIMIT 1",
+    # a send recorded whose email.sent / enrollment.completed the webhook job has still to write
+    "SELECT 1 FROM deliveries WHERE hooks_until IS NOT NULL LIMIT 1",
 )
 
 
@@ -76,7 +80,7 @@ def anything_due(url: str, now: datetime) -> bool | None:
             if not at_heads({row[0] for row in cur.fetchall()}):
                 return None  # the full path migrates first
             for sql in _QUERIES:
-                cur.execute(sql.format(p=mark), (param,))
+                cur.execute(sql.format(p=mark), (param,) if "{p}" in sql else ())
                 if cur.fetchone() is not None:
                     return True
             return False

@@ -17,6 +17,7 @@ from typing import Iterable
 from sqlalchemy import String, bindparam, literal, select, text, union_all, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from webhooks.derived import mark_completed, marks
 from drip.models import (
     AttributeDefinition,
     Broadcast,
@@ -270,23 +271,27 @@ class LedgerStore:
         held = (t.c.id == bindparam("did")) & (t.c.claimed_by == self.worker_id) & (
             t.c.status == DeliveryStatus.SENDING.value
         )
-        # Core executemany (not ORM bulk-by-primary-key): one statement per outcome kind.
-        statements = [
-            (sent, dict(status=DeliveryStatus.SENT.value, sent_at=now, lease_until=None,
-                        provider_message_id=bindparam("mid"), step_version_id=bindparam("vid"), last_error="")),
-            (failed, dict(status=DeliveryStatus.FAILED.value, lease_until=None, last_error=bindparam("err"))),
-            (retry, dict(status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
-                         due_at=bindparam("due"), last_error=bindparam("err"), attempts=bindparam("att"))),
-            (cancelled, dict(status=DeliveryStatus.CANCELLED.value, lease_until=None, last_error=bindparam("err"))),
-            (released or [], dict(status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
-                                  attempts=bindparam("att"), last_error=bindparam("err"))),
-        ]
         with self.sessions.begin() as s:
+            # email.sent / enrollment.completed: the sent rows are marked here (webhooks/derived.py)
+            # and the webhook job writes the events from the ledger, off the send path.
+            until, want_done = marks(s) if sent else (None, False)
+            # Core executemany (not ORM bulk-by-primary-key): one statement per outcome kind.
+            statements = [
+                (sent, dict(status=DeliveryStatus.SENT.value, sent_at=now, lease_until=None,
+                            provider_message_id=bindparam("mid"), step_version_id=bindparam("vid"), last_error="",
+                            hooks_until=until)),
+                (failed, dict(status=DeliveryStatus.FAILED.value, lease_until=None, last_error=bindparam("err"))),
+                (retry, dict(status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
+                             due_at=bindparam("due"), last_error=bindparam("err"), attempts=bindparam("att"))),
+                (cancelled, dict(status=DeliveryStatus.CANCELLED.value, lease_until=None, last_error=bindparam("err"))),
+                (released or [], dict(status=DeliveryStatus.SCHEDULED.value, lease_until=None, claimed_by=None,
+                                      attempts=bindparam("att"), last_error=bindparam("err"))),
+            ]
             for params, values in statements:
                 if params:
                     s.execute(update(t).where(held).values(**values), params)
-            if sent:
-                self._emit_sent(s, [p["did"] for p in sent], now)
+            if want_done:
+                mark_completed(s, sorted(p["did"] for p in sent), self.worker_id)
             if bounces:
                 self._suppress_bounces(s, bounces, now)
             for cid, (ok, errors, why) in campaign_outcomes.items():
@@ -320,46 +325,6 @@ class LedgerStore:
                     .values(lease_until=until).returning(t.c.id)
                 ))
         return kept
-
-    @staticmethod
-    def _emit_sent(s: Session, ids: list[int], now: datetime) -> None:
-        """`email.sent` for the rows just recorded, and `enrollment.completed` for enrollments with
-        nothing left to send: one query for the endpoints, and only when one wants them, one query
-        per kind and one multi-row INSERT each (in the record's transaction).
-
-        The rows are found by primary key and their status checked here, not in SQL: with
-        `status = 'sent'` in the WHERE, SQLite's planner walked the (status, due_at) index over
-        every sent row of the ledger (measured: the chunk's cost grew with the ledger's size)."""
-        from webhooks.outbox import targets_of, write
-
-        wanted = targets_of(s, ("email.sent", "enrollment.completed"))
-        sent_to, done_to = wanted["email.sent"], wanted["enrollment.completed"]
-        if not sent_to and not done_to:
-            return
-        found = s.execute(
-            select(Delivery.id, Delivery.status, Delivery.subscriber_id, Delivery.enrollment_id, Campaign.slug,
-                   Step.position, Delivery.broadcast_id)
-            .outerjoin(Step, Step.id == Delivery.step_id).outerjoin(Campaign, Campaign.id == Step.campaign_id)
-            .where(Delivery.id.in_(ids))).all()
-        rows = sorted((r for r in found if r[1] == DeliveryStatus.SENT.value), key=lambda r: r[0])
-        if sent_to:
-            write(s, "email.sent", [{"delivery_id": d, "subscriber_id": sid, "campaign": slug, "step": pos,
-                                     "broadcast_id": b} for d, _, sid, _, slug, pos, b in rows], sent_to, now,
-                  key=lambda d: f"msg_sent_{d['delivery_id']}")
-        enrollments = sorted({r[3] for r in rows if r[3] is not None})
-        if done_to and enrollments:
-            from sqlalchemy import exists
-
-            pending = exists().where(Delivery.enrollment_id == Enrollment.id,
-                                     Delivery.status.in_((DeliveryStatus.SCHEDULED.value, DeliveryStatus.SENDING.value)))
-            done = s.execute(
-                select(Enrollment.id, Enrollment.subscriber_id, Campaign.slug)
-                .join(Campaign, Campaign.id == Enrollment.campaign_id)
-                .where(Enrollment.id.in_(enrollments), Enrollment.state == "active", ~pending)
-                .order_by(Enrollment.id))
-            write(s, "enrollment.completed", [{"enrollment_id": e, "subscriber_id": sid, "campaign": slug}
-                                              for e, sid, slug in done], done_to, now,
-                  key=lambda d: f"msg_completed_{d['enrollment_id']}")
 
     @staticmethod
     def _suppress_bounces(s: Session, bounces: list[dict], now: datetime) -> None:

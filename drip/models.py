@@ -395,6 +395,9 @@ class Delivery(Base):
         # migration 0029: the claim's order (due_at, id); the per-step counts from the index alone
         Index("ix_deliveries_due", "status", "due_at", "id"),
         Index("ix_deliveries_step_status", "step_id", "status", "outcome"),
+        # migration 0034: only rows whose email.sent / enrollment.completed are still to be written
+        Index("ix_deliveries_hooks_pending", "id", sqlite_where=text("hooks_until IS NOT NULL"),
+              postgresql_where=text("hooks_until IS NOT NULL")),
         {"sqlite_autoincrement": True},  # delivery ids go into links and provider custom_args: never reused
     )
 
@@ -413,6 +416,12 @@ class Delivery(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # delivered/bounced/... from events
+    # Set when recorded sent while a webhook endpoint wanted email.sent or enrollment.completed:
+    # the highest such endpoint id then (endpoints added later get no event for this send), and
+    # whether this send completed its enrollment. The webhook job writes those events and clears
+    # the mark in one transaction (webhooks/derived.py).
+    hooks_until: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hooks_completed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class WebhookEndpoint(Base):

@@ -5,7 +5,8 @@ query), and when there are any writes one `webhook_events` row per item and one
 `webhook_deliveries` row per (event, endpoint), each as one multi-row INSERT. Nothing is sent
 here: the worker's webhook job (webhooks/sender.py) delivers later, so a slow receiver never
 holds a transaction or a send. If the change rolls back, its events go with it; if it commits,
-they are there for the worker.
+they are there for the worker. (email.sent and enrollment.completed are written from the
+ledger by the webhook job instead: webhooks/derived.py.)
 
 Payloads carry opaque ids and the event's own facts, never an address, a name, a subject, a
 step's title or any content: a receiver looks the patient up through the API if it is allowed
@@ -76,7 +77,7 @@ def new_id() -> str:
 
 
 def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Sequence[int], now: datetime, *,
-          key: Callable[[dict], str] | None = None) -> int:
+          key: Callable[[dict], str] | None = None, times: Sequence[datetime] | None = None) -> int:
     """Write the events for these endpoints (already chosen). Returns the events written.
 
     `key`: the event's id from its data (e.g. `msg_sent_<delivery_id>`) for an event that must
@@ -84,23 +85,35 @@ def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Seq
     the rest inserted with ON CONFLICT DO NOTHING (SQLite and PostgreSQL alike), and deliveries
     are written only for the events this call added, so a transaction run again (a record retried
     after a commit whose answer was lost) never doubles one. Without `key` each event gets a
-    fresh random id.
+    fresh random id. `times`: each item's own time (the payload's `timestamp`, the rows'
+    created_at and first attempt) instead of `now`, e.g. when the send it reports was recorded.
 
-    The rows go through the driver's executemany (two statements, whatever the count): this runs
-    inside the sender's record transaction for every chunk, and SQLAlchemy's per-row statement
-    building cost ~150 us an email there (profiled in `drip bench webhooks`), ~10 this way."""
+    The rows go through the driver's executemany (two statements, whatever the count): SQLAlchemy's
+    per-row statement building cost ~150 us an event (profiled in `drip bench webhooks`), ~10 this way."""
     if not items or not endpoint_ids:
         return 0
     session.flush()  # the caller's pending ORM rows first (the driver statements below skip autoflush)
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     mark = "%s" if pg else "?"
-    utc = now.astimezone(timezone.utc)
-    at = utc if pg else utc.strftime("%Y-%m-%d %H:%M:%S.%f")  # UTCDateTime's stored form on SQLite
-    head = '{"type":' + json.dumps(type_) + ',"timestamp":' + json.dumps(utc.isoformat().replace("+00:00", "Z")) + ',"data":'
+    stamps: dict[datetime, tuple] = {}
+
+    def stamp(when: datetime) -> tuple:  # (the stored time, the payload's head): once per distinct time
+        found = stamps.get(when)
+        if found is None:
+            utc = when.astimezone(timezone.utc)
+            found = stamps[when] = (utc if pg else utc.strftime("%Y-%m-%d %H:%M:%S.%f"),  # UTCDateTime's form on SQLite
+                                    '{"type":' + json.dumps(type_) + ',"timestamp":'
+                                    + json.dumps(utc.isoformat().replace("+00:00", "Z")) + ',"data":')
+        return found
+
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    rows = [((key(data) if key else new_id()), type_, head + dumps(data) + "}", at) for data in items]
+    rows = []
+    for i, data in enumerate(items):
+        at, head = stamp(times[i] if times is not None else now)
+        rows.append(((key(data) if key else new_id()), type_, head + dumps(data) + "}", at))
     if key is not None:
+        rows = list({r[0]: r for r in rows}.values())  # one event per id, whatever the caller passed
         have: set[str] = set()
         for i in range(0, len(rows), 500):
             part = [r[0] for r in rows[i:i + 500]]
@@ -116,7 +129,7 @@ def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Seq
     conn.exec_driver_sql(
         "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, last_error, "
         f"created_at) VALUES ({mark}, {mark}, 'pending', 0, {mark}, '', {mark})",
-        [(r[0], ep, at, at) for r in rows for ep in endpoint_ids])
+        [(r[0], ep, r[3], r[3]) for r in rows for ep in endpoint_ids])
     return len(rows)
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drip.models import UTCDateTime, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks import signing
+from webhooks.derived import publish
 from webhooks.http import Poster
 from webhooks.targets import Target, TargetRefused, resolve
 
@@ -150,6 +151,7 @@ class WebhookSender:
                              .values(status="pending", claimed_by=None, lease_until=None)).rowcount or 0
 
     def claim(self, now: datetime) -> list[Job]:
+        """Write the events of sends recorded since the last claim, then claim a batch of due deliveries."""
         lock = "FOR UPDATE OF d SKIP LOCKED" if self.dialect == "postgresql" else ""
         sql = text(
             f"""
@@ -164,6 +166,9 @@ class WebhookSender:
             """
         ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("lease", type_=UTCDateTime))
         with self.sessions.begin() as s:
+            # email.sent / enrollment.completed of the sends recorded since the last claim
+            # (webhooks/derived.py): written here, in this transaction, so they go out in this pass.
+            publish(s)
             ids = [r[0] for r in s.execute(sql, {"now": now, "lease": now + self.lease, "worker": self.worker_id,
                                                   "limit": self.batch, "yes": True})]
             if not ids:
