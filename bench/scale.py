@@ -95,7 +95,7 @@ def build(rt, n: int) -> int:
                 f"FROM {source}"),
                 {"n": n, "sid": sid, "k": k, "past": past, "future": future, "due": DUE_NOW,
                  "now": naive(NOW - timedelta(minutes=1))})
-        analyze(conn)
+        analyze(conn, ("subscribers", "enrollments", "deliveries", "steps", "campaigns", "tags", "subscriber_tags"))
     return cid
 
 

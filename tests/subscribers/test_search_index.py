@@ -32,7 +32,7 @@ def _same(session, needle: str, **kw) -> None:
         assert count_subscribers(session, search=needle, cap=2, **kw) == min(3, len(scanned))
 
 
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(people=st.lists(st.tuples(word, word), min_size=1, max_size=12),
        renames=st.lists(st.tuples(st.integers(0, 11), word), max_size=4),
        erased=st.lists(st.integers(0, 11), max_size=3),
