@@ -1,7 +1,7 @@
 """Who may do what: named permissions, the four staff roles, and the API token scopes.
 
 Every staff route declares one permission (`page(handler, perm=...)` in web/staff/base.py) and
-every API endpoint one scope (`needs(...)` in web/api.py); tests/web/test_permissions.py walks
+every API endpoint one scope (`needs(...)` in web/api.py); tests/web/staff/test_permissions.py walks
 the real app and fails on a route without one. Kept free of heavy imports: the CLI reads it.
 
 Roles (a clinic's team, least privilege):

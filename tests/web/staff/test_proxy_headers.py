@@ -85,3 +85,26 @@ def test_a_bad_proxy_setting_fails_at_start_up(tmp_path):
     with pytest.raises(ConfigurationError, match="'localhost' is not an IP address"):
         load_settings(env)
     assert load_settings({**env, "DRIP_TRUSTED_PROXIES": "::1, 10.0.0.0/8"}).trusted_proxies == "::1, 10.0.0.0/8"
+
+
+def test_the_audit_log_records_the_address_the_action_came_from(runtime, staff_user, clock):
+    """#14 item 3: who, when, what and the IP. Behind a configured proxy, the patient-facing
+    proxy's client; otherwise the connection's own address, whatever X-Forwarded-For claims."""
+    from sqlalchemy import select
+
+    from drip.models import AuditEntry
+
+    def last_ip() -> str:
+        with runtime.sessions() as s:
+            return s.scalar(select(AuditEntry.ip).order_by(AuditEntry.id.desc()).limit(1))
+
+    with _client(runtime, clock, trusted_proxies="127.0.0.1") as client:
+        client.headers["X-Forwarded-For"] = "198.51.100.23"
+        assert login(client, password="wrong password!").status_code == 200
+        assert last_ip() == "198.51.100.23"  # the failed login
+        assert login(client).status_code == 303
+        assert last_ip() == "198.51.100.23"
+    with _client(runtime, clock) as client:  # no proxy configured: the header is not believed
+        client.headers["X-Forwarded-For"] = "198.51.100.99"
+        assert login(client).status_code == 303
+        assert last_ip() == "127.0.0.1"
