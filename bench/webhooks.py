@@ -136,7 +136,7 @@ def _round_in(n: int, backlog: int, mode: str, url: str | None) -> dict:
                               [ep.id], T0)
                 if mode == "thread":
                     sender = WebhookSender(rt.sessions, WORKER, allow_private=True, batch=200, concurrency=8,
-                                           nice=_nice(rt.settings))
+                                           nice=_nice(rt.settings), read_sessions=rt.read_sessions)
                 else:
                     env = {**os.environ, "DRIP_DATABASE_URL": rt.settings.db_url, "DRIP_WEBHOOK_ALLOW_PRIVATE": "true",
                            "DRIP_SECRET_KEY": "bench-secret", "DRIP_DATA_DIR": str(Path(tmp) / "data")}

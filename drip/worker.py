@@ -51,7 +51,7 @@ def webhook_sender(rt: Runtime, worker_id: str):
 
     s = rt.settings
     return WebhookSender(rt.sessions, worker_id, allow_private=s.webhook_allow_private, timeout=s.webhook_timeout,
-                         concurrency=s.webhook_concurrency, nice=s.webhook_nice)
+                         concurrency=s.webhook_concurrency, nice=s.webhook_nice, read_sessions=rt.read_sessions)
 
 
 RETENTION_SECONDS = 3600.0
