@@ -205,7 +205,7 @@ def _dues(env) -> list:
 def test_retention_counts_then_applies(env, drip, monkeypatch):
     r = drip("retention", env=env)
     assert r.returncode == 2 and r.stderr.strip() == (
-        "drip: error: --days: no retention is set: set DRIP_RETENTION_DAYS or pass --days N")
+        "drip: error: --days: no retention is set: set it on Settings or DRIP_RETENTION_DAYS, or pass --days N")
     monkeypatch.setenv("DRIP_RETENTION_DAYS", "30")
     r = drip("retention", env=env)
     assert r.returncode == 0 and r.stdout.startswith("would delete (--apply deletes): 0 delivery rows and 0 provider")
