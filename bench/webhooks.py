@@ -18,7 +18,11 @@ What profiling this bench found (pyinstrument, the sending thread): SQLite lock 
 small part; the sender lost its time to (1) its own share of the outbox, ~150 us an email in
 SQLAlchemy statement building (now ~50 through the driver's executemany), and (2) CPU taken by
 the deliverer and the receiver on the same two cores (the outbox backend's file creation alone
-slowed ~2x), which the deliverer's lower priority gives back to sending.
+slowed ~2x), which the deliverer's lower priority gives back to sending. Later (cProfile and
+per-call thread CPU, BEGIN IMMEDIATE timed): (3) the record's own email.sent/enrollment.completed
+outbox work, ~80 us of CPU an email, now written by the webhook job from the ledger's marks
+(webhooks/derived.py), whose lock hold the sender then waited on until the job made the
+payloads in a read transaction first.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ claim, and sending goes on. Claims work like the email ledger's: `pending -> sen
 lease in one committed transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several workers
 never post the same delivery at once; a worker that died leaves rows that become due again when
 the lease runs out (at least once: receivers de-duplicate on `webhook-id`, as the spec says).
+Each claim first writes the email.sent / enrollment.completed of the sends recorded since the
+last one (webhooks/derived.py), so those go out in the same pass.
 
 Retries (any answer but 2xx, a timeout, a refused connection): after 5 s, 5 min, 30 min, 2 h,
 5 h, 10 h and 10 h (the spec's suggested schedule, 27.6 hours in all), then `failed`, shown in
