@@ -18,7 +18,11 @@ What profiling this bench found (pyinstrument, the sending thread): SQLite lock 
 small part; the sender lost its time to (1) its own share of the outbox, ~150 us an email in
 SQLAlchemy statement building (now ~50 through the driver's executemany), and (2) CPU taken by
 the deliverer and the receiver on the same two cores (the outbox backend's file creation alone
-slowed ~2x), which the deliverer's lower priority gives back to sending.
+slowed ~2x), which the deliverer's lower priority gives back to sending. Later (cProfile and
+per-call thread CPU, BEGIN IMMEDIATE timed): (3) the record's own email.sent/enrollment.completed
+outbox work, ~80 us of CPU an email, now written by the webhook job from the ledger's marks
+(webhooks/derived.py), whose lock hold the sender then waited on until the job made the
+payloads in a read transaction first.
 """
 
 from __future__ import annotations
@@ -136,7 +140,7 @@ def _round_in(n: int, backlog: int, mode: str, url: str | None) -> dict:
                               [ep.id], T0)
                 if mode == "thread":
                     sender = WebhookSender(rt.sessions, WORKER, allow_private=True, batch=200, concurrency=8,
-                                           nice=_nice(rt.settings))
+                                           nice=_nice(rt.settings), read_sessions=rt.read_sessions)
                 else:
                     env = {**os.environ, "DRIP_DATABASE_URL": rt.settings.db_url, "DRIP_WEBHOOK_ALLOW_PRIVATE": "true",
                            "DRIP_SECRET_KEY": "bench-secret", "DRIP_DATA_DIR": str(Path(tmp) / "data")}
@@ -192,10 +196,10 @@ def _round_in(n: int, backlog: int, mode: str, url: str | None) -> dict:
                     marked = text("SELECT 1 FROM deliveries WHERE hooks_until IS NOT NULL LIMIT 1")
                     t_end = time.perf_counter()
                     while time.perf_counter() - t_end < 120:
-                        with rt.sessions() as s:
+                        with rt.read_sessions() as s:  # a read transaction: never the deliverer's write lock
                             if s.scalar(marked) is None:
                                 break
-                        time.sleep(0.01)
+                        time.sleep(0.05)
                     out["sent_events_lag_s"] = time.perf_counter() - t_end
             if report.sent != n:
                 raise RuntimeError(f"bench sent {report.sent} of {n}")

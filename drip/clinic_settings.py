@@ -28,6 +28,10 @@ from drip.models import ClinicAsset, ClinicSetting
 
 VERSION_KEY = "_version"
 SIGNOFF_KEY = "require_signoff"  # clinician sign-off on or off ("1" / "0"), over DRIP_REQUIRE_SIGNOFF
+RETENTION_KEY = "retention_days"  # delivery history kept, in days ("0": forever), over DRIP_RETENTION_DAYS
+RETENTION_LABEL = "Delivery history"
+MIN_RETENTION_DAYS = 90  # a shorter history cannot answer "did you email me in spring?"
+MAX_RETENTION_DAYS = 3650  # ten years; longer is "keep forever"
 LOGO = "logo"
 LOGO_PATH = "/clinic/logo/"
 MAX_LOGO_BYTES = 512 * 1024
@@ -118,6 +122,45 @@ def save_signoff(session: Session, required: bool) -> None:
         return
     if row is None:
         session.add(ClinicSetting(key=SIGNOFF_KEY, value=value))
+    else:
+        row.value = value
+    _bump(session)
+    session.flush()
+
+
+def retention_days(overrides: Mapping[str, str]) -> int | None:
+    """The stored delivery retention in days (0: keep forever), None when never saved (the environment's then)."""
+    value = overrides.get(RETENTION_KEY)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def parse_retention(keep: str, days: str) -> int:
+    """The form's choice as days (0: keep forever), or InputError naming the field."""
+    if keep == "forever":
+        return 0
+    if keep != "days":
+        raise InputError("choose keep forever or a number of days", where=RETENTION_LABEL)
+    days = days.strip()
+    if not days.isdigit() or len(days) > 6:
+        raise InputError(f"{days[:20]!r} is not a whole number of days, e.g. 365", where=RETENTION_LABEL)
+    n = int(days)
+    if n < MIN_RETENTION_DAYS:
+        raise InputError(f"at least {MIN_RETENTION_DAYS} days (or keep forever); {n} would erase recent history",
+                         where=RETENTION_LABEL)
+    if n > MAX_RETENTION_DAYS:
+        raise InputError(f"at most {MAX_RETENTION_DAYS} days (ten years); choose keep forever to keep everything",
+                         where=RETENTION_LABEL)
+    return n
+
+
+def save_retention(session: Session, days: int) -> None:
+    """Store the retention (0: forever) and bump the version (every process follows on its next read)."""
+    value = str(days)
+    row = session.get(ClinicSetting, RETENTION_KEY)
+    if row is not None and row.value == value:
+        return
+    if row is None:
+        session.add(ClinicSetting(key=RETENTION_KEY, value=value))
     else:
         row.value = value
     _bump(session)

@@ -33,8 +33,8 @@ class Runtime:
         self.base_clinic = self._applied_clinic = self.settings.clinic
 
     def refresh_settings(self) -> bool:
-        """Apply the clinic settings saved in the web app (and the clinician sign-off choice); True
-        when the clinic changed (its renderer must be rebuilt).
+        """Apply the clinic settings saved in the web app (and the clinician sign-off and retention
+        choices); True when the clinic changed (its renderer must be rebuilt).
 
         One primary-key read when nothing changed (called once per worker tick and staff request).
         A database without the table yet (not migrated) keeps the env / drip.toml values."""
@@ -54,8 +54,12 @@ class Runtime:
             self.base_clinic = self.settings.clinic
         clinic = clinic_settings.apply(self.base_clinic, values)
         changed = clinic != self.settings.clinic
-        signoff = clinic_settings.signoff(values)  # saved on Settings: over DRIP_REQUIRE_SIGNOFF
-        self.settings = self.settings.with_(clinic=clinic, **({} if signoff is None else {"require_signoff": signoff}))
+        saved: dict = {}  # saved on Settings: over DRIP_REQUIRE_SIGNOFF / DRIP_RETENTION_DAYS
+        if (signoff := clinic_settings.signoff(values)) is not None:
+            saved["require_signoff"] = signoff
+        if (retention := clinic_settings.retention_days(values)) is not None:
+            saved["retention_days"] = retention
+        self.settings = self.settings.with_(clinic=clinic, **saved)
         self._applied_clinic = self.settings.clinic
         self.settings_version = version
         return changed

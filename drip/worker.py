@@ -29,8 +29,8 @@ def build_worker(rt: Runtime, dispatcher: "Dispatcher", interval: float | None, 
 
     heartbeat = Heartbeat(rt.sessions, dispatcher.store.worker_id, mode=mode)
     worker = Worker(dispatcher.tick, interval or rt.settings.tick_seconds, on_report=on_report, heartbeat=heartbeat)
-    if rt.settings.retention_days > 0:
-        worker.add_chore("retention", lambda: _retention(rt), RETENTION_SECONDS)
+    # Always scheduled: owners may set a retention on Settings while the worker runs (0: the job does nothing).
+    worker.add_chore("retention", lambda: _retention(rt), RETENTION_SECONDS)
     from delivery.bounces.mailbox import configured
 
     if configured(rt.settings) and rt.settings.bounce_poll_seconds > 0:
@@ -51,7 +51,7 @@ def webhook_sender(rt: Runtime, worker_id: str):
 
     s = rt.settings
     return WebhookSender(rt.sessions, worker_id, allow_private=s.webhook_allow_private, timeout=s.webhook_timeout,
-                         concurrency=s.webhook_concurrency, nice=s.webhook_nice)
+                         concurrency=s.webhook_concurrency, nice=s.webhook_nice, read_sessions=rt.read_sessions)
 
 
 RETENTION_SECONDS = 3600.0
@@ -66,10 +66,10 @@ def _stats(rt: Runtime) -> None:
 
 
 def _retention(rt: Runtime) -> None:
-    from delivery.retention import apply_retention
+    from delivery.retention import apply_retention, configured_days
     from drip.models import utcnow
 
-    result = apply_retention(rt.sessions, utcnow(), rt.settings.retention_days)
+    result = apply_retention(rt.sessions, utcnow(), configured_days(rt))
     if result.deliveries or result.events:
         log.info("retention: deleted %d delivery rows and %d provider events older than %s", result.deliveries,
                  result.events, result.cutoff.date())

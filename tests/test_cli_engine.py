@@ -205,7 +205,7 @@ def _dues(env) -> list:
 def test_retention_counts_then_applies(env, drip, monkeypatch):
     r = drip("retention", env=env)
     assert r.returncode == 2 and r.stderr.strip() == (
-        "drip: error: --days: no retention is set: set DRIP_RETENTION_DAYS or pass --days N")
+        "drip: error: --days: no retention is set: set it on Settings or DRIP_RETENTION_DAYS, or pass --days N")
     monkeypatch.setenv("DRIP_RETENTION_DAYS", "30")
     r = drip("retention", env=env)
     assert r.returncode == 0 and r.stdout.startswith("would delete (--apply deletes): 0 delivery rows and 0 provider")
@@ -225,3 +225,17 @@ def test_cadence_command_sets_and_shows_the_plan(env, seed_path, drip):
     assert r.returncode == 0 and "calendar days, sent at the time of enrollment" in r.stdout
     r = drip("campaigns", "cadence", "seed", "--send-time", "7pm", env=env)
     assert r.returncode == 2 and "HH:MM" in r.stderr
+
+
+def test_retention_uses_the_value_saved_on_settings(env, drip):
+    assert drip("retention", env=env).returncode == 2  # nothing set (and the database is migrated now)
+    from drip.clinic_settings import save_retention
+
+    engine = make_engine(env["DRIP_DATABASE_URL"])
+    try:
+        with session_factory(engine).begin() as s:
+            save_retention(s, 365)
+    finally:
+        engine.dispose()
+    r = drip("retention", env=env)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("(365 days)"), r.stdout

@@ -94,8 +94,18 @@ def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Seq
         return 0
     session.flush()  # the caller's pending ORM rows first (the driver statements below skip autoflush)
     conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
-    mark = "%s" if pg else "?"
+    rows = event_rows(conn.dialect.name, type_, items, now, key=key, times=times)
+    return insert_rows(session, rows, endpoint_ids, keyed=key is not None)
+
+
+EventRow = tuple  # (id, type, payload, stored time): what insert_rows writes
+
+
+def event_rows(dialect: str, type_: str, items: Sequence[dict], now: datetime, *,
+               key: Callable[[dict], str] | None = None, times: Sequence[datetime] | None = None) -> list[EventRow]:
+    """The events' rows, payloads made (no database needed: webhooks/derived.py makes them before
+    it takes the write lock). With `key`, one row per id."""
+    pg = dialect == "postgresql"
     stamps: dict[datetime, tuple] = {}
 
     def stamp(when: datetime) -> tuple:  # (the stored time, the payload's head): once per distinct time
@@ -114,6 +124,16 @@ def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Seq
         rows.append(((key(data) if key else new_id()), type_, head + dumps(data) + "}", at))
     if key is not None:
         rows = list({r[0]: r for r in rows}.values())  # one event per id, whatever the caller passed
+    return rows
+
+
+def insert_rows(session: Session, rows: list[EventRow], endpoint_ids: Sequence[int], *, keyed: bool) -> int:
+    """Insert `event_rows` and one delivery per (event, endpoint); keyed: ids already there left out."""
+    if not rows or not endpoint_ids:
+        return 0
+    conn = session.connection()
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    if keyed:
         have: set[str] = set()
         for i in range(0, len(rows), 500):
             part = [r[0] for r in rows[i:i + 500]]
@@ -125,7 +145,7 @@ def write(session: Session, type_: str, items: Sequence[dict], endpoint_ids: Seq
             return 0
     conn.exec_driver_sql(
         f"INSERT INTO webhook_events (id, type, payload, created_at) VALUES ({mark}, {mark}, {mark}, {mark})"
-        + (" ON CONFLICT (id) DO NOTHING" if key is not None else ""), rows)
+        + (" ON CONFLICT (id) DO NOTHING" if keyed else ""), rows)
     conn.exec_driver_sql(
         "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, last_error, "
         f"created_at) VALUES ({mark}, {mark}, 'pending', 0, {mark}, '', {mark})",

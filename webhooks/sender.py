@@ -6,6 +6,8 @@ claim, and sending goes on. Claims work like the email ledger's: `pending -> sen
 lease in one committed transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several workers
 never post the same delivery at once; a worker that died leaves rows that become due again when
 the lease runs out (at least once: receivers de-duplicate on `webhook-id`, as the spec says).
+Each claim first writes the email.sent / enrollment.completed of the sends recorded since the
+last one (webhooks/derived.py), so those go out in the same pass.
 
 Retries (any answer but 2xx, a timeout, a refused connection): after 5 s, 5 min, 30 min, 2 h,
 5 h, 10 h and 10 h (the spec's suggested schedule, 27.6 hours in all), then `failed`, shown in
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drip.models import UTCDateTime, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks import signing
-from webhooks.derived import publish
+from webhooks.derived import prepare, publish
 from webhooks.http import Poster
 from webhooks.targets import Target, TargetRefused, resolve
 
@@ -123,8 +125,10 @@ class WebhookSender:
 
     def __init__(self, sessions: sessionmaker[Session], worker_id: str, *, allow_private: bool = False,
                  batch: int = 200, concurrency: int = 8, timeout: float = 5.0, lease: timedelta = timedelta(seconds=60),
-                 clock: Callable[[], datetime] | None = None, nice: int = 0) -> None:
+                 clock: Callable[[], datetime] | None = None, nice: int = 0,
+                 read_sessions: sessionmaker[Session] | None = None) -> None:
         self.sessions = sessions
+        self.read_sessions = read_sessions  # for reading marked sends (Runtime.read_sessions)
         self.worker_id = worker_id
         self.allow_private = allow_private
         self.batch = max(1, batch)
@@ -165,10 +169,15 @@ class WebhookSender:
             RETURNING id
             """
         ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("lease", type_=UTCDateTime))
+        # email.sent / enrollment.completed of the sends recorded since the last claim
+        # (webhooks/derived.py): read and made first (a read transaction: on SQLite no write lock),
+        # written in this claim's transaction, so they go out in this pass.
+        ready = None
+        if self.read_sessions is not None:
+            with self.read_sessions() as r:
+                ready = prepare(r)
         with self.sessions.begin() as s:
-            # email.sent / enrollment.completed of the sends recorded since the last claim
-            # (webhooks/derived.py): written here, in this transaction, so they go out in this pass.
-            publish(s)
+            publish(s, ready=ready)
             ids = [r[0] for r in s.execute(sql, {"now": now, "lease": now + self.lease, "worker": self.worker_id,
                                                   "limit": self.batch, "yes": True})]
             if not ids:

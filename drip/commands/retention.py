@@ -8,21 +8,22 @@ import typer
 
 
 def retention_cmd(
-    days: Optional[int] = typer.Option(None, "--days", min=1, help="Override DRIP_RETENTION_DAYS for this run."),
+    days: Optional[int] = typer.Option(None, "--days", min=1, help="Override the retention (Settings, else DRIP_RETENTION_DAYS) for this run."),
     apply: bool = typer.Option(False, "--apply", help="Delete them (default: only count)."),
 ) -> None:
     """Finished delivery rows and provider events older than the retention setting (the worker applies it hourly)."""
     from rich.console import Console
 
-    from delivery.retention import apply_retention, count_expired
+    from delivery.retention import apply_retention, configured_days, count_expired
     from drip.errors import InputError
     from drip.models import utcnow
     from drip.runtime import open_runtime
 
     rt = open_runtime()
-    keep = days or rt.settings.retention_days
+    keep = days or configured_days(rt)  # the one saved on Settings, else DRIP_RETENTION_DAYS
     if keep <= 0:
-        raise InputError("no retention is set: set DRIP_RETENTION_DAYS or pass --days N", where="--days")
+        raise InputError("no retention is set: set it on Settings or DRIP_RETENTION_DAYS, or pass --days N",
+                         where="--days")
     now = utcnow()
     if apply:
         result = apply_retention(rt.sessions, now, keep)

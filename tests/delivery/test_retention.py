@@ -14,10 +14,10 @@ from tests.factories import make_subscriber
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
 
 
-def _rows(rt):
+def _rows(rt, now: datetime = NOW):
     with rt.sessions.begin() as s:
         sid = make_subscriber(s, "p@example.org").id
-        old, new = NOW - timedelta(days=400), NOW - timedelta(days=10)
+        old, new = now - timedelta(days=400), now - timedelta(days=10)
         s.add_all([
             Delivery(subscriber_id=sid, due_at=old, sent_at=old, status="sent"),
             Delivery(subscriber_id=sid, due_at=old, status="failed"),
@@ -53,3 +53,21 @@ def test_a_failing_chore_never_stops_the_worker():
     w._chore("boom", w.chores[0][1])  # logged, not raised
     w._chore("ok", w.chores[1][1])
     assert ran == ["ok"] and {j.id for j in w.build_scheduler().get_jobs()} >= {"boom", "ok", "dispatch"}
+
+
+def test_the_hourly_job_uses_the_retention_saved_on_settings(runtime):
+    """Read afresh by the job: it does not wait for a tick to have refreshed the process's settings."""
+    from drip.clinic_settings import save_retention
+    from drip.models import utcnow
+    from drip.worker import _retention
+
+    _rows(runtime, utcnow())  # the job runs at the real time
+    _retention(runtime)
+    with runtime.sessions() as s:
+        assert len(list(s.scalars(select(Delivery.id)))) == 6  # DRIP_RETENTION_DAYS unset, nothing saved: kept
+    with runtime.sessions.begin() as s:
+        save_retention(s, 365)
+    assert runtime.settings.retention_days == 0  # this process has not read it
+    _retention(runtime)
+    with runtime.sessions() as s:
+        assert sorted(s.scalars(select(Delivery.status))) == ["scheduled", "sending", "sent"]

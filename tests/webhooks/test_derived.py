@@ -16,7 +16,7 @@ from drip.models import Delivery, Enrollment, WebhookDelivery, WebhookEvent
 from drip.runtime import Runtime
 from tests.delivery.test_dispatcher import Clock, ScriptedBackend, run_until_done
 from tests.factories import make_campaign, make_subscriber
-from webhooks.derived import publish
+from webhooks.derived import prepare, publish
 from webhooks.endpoints import add_endpoint
 from webhooks.sender import WebhookSender
 
@@ -98,7 +98,8 @@ def test_killed_between_the_record_and_the_webhook_job_loses_and_doubles_nothing
                 assert publish(s) == 4
                 raise RuntimeError("killed")
         assert _marked(rt) == 4 and _outbox(rt)[0] == []
-        sender = WebhookSender(rt.sessions, "w-after-restart", allow_private=True, timeout=3.0, concurrency=4)
+        sender = WebhookSender(rt.sessions, "w-after-restart", allow_private=True, timeout=3.0, concurrency=4,
+                               read_sessions=rt.read_sessions)
         try:
             first, second = sender.run_once(T0 + timedelta(days=3)), sender.run_once(T0 + timedelta(days=3))
         finally:
@@ -166,6 +167,25 @@ def test_the_events_are_the_ones_the_record_wrote(runtime):
                                         "timestamp": last.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
                                         "data": {"enrollment_id": d.enrollment_id, "subscriber_id": d.subscriber_id,
                                                  "campaign": "onboarding"}}
+
+
+def test_events_made_before_the_write_are_written_only_for_rows_still_marked(runtime):
+    """The job makes the events in a read transaction, then writes them: rows another job wrote
+    meanwhile are left out, so a stale read never doubles an event."""
+    _endpoint(runtime)
+    _enroll(runtime, n=2)
+    sent = _send_all(runtime)
+    with runtime.read_sessions() as r:
+        stale = prepare(r)
+    assert sorted(stale.ids) == sent
+    with runtime.sessions.begin() as s:
+        assert publish(s, limit=2) == 2  # another job, in between
+    with runtime.sessions.begin() as s:
+        assert publish(s, ready=stale) == 2  # only the two still marked
+    assert _marked(runtime) == 0
+    events, per, _ = _outbox(runtime)
+    assert sorted(i for t, i in events if t == "email.sent") == sorted(f"msg_sent_{d}" for d in sent)
+    assert per == {i: 1 for _, i in events}
 
 
 def test_completion_is_decided_by_the_record_not_by_the_job(runtime):

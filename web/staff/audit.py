@@ -1,4 +1,5 @@
-"""The audit log page (owners): filter by who, action and date range, page through, export CSV.
+"""The audit log page (owners): filter by who, action and date range, page through, export CSV
+(each export is itself audited, as `audit.export` with its filter and row count).
 
 Read only: there is no route that changes or deletes a row (tests/web/staff/test_audit.py
 checks the route table), and the database refuses it too (migration 0014's triggers).
@@ -38,6 +39,11 @@ def _filter(req: StaffRequest) -> AuditFilter:
                        since=_day(req, "from", end=False), until=_day(req, "to", end=True))
 
 
+def _filter_params(req: StaffRequest) -> dict[str, str]:
+    """The filter an export used, as typed (a staff label, an action, dates: never patient data)."""
+    return {k: req.query(k).strip()[:64] for k in ("who", "action", "from", "to") if req.query(k).strip()}
+
+
 def audit_page(req: StaffRequest) -> Response:
     params = {k: req.query(k) for k in ("who", "action", "from", "to")}
     try:
@@ -65,7 +71,10 @@ def audit_csv(req: StaffRequest) -> Response:
     except InputError as exc:
         return req.render("error.html", {"title": "Bad request", "detail": str(exc)}, status_code=400)
     with req.ctx.runtime.read_sessions() as db:
-        body = to_csv(entries(db, where, limit=CSV_LIMIT))
+        rows = entries(db, where, limit=CSV_LIMIT)
+        body = to_csv(rows)
+    with req.ctx.runtime.sessions.begin() as db:  # an export of the log is itself an action on it
+        req.audit(db, "audit.export", "audit log", after={"rows": len(rows), **_filter_params(req)})
     stamp = req.now.strftime("%Y%m%d")
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="audit-{stamp}.csv"', "Cache-Control": "no-store",

@@ -27,7 +27,7 @@ from drip.models import Campaign, CampaignStatus, EnrollmentState, Step, Tag
 from web.staff.base import StaffRequest
 from web.staff.dashboard import campaign_chart
 from web.staff.signup import signup_warning
-from web.staff.emails import PREVIEW_HEADERS, render_sample, send_test, step_content
+from web.staff.emails import PREVIEW_HEADERS, audit_test_email, render_sample, send_test, step_content
 from web.staff.stats import StepStats, as_of_note, campaign_summaries, step_stats
 from web.staff.uploads import display_name, saved_upload, shown_error
 
@@ -562,8 +562,11 @@ def step_test(req: StaffRequest) -> Response:
         send_test(req.ctx.settings, req.staff.renderer, content, req.user.email)
     except (SendError, DripError) as exc:
         req.flash(f"The test email could not be sent: {exc}", "error")
+        sent = False
     else:
         req.flash(f"Test email sent to {req.user.email}.")
+        sent = True
+    audit_test_email(req, f"campaign {slug} step {position}", sent, language=language)
     back = req.field("back")
     if back == "preview":
         url = req.request.app.url_path_for("staff:step_preview", slug=slug, position=position)

@@ -6,7 +6,8 @@ content: a draft's steps are edited in place without a new version number.
 
 A test email goes through the configured backend (the outbox by default) to the logged-in staff
 address only, with "[TEST] " before the subject. It is not a delivery: it has no ledger row and
-carries delivery id 0 (the outbox keeps the newest test as 0.eml / 0.html).
+carries delivery id 0 (the outbox keeps the newest test as 0.eml / 0.html). Each one is audited
+(`email.test`: who, which email, sent or not).
 """
 
 from __future__ import annotations
@@ -87,3 +88,13 @@ def send_test(settings: Settings, renderer: Renderer, content: EmailContent, to_
     if not result.ok:
         raise SendError(result.error or "the email backend refused the test email")
     return result.message_id or ""
+
+
+def audit_test_email(req, target: str, sent: bool, *, language: str = "") -> None:
+    """Audit a test email (`email.test`): who asked (the actor, also its recipient), which email,
+    and whether the backend took it. Never the address or the error text (it may echo a key)."""
+    after: dict = {"sent": sent}
+    if language:
+        after["language"] = language
+    with req.ctx.runtime.sessions.begin() as db:
+        req.audit(db, "email.test", target, after=after)

@@ -26,7 +26,7 @@ from drip.models import (
     Tag,
 )
 from web.staff.base import StaffRequest
-from web.staff.emails import PREVIEW_HEADERS, broadcast_content, render_sample, send_test
+from web.staff.emails import PREVIEW_HEADERS, audit_test_email, broadcast_content, render_sample, send_test
 from web.staff.uploads import display_name, saved_upload, shown_error
 
 COUNT_ORDER = [s.value for s in DeliveryStatus]
@@ -259,6 +259,9 @@ def newsletter_test(req: StaffRequest) -> Response:
         send_test(req.ctx.settings, req.staff.renderer, content, req.user.email)  # type: ignore[arg-type]
     except (SendError, DripError) as exc:
         req.flash(f"The test email could not be sent: {exc}", "error")
+        sent = False
     else:
         req.flash(f"Test email sent to {req.user.email}.")
+        sent = True
+    audit_test_email(req, f"newsletter {slug}", sent)
     return req.redirect("staff:newsletter", slug=slug)

@@ -123,6 +123,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
               name="settings_preview"),
         Route("/settings/signoff", page(settings.settings_signoff, perm=P.SETTINGS), methods=POST,
               name="settings_signoff"),
+        Route("/settings/retention", page(settings.settings_retention, perm=P.SETTINGS), methods=POST,
+              name="settings_retention"),
         Route("/settings/logo", page(settings.settings_logo, perm=P.SETTINGS, uploads=True), methods=POST,
               name="settings_logo"),
         Route("/settings/logo/remove", page(settings.settings_logo_remove, perm=P.SETTINGS), methods=POST,

@@ -1,5 +1,5 @@
 """Settings (owners): clinic identity and branding with a live email preview, the logo, clinician
-sign-off on or off, lists, API tokens.
+sign-off on or off, how long delivery history is kept, lists, API tokens.
 
 The preview needs no script: the form's "Preview" button posts the unsaved values to
 /staff/settings/preview with `formtarget` set to the preview frame, which renders a sample step
@@ -46,12 +46,20 @@ def _form_values(req: StaffRequest) -> dict[str, str]:
 
 
 def _page(req: StaffRequest, *, error: str = "", values: dict[str, str] | None = None,
-          status_code: int = 200) -> Response:
+          status_code: int = 200, retention_error: str = "", retention_form: dict[str, str] | None = None,
+          retention_confirm: dict | None = None) -> Response:
     clinic = req.ctx.settings.clinic
+    days = req.ctx.settings.retention_days
+    with req.ctx.runtime.read_sessions() as db:
+        saved = cs.retention_days(cs.stored(db)) is not None
     return req.render("settings.html", {
         "nav": "settings", "fields": cs.FIELDS, "values": values or cs.current(clinic, {}), "error": error,
         "logo_url": clinic.logo_url, "max_logo_kb": cs.MAX_LOGO_BYTES // 1024,
         "require_signoff": req.ctx.settings.require_signoff,
+        "retention_days": days, "retention_saved": saved, "retention_error": retention_error,
+        "retention_form": retention_form or {"keep": "days" if days else "forever", "days": str(days) if days else ""},
+        "retention_confirm": retention_confirm, "retention_min": cs.MIN_RETENTION_DAYS,
+        "retention_max": cs.MAX_RETENTION_DAYS,
     }, status_code=status_code)
 
 
@@ -94,6 +102,38 @@ def settings_signoff(req: StaffRequest) -> Response:
     else:
         req.flash("Clinician sign-off is off: editors' changes go live at once. Changes already waiting still "
                   "wait for an approver.")
+    return req.redirect("staff:settings")
+
+
+def settings_retention(req: StaffRequest) -> Response:
+    """How long delivery history is kept (delivery/retention.py): forever, or 90 to 3650 days.
+    Lowering it (deleting more) takes a second submit: the page counts what the new value would
+    delete now, and saves only with the box ticked for that same number of days."""
+    form = {"keep": req.field("keep"), "days": req.field("days").strip()[:20]}
+    try:
+        days = cs.parse_retention(form["keep"], form["days"])
+    except InputError as exc:
+        return _page(req, retention_error=_error(exc), retention_form=form, status_code=400)
+    was = req.ctx.settings.retention_days
+    lowering = days > 0 and (was <= 0 or days < was)
+    if lowering and not (req.field("confirm") == "on" and req.field("confirm_days") == str(days)):
+        from delivery.retention import count_capped
+
+        with req.ctx.runtime.read_sessions() as db:
+            count = count_capped(db, req.now, days)
+        return _page(req, retention_form=form, retention_confirm={"days": days, "count": count})
+    with req.ctx.runtime.sessions.begin() as db:
+        cs.save_retention(db, days)
+        if days != was:
+            req.audit(db, "settings.retention", "clinic settings", before={"retention_days": was},
+                      after={"retention_days": days})
+    req.staff.refresh_clinic()
+    if days == was:
+        req.flash("Nothing changed.")
+    elif days:
+        req.flash(f"Delivery history older than {days} days is deleted by the worker within the hour.")
+    else:
+        req.flash("Delivery history is kept forever.")
     return req.redirect("staff:settings")
 
 

@@ -119,6 +119,7 @@ ALLOWED_OTHER = {
     "/staff/settings": {200, 400},  # the POST has no values: "Clinic name: required"
     "/staff/settings/preview": {200, 400},
     "/staff/settings/logo": {400},  # no file chosen
+    "/staff/settings/retention": {400},  # no choice in the form: "Delivery history: choose ..."
     "/staff/lists/add": {400},  # no name
     "/staff/lists/{id:int}": {303, 404},
     "/staff/lists/{id:int}/delete": {303, 400, 404},
@@ -226,6 +227,7 @@ EXPECTED = {  # (method, path): roles allowed
     ("POST", "/staff/subscribers/{id:int}/erase"): {"owner"},
     ("GET", "/staff/settings"): {"owner"},
     ("POST", "/staff/settings/signoff"): {"owner"},
+    ("POST", "/staff/settings/retention"): {"owner"},
     ("POST", "/staff/tokens/create"): {"owner"},
     ("POST", "/staff/team/invite"): {"owner"},
     ("GET", "/staff/audit"): {"owner"},
