@@ -116,16 +116,7 @@ def signoff(overrides: Mapping[str, str]) -> bool | None:
 
 def save_signoff(session: Session, required: bool) -> None:
     """Store the sign-off choice and bump the version (every process follows on its next read)."""
-    value = "1" if required else "0"
-    row = session.get(ClinicSetting, SIGNOFF_KEY)
-    if row is not None and row.value == value:
-        return
-    if row is None:
-        session.add(ClinicSetting(key=SIGNOFF_KEY, value=value))
-    else:
-        row.value = value
-    _bump(session)
-    session.flush()
+    _save_one(session, SIGNOFF_KEY, "1" if required else "0")
 
 
 def retention_days(overrides: Mapping[str, str]) -> int | None:
@@ -155,16 +146,7 @@ def parse_retention(keep: str, days: str) -> int:
 
 def save_retention(session: Session, days: int) -> None:
     """Store the retention (0: forever) and bump the version (every process follows on its next read)."""
-    value = str(days)
-    row = session.get(ClinicSetting, RETENTION_KEY)
-    if row is not None and row.value == value:
-        return
-    if row is None:
-        session.add(ClinicSetting(key=RETENTION_KEY, value=value))
-    else:
-        row.value = value
-    _bump(session)
-    session.flush()
+    _save_one(session, RETENTION_KEY, str(days))
 
 
 def current(clinic: Clinic, values: Mapping[str, str]) -> dict[str, str]:
@@ -173,13 +155,28 @@ def current(clinic: Clinic, values: Mapping[str, str]) -> dict[str, str]:
 
 
 def _bump(session: Session) -> int:
-    row = session.get(ClinicSetting, VERSION_KEY)
-    new = (int(row.value) if row is not None and row.value.isdigit() else 0) + 1
-    if row is None:
-        session.add(ClinicSetting(key=VERSION_KEY, value=str(new)))
-    else:
-        row.value = str(new)
+    new = version(session) + 1
+    _put(session, VERSION_KEY, str(new))
     return new
+
+
+def _put(session: Session, key: str, value: str) -> bool:
+    """Store one key; False when it already held `value`."""
+    row = session.get(ClinicSetting, key)
+    if row is not None and row.value == value:
+        return False
+    if row is None:
+        session.add(ClinicSetting(key=key, value=value))
+    else:
+        row.value = value
+    return True
+
+
+def _save_one(session: Session, key: str, value: str) -> None:
+    """Store one choice and, if it changed, bump the version (every process follows on its next read)."""
+    if _put(session, key, value):
+        _bump(session)
+        session.flush()
 
 
 def save(session: Session, base: Clinic, values: Mapping[str, str]) -> tuple[dict, dict]:
@@ -189,11 +186,7 @@ def save(session: Session, base: Clinic, values: Mapping[str, str]) -> tuple[dic
     was = current(apply(base, stored(session)), {})
     before, after = changed(was, {k: values[k] for k in KEYS})
     for key in after:
-        row = session.get(ClinicSetting, key)
-        if row is None:
-            session.add(ClinicSetting(key=key, value=values[key]))
-        else:
-            row.value = values[key]
+        _put(session, key, values[key])
     if after:
         _bump(session)
     session.flush()
