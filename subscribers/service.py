@@ -411,9 +411,9 @@ def _filtered(query: Select, session: Session, search: str | None, tag: str | No
     """`query` narrowed to the matching subscribers, and the column to order and page them by
     (their id, or the same id as the FTS5 table's rowid where that table drives the query)."""
     key: Any = Subscriber.id
+    dialect = session.get_bind().dialect.name
     needle = (search or "").strip().lower()
     if needle:
-        dialect = session.get_bind().dialect.name
         fragment = _index_fragment(needle) if indexed else needle
         # Bound parameters, and autoescape makes % and _ in the search literal characters.
         in_address = Subscriber.email_key.contains(needle, autoescape=True)
@@ -449,7 +449,7 @@ def _filtered(query: Select, session: Session, search: str | None, tag: str | No
         if status not in allowed:
             raise InputError(f"unknown status {status!r} (one of: {', '.join(sorted(allowed))})", where="--status")
         column_: Any = Subscriber.status
-        if key is not Subscriber.id and session.get_bind().dialect.name == "sqlite":
+        if key is not Subscriber.id and dialect == "sqlite":
             # Another index drives; SQLite would otherwise walk the status index (everyone is
             # "active") and probe the tag or the search for each patient. `|| ''` rules it out.
             column_ = Subscriber.status.concat("")
@@ -484,12 +484,13 @@ def list_subscribers(
     query, key = _filtered(select(Subscriber), session, search, tag, status, indexed=indexed)
     # The bound on both ids: PostgreSQL carries an equality across a join, not a range, and would
     # merge-join the tag's rows after `after` with every patient from the first (200 ms at 1M).
+    ids = [key] if key is Subscriber.id else [key, Subscriber.id]
     if before is not None:
-        query = query.where(key < before, Subscriber.id < before) if key is not Subscriber.id else query.where(key < before)
+        query = query.where(*(c < before for c in ids))
         rows = list(session.scalars(query.order_by(key.desc()).limit(limit).offset(offset)))
         return rows[::-1]
     if after is not None:
-        query = query.where(key > after, Subscriber.id > after) if key is not Subscriber.id else query.where(key > after)
+        query = query.where(*(c > after for c in ids))
     return list(session.scalars(query.order_by(key).limit(limit).offset(offset)))
 
 

@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-MAX_ID = 2**31 - 1
+from drip.models import MAX_ID
+
 MAX_OFFSET = 10**9
 
 

@@ -144,7 +144,7 @@ def list_(
     status: Optional[str] = typer.Option(None, "--status", help="active, pending, paused, unsubscribed, bounced, complained."),
     limit: int = typer.Option(50, "--limit", help="Rows to show (at most 1000)."),
     offset: int = typer.Option(0, "--offset", help="Rows to skip."),
-    after: Optional[int] = typer.Option(None, "--after", min=0, max=2**31 - 1,
+    after: Optional[int] = typer.Option(None, "--after", min=0, max=2**31 - 1,  # drip.models.MAX_ID: not imported, --help stays light
                                         help="Only ids above this one (the last id shown): a deep page without --offset's cost."),
 ) -> None:
     """List patients, newest last."""

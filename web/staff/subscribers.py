@@ -25,6 +25,7 @@ from delivery.counts import counted
 from delivery.status import status_rows
 from drip.errors import InputError, NotFoundError
 from drip.models import (
+    MAX_ID,
     AttributeDefinition,
     Campaign,
     CampaignStatus,
@@ -53,7 +54,6 @@ from subscribers.suppression import cancel_pending, suppress, suppression_of
 from subscribers.tokens import LinkClaims
 from subscribers.unsubscribe import unsubscribe
 from web.staff import bulk
-from web.api_models import MAX_ID
 from web.staff.base import StaffRequest
 from web.staff.signup import signup_warning
 from web.staff.stats import as_of_note
@@ -411,8 +411,6 @@ EXPORT_LABELS = {
 def subscriber_export_page(req: StaffRequest) -> Response:
     """The same export as a page a patient can read (print it, or save it as a PDF): times in the
     clinic's zone, plain labels, and every part of the JSON, events included."""
-    from datetime import datetime
-
     def at(value: str | None) -> str:
         return req.staff.when(datetime.fromisoformat(value)) if value else "—"
 
