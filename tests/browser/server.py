@@ -73,3 +73,11 @@ def run_server(folder: Path, **settings_changes) -> Iterator[LiveServer]:
         thread.join(timeout=10)
         sock.close()
         runtime.close()
+
+
+def log_in(page, base: str, email: str, password: str) -> None:
+    """Fill and submit the staff login form (the caller waits for the page it expects next)."""
+    page.goto(f"{base}/staff/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button:has-text('Log in')")

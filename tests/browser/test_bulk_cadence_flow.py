@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from drip.models import Enrollment
 from subscribers.service import tag_subscribers
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from tests.factories import make_campaign, make_subscriber
 from web.staff.auth import add_staff
 
@@ -38,10 +38,7 @@ def server(tmp_path_factory):
 
 
 def login(page, base: str) -> None:
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=email]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, base, EMAIL, PASSWORD)
     page.wait_for_url(f"{base}/staff/campaigns")
 
 

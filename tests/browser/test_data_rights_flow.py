@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from drip.models import AuditEntry, Delivery, Subscriber, Suppression
 from subscribers.suppression import erased_key
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from tests.web.staff.data import seed_staff
 from web.staff.auth import add_staff
 
@@ -32,10 +32,7 @@ def test_the_owner_exports_then_erases_a_patient(page, shoot, tmp_path):
             deliveries = s.scalar(select(func.count()).select_from(Delivery)
                                   .where(Delivery.subscriber_id == ids.ann_id))
         base = server.url
-        page.goto(f"{base}/staff/login")
-        page.fill("input[name=email]", OWNER)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button:has-text('Log in')")
+        log_in(page, base, OWNER, PASSWORD)
         page.wait_for_selector(".account .who")
 
         page.goto(f"{base}/staff/subscribers")

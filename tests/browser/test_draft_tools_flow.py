@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from web.staff.auth import add_staff
 
 pytestmark = pytest.mark.browser
@@ -29,10 +29,7 @@ def test_staff_fix_a_draft_merge_split_drop_undo(page, own_server, shoot, seed_p
     with own_server.runtime.sessions.begin() as s:
         add_staff(s, EMAIL, PASSWORD, role="editor")
     base = own_server.url
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=email]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, base, EMAIL, PASSWORD)
     page.wait_for_url(f"{base}/staff/campaigns")
     page.set_input_files("input[name=article]", str(seed_path))
     page.click("button:has-text('Upload and split')")

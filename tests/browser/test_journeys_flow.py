@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from tests.factories import make_campaign, make_subscriber
 from subscribers.service import tag_subscribers
 from web.staff.auth import add_staff
@@ -32,10 +32,7 @@ def server(tmp_path_factory):
 
 def test_front_desk_journeys(page, server, shoot):
     base = server.url
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=email]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, base, EMAIL, PASSWORD)
     page.wait_for_url(f"{base}/staff/campaigns")
     assert "there is no campaign 'onboarding'" in page.locator("#signup-warning").inner_text()
 

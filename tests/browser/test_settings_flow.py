@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from web.staff.auth import add_staff
 
 pytestmark = pytest.mark.browser
@@ -21,10 +21,7 @@ def test_owner_previews_then_saves_new_branding(page, shoot, tmp_path):
         with server.runtime.sessions.begin() as s:
             add_staff(s, EMAIL, PASSWORD)
         base = server.url
-        page.goto(f"{base}/staff/login")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button:has-text('Log in')")
+        log_in(page, base, EMAIL, PASSWORD)
         page.wait_for_selector(".account .who")
         page.goto(f"{base}/staff/settings")
         preview = page.frame_locator("#settings-preview").locator("body")

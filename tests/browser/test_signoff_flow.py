@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from campaigns.service import latest_versions
 from drip.models import AuditEntry, Campaign, Step
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from web.staff.auth import add_staff
 
 pytestmark = pytest.mark.browser
@@ -23,14 +23,11 @@ DRAFT_SUBJECT = "How acupuncture releases endorphins"
 LIVE_SUBJECT = "Endorphins: how fine needles ease pain"
 
 
-def log_in(browser, base: str, who: str):
+def open_as(browser, base: str, who: str):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=email]", who)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, base, who, PASSWORD)
     page.wait_for_selector(".account .who")
     return context, page
 
@@ -48,8 +45,8 @@ def test_an_editor_drafts_and_an_approver_approves_with_the_diff_on_screen(brows
             add_staff(s, EDITOR, PASSWORD, role="editor")
             add_staff(s, APPROVER, PASSWORD, role="approver")
         base = server.url
-        editor_ctx, editor = log_in(browser, base, EDITOR)
-        approver_ctx, approver = log_in(browser, base, APPROVER)
+        editor_ctx, editor = open_as(browser, base, EDITOR)
+        approver_ctx, approver = open_as(browser, base, APPROVER)
         try:
             # The editor uploads the article and corrects the first item's subject; no Publish for her.
             editor.goto(f"{base}/staff/campaigns")

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from campaigns import service
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from tests.campaigns.test_translations import spanish
 from tests.factories import make_campaign
 from web.staff.auth import add_staff
@@ -35,10 +35,7 @@ def server(tmp_path_factory):
 
 def test_staff_edit_the_spanish_subject_and_see_it_on_the_spanish_preview(page, server, shoot):
     base = server.url
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=email]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, base, EMAIL, PASSWORD)
     page.wait_for_selector(".account .who")
 
     page.goto(f"{base}/staff/campaigns/onboarding/steps/2")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.server import run_server
+from tests.browser.server import log_in, run_server
 from tests.factories import make_subscriber
 from web.staff.auth import add_staff
 
@@ -33,10 +33,7 @@ def names(page) -> list[str]:
 
 def test_search_then_page_through_the_matches(page, server, shoot):
     base = server.url
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=email]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Log in')")
+    log_in(page, base, EMAIL, PASSWORD)
     page.wait_for_url(f"{base}/staff/campaigns")
 
     page.goto(f"{base}/staff/subscribers")
